@@ -1,0 +1,28 @@
+//! The exsim exchange: domain types and the three services (UBSCore, Matching,
+//! Settlement) as pure, synchronous state machines: inputs in, events out, no I/O.
+
+pub mod command;
+pub mod event;
+pub mod matching;
+pub mod math;
+pub mod pipeline;
+pub mod settlement;
+pub mod types;
+pub mod ubscore;
+
+pub use command::{Ack, Command, CommandKey, MeInput, Order, Outcome, RejectReason, UbsRecord};
+pub use event::{CancelRejectReason, CloseReason, MeEvent, MeEventKind, Trade};
+pub use matching::MatchingEngine;
+pub use pipeline::{Pipeline, PipelineError};
+pub use settlement::Settlement;
+pub use types::*;
+pub use ubscore::UbsCore;
+
+/// Whether an idempotent input changed the state or was a duplicate delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// New: the state changed.
+    Applied,
+    /// Already seen: nothing changed.
+    Duplicate,
+}

@@ -1,0 +1,55 @@
+//! The checker: invariants and state equivalence between the engine and the model.
+
+mod invariants;
+mod view;
+
+pub use invariants::{check_event_log, check_state};
+pub use view::ExchangeView;
+
+use crate::model::Model;
+use engine::Pipeline;
+use std::fmt::Debug;
+
+/// The first difference between two sequences or values, described.
+pub fn first_difference<T: PartialEq + Debug>(
+    what: &str,
+    expected: &[T],
+    actual: &[T],
+) -> Result<(), String> {
+    if let Some(i) = (0..expected.len().min(actual.len())).find(|i| expected[*i] != actual[*i]) {
+        return Err(format!(
+            "{what}[{i}]:\n  expected (model): {:?}\n  actual (engine):  {:?}",
+            expected[i], actual[i]
+        ));
+    }
+    if expected.len() != actual.len() {
+        return Err(format!("{what}: model has {} entries, engine has {}", expected.len(), actual.len()));
+    }
+    Ok(())
+}
+
+/// Compares everything the engine (built `with_logs`) and the model hold: history,
+/// event log, ledger and the full state view. Returns the first difference.
+pub fn compare(engine: &Pipeline, model: &Model) -> Result<(), String> {
+    first_difference("ubscore history", model.history(), engine.history())?;
+    first_difference("me events", model.events(), engine.events())?;
+    first_difference("settlement ledger", model.ledger(), engine.settlement().ledger())?;
+    let (want, got) = (ExchangeView::of_model(model), ExchangeView::of_engine(engine));
+    if want != got {
+        let fields: [(&str, String, String); 7] = [
+            ("balances", format!("{:?}", want.balances), format!("{:?}", got.balances)),
+            ("supply", format!("{:?}", want.supply), format!("{:?}", got.supply)),
+            ("books", format!("{:?}", want.books), format!("{:?}", got.books)),
+            ("locks", format!("{:?}", want.locks), format!("{:?}", got.locks)),
+            ("next_ubs_seq", want.next_ubs_seq.to_string(), got.next_ubs_seq.to_string()),
+            ("events", want.events.to_string(), got.events.to_string()),
+            ("trades", want.trades.to_string(), got.trades.to_string()),
+        ];
+        for (name, w, g) in fields {
+            if w != g {
+                return Err(format!("state.{name}:\n  expected (model): {w}\n  actual (engine):  {g}"));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! exsim scenarios: the workload generator, the independent reference model, the checker,
+//! conformance with external golden data, benchmarks, and the `exsim` command line.
+
+pub mod bench;
+pub mod checker;
+pub mod conform;
+pub mod model;
+pub mod sweep;
+pub mod workload;

@@ -1,0 +1,103 @@
+//! The `exsim` binary as a user runs it: exit codes, error lines, outputs.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn exsim(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_exsim")).args(args).output().expect("exsim runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/zxi").join(name)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn conform_writes_the_four_files_and_reports_the_trade_count() {
+    let out = scratch("conform-good");
+    let o = exsim(&[
+        "conform",
+        "--input",
+        fixture("with_cancel_small").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for f in ["balances.csv", "orderbook.csv", "trades.csv", "rejected.csv"] {
+        assert!(out.join(f).is_file(), "{f} written");
+    }
+    assert!(text(&o.stdout).contains("616 trades"), "{}", text(&o.stdout));
+}
+
+#[test]
+fn conform_exits_2_with_file_and_line_on_malformed_input() {
+    let dir = scratch("conform-bad");
+    let src = fixture("with_cancel_small").join("input");
+    for f in ["assets_config.csv", "symbols_config.csv", "balances_init.csv"] {
+        std::fs::copy(src.join(f), dir.join(f)).expect("copy");
+    }
+    std::fs::write(dir.join("orders.csv"), "order_id,user_id,side,price,qty\n1,2,buy,1.5.5,1\n")
+        .expect("write");
+    let o = exsim(&[
+        "conform",
+        "--input",
+        dir.to_str().unwrap(),
+        "--out",
+        scratch("conform-bad-out").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("orders.csv:2:") && err.contains("price") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn bad_arguments_exit_2_without_panicking() {
+    for args in [
+        &["sweep", "--seeds", "5..2"][..],
+        &["sweep", "--seeds", "x..y"],
+        &["sweep", "--jobs", "0", "--count", "1"],
+        &["sweep", "--count", "0"],
+        &["sweep", "--count", "3", "--shard", "0/2"],
+        &["sweep", "--count", "3", "--shard", "3/2"],
+        &["run", "--seed", "-3"],
+        &["run", "--seed", "1", "--users", "0"],
+        &["bench", "pipeline", "--runs", "0"],
+        &["no-such-command"],
+    ] {
+        let o = exsim(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
+        assert!(!text(&o.stderr).contains("panicked"), "{args:?}");
+    }
+}
+
+#[test]
+fn run_and_sweep_pass_on_the_baseline_scenario() {
+    let o = exsim(&["run", "--seed", "3", "--commands", "300"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("seed 3: ok"), "{}", text(&o.stdout));
+    let report = scratch("sweep").join("report.json");
+    let o = exsim(&[
+        "sweep",
+        "--seeds",
+        "0..4",
+        "--commands",
+        "200",
+        "--jobs",
+        "2",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json = std::fs::read_to_string(&report).expect("report written");
+    assert!(json.contains("\"runs\": 4") && json.contains("\"failures\": 0"), "{json}");
+}
