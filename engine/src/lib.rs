@@ -1,14 +1,18 @@
 //! The exsim exchange: domain types and the three services (UBSCore, Matching,
-//! Settlement) as pure, synchronous state machines: inputs in, events out, no I/O.
+//! Settlement) as pure, synchronous state machines (inputs in, events out, no I/O), and the
+//! storage layer they persist through: the filesystem trait, the codec and the WAL.
 
+pub mod codec;
 pub mod command;
 pub mod event;
 pub mod matching;
 pub mod math;
 pub mod pipeline;
 pub mod settlement;
+pub mod storage;
 pub mod types;
 pub mod ubscore;
+pub mod wal;
 
 pub use command::{Ack, Command, CommandKey, MeInput, Order, Outcome, RejectReason, UbsRecord};
 pub use event::{CancelRejectReason, CloseReason, MeEvent, MeEventKind, Trade};

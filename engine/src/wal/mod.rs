@@ -1,0 +1,316 @@
+//! The write-ahead log: segment files of CRC-protected records with dense sequence
+//! numbers, group commit (many records, one fsync) with an explicit durable watermark,
+//! torn-tail repair on open, rotation and retention. See `format.rs` for the bytes.
+//!
+//! Each opening of a WAL is an *epoch*: it repairs the tail of the newest segment and
+//! then starts a fresh segment, so a file that ever had a torn tail is never written again.
+
+mod error;
+pub mod format;
+mod segment;
+
+pub use error::WalError;
+
+use crate::storage::FileSystem;
+use error::io;
+use format::{Record, SegmentHeader};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// WAL settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WalConfig {
+    /// A segment is sealed and a new one started once it reaches this size.
+    pub segment_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig { segment_bytes: 64 << 20 }
+    }
+}
+
+/// One entry as read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Entry type.
+    pub kind: u8,
+    /// Payload bytes.
+    pub payload: &'a [u8],
+}
+
+/// What opening the WAL found and repaired.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Segments found (before any were removed).
+    pub segments: usize,
+    /// Valid entries found.
+    pub entries: u64,
+    /// Sequence number of the last valid entry (0 if none).
+    pub last_seq: u64,
+    /// A torn tail that was cut: (file, offset it was cut at, bytes removed).
+    pub truncated: Option<(PathBuf, u64, u64)>,
+    /// Newest segments removed because their header never became durable.
+    pub removed_torn_segments: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Segment {
+    path: PathBuf,
+    first_seq: u64,
+}
+
+/// An open WAL, ready to append.
+pub struct Wal {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    config: WalConfig,
+    epoch: u32,
+    segments: Vec<Segment>,
+    current_len: u64,
+    next_seq: u64,
+    durable_seq: u64,
+    buf: Vec<u8>,
+    poisoned: bool,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("dir", &self.dir)
+            .field("epoch", &self.epoch)
+            .field("next_seq", &self.next_seq)
+            .field("durable_seq", &self.durable_seq)
+            .finish()
+    }
+}
+
+fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(u32, u64, PathBuf)>, WalError> {
+    let mut found: Vec<(u32, u64, PathBuf)> = fs
+        .list_dir(dir)
+        .map_err(io("list", dir))?
+        .into_iter()
+        .filter_map(|name| format::parse_segment_name(&name).map(|(e, s)| (e, s, dir.join(name))))
+        .collect();
+    // By first sequence number; an empty segment and its successor may share it, and
+    // then the later epoch comes second.
+    found.sort_by_key(|(e, s, _)| (*s, *e));
+    Ok(found)
+}
+
+impl Wal {
+    /// Opens (or creates) the WAL in `dir`: verifies every segment, cuts a torn tail of
+    /// the newest one, makes what remains durable, and starts a new epoch's segment.
+    /// `each` sees every valid entry in order (for replay into the service's state).
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        config: WalConfig,
+        mut each: impl FnMut(Entry<'_>) -> Result<(), WalError>,
+    ) -> Result<(Wal, Recovery), WalError> {
+        fs.create_dir_all(dir).map_err(io("create_dir_all", dir))?;
+        let mut found = list_segments(fs.as_ref(), dir)?;
+        let mut recovery = Recovery { segments: found.len(), ..Recovery::default() };
+        let max_epoch = found.iter().map(|(e, _, _)| *e).max().unwrap_or(0);
+
+        // A newest segment whose header is not valid was being created when the process
+        // died: nothing in it was ever acknowledged.
+        while let Some((_, _, path)) = found.last() {
+            let bytes = fs.read_at(path, 0, format::SEGMENT_HEADER).map_err(io("read", path))?;
+            if SegmentHeader::decode(&bytes).is_some() {
+                break;
+            }
+            fs.remove_file(path).map_err(io("remove", path))?;
+            fs.sync_dir(dir).map_err(io("sync_dir", dir))?;
+            found.pop();
+            recovery.removed_torn_segments += 1;
+        }
+
+        let mut segments = Vec::new();
+        let mut next: Option<u64> = None;
+        let count = found.len();
+        for (i, (_, _, path)) in found.into_iter().enumerate() {
+            let bytes = fs.read_all(&path).map_err(io("read", &path))?;
+            let last = i + 1 == count;
+            let scan = segment::scan(&path, &bytes, next, last, |r| {
+                each(Entry { seq: r.seq, kind: r.kind, payload: r.payload })
+                    .map(|()| ControlFlow::Continue(()))
+            })?;
+            recovery.entries += scan.records;
+            if scan.torn {
+                let cut = bytes.len() as u64 - scan.valid_len;
+                fs.truncate(&path, scan.valid_len).map_err(io("truncate", &path))?;
+                recovery.truncated = Some((path.clone(), scan.valid_len, cut));
+            }
+            if last {
+                // Whatever survived the crash becomes durable before it is served.
+                fs.sync_file(&path).map_err(io("sync", &path))?;
+            }
+            next = Some(scan.next_seq);
+            segments.push(Segment { path, first_seq: scan.header.first_seq });
+        }
+        let next_seq = next.unwrap_or(1);
+        recovery.last_seq = next_seq - 1;
+        let mut wal = Wal {
+            fs,
+            dir: dir.to_path_buf(),
+            config,
+            epoch: max_epoch + 1,
+            segments,
+            current_len: 0,
+            next_seq,
+            durable_seq: next_seq - 1,
+            buf: Vec::new(),
+            poisoned: false,
+        };
+        wal.start_segment()?;
+        Ok((wal, recovery))
+    }
+
+    /// Creates a new segment starting at `next_seq`, durable (file and directory) before use.
+    fn start_segment(&mut self) -> Result<(), WalError> {
+        let path = self.dir.join(format::segment_name(self.epoch, self.next_seq));
+        let header = SegmentHeader { epoch: self.epoch, first_seq: self.next_seq }.encode();
+        let result = (|| {
+            self.fs.create_new(&path).map_err(io("create", &path))?;
+            self.fs.append(&path, &header).map_err(io("write", &path))?;
+            self.fs.sync_file(&path).map_err(io("sync", &path))?;
+            self.fs.sync_dir(&self.dir).map_err(io("sync_dir", &self.dir))
+        })();
+        if result.is_err() {
+            self.poisoned = true;
+        }
+        result?;
+        self.segments.push(Segment { path, first_seq: self.next_seq });
+        self.current_len = header.len() as u64;
+        Ok(())
+    }
+
+    /// Buffers one entry and returns its sequence number. It is not durable (and must not
+    /// be acknowledged or served) until a [`Wal::commit`] covering it returns.
+    pub fn append(&mut self, kind: u8, payload: &[u8]) -> u64 {
+        let seq = self.next_seq;
+        Record { kind, epoch: self.epoch, seq, durable: self.durable_seq, payload }
+            .encode_into(&mut self.buf);
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Writes every buffered entry and fsyncs once (group commit). Returns the durable
+    /// watermark: every entry up to it is on disk. Any error poisons the WAL (fsyncgate:
+    /// a failed fsync may have dropped the data, and retrying would lie).
+    pub fn commit(&mut self) -> Result<u64, WalError> {
+        if self.poisoned {
+            return Err(WalError::Poisoned);
+        }
+        if self.buf.is_empty() {
+            return Ok(self.durable_seq);
+        }
+        let path = self.segments.last().expect("an open WAL has a current segment").path.clone();
+        let written = self.fs.append(&path, &self.buf).map_err(io("write", &path));
+        let synced = written.and_then(|()| self.fs.sync_file(&path).map_err(io("sync", &path)));
+        if let Err(e) = synced {
+            self.poisoned = true;
+            return Err(e);
+        }
+        self.current_len += self.buf.len() as u64;
+        self.buf.clear();
+        self.durable_seq = self.next_seq - 1;
+        if self.current_len >= self.config.segment_bytes {
+            self.rotate()?;
+        }
+        Ok(self.durable_seq)
+    }
+
+    /// Commits, then seals the current segment and starts a new one (no-op if the current
+    /// segment holds no entries).
+    pub fn rotate(&mut self) -> Result<(), WalError> {
+        self.commit()?;
+        if self.segments.last().is_some_and(|s| s.first_seq == self.next_seq) {
+            return Ok(());
+        }
+        self.start_segment()
+    }
+
+    /// Removes segments whose entries are all below `seq` (never the current one).
+    /// Returns how many were removed.
+    pub fn retain_from(&mut self, seq: u64) -> Result<usize, WalError> {
+        let mut removed = 0;
+        while self.segments.len() > 1 && self.segments[1].first_seq <= seq {
+            let segment = self.segments.remove(0);
+            self.fs.remove_file(&segment.path).map_err(io("remove", &segment.path))?;
+            removed += 1;
+        }
+        if removed > 0 {
+            self.fs.sync_dir(&self.dir).map_err(io("sync_dir", &self.dir))?;
+        }
+        Ok(removed)
+    }
+
+    /// Streams durable entries with `from <= seq <= to` (to the durable watermark if
+    /// `to` is `None`), one segment in memory at a time; `f` may stop early.
+    pub fn replay(
+        &self,
+        from: u64,
+        to: Option<u64>,
+        mut f: impl FnMut(Entry<'_>) -> ControlFlow<()>,
+    ) -> Result<(), WalError> {
+        let to = to.map_or(self.durable_seq, |t| t.min(self.durable_seq));
+        if from > to {
+            return Ok(());
+        }
+        for (i, segment) in self.segments.iter().enumerate() {
+            let end = self.segments.get(i + 1).map_or(u64::MAX, |s| s.first_seq);
+            if end <= from || segment.first_seq > to {
+                continue;
+            }
+            let bytes = self.fs.read_all(&segment.path).map_err(io("read", &segment.path))?;
+            let scan = segment::scan(&segment.path, &bytes, Some(segment.first_seq), false, |r| {
+                if r.seq > to {
+                    return Ok(ControlFlow::Break(()));
+                }
+                if r.seq >= from {
+                    return Ok(f(Entry { seq: r.seq, kind: r.kind, payload: r.payload }));
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+            if scan.stopped {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// The sequence number the next appended entry gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Every entry up to this is durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq
+    }
+
+    /// The oldest sequence number still kept.
+    pub fn first_seq(&self) -> u64 {
+        self.segments.first().map_or(self.next_seq, |s| s.first_seq)
+    }
+
+    /// This opening's epoch.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Number of segment files.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether an earlier error made the WAL unusable.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+}
