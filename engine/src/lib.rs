@@ -9,6 +9,7 @@ pub mod matching;
 pub mod math;
 pub mod pipeline;
 pub mod settlement;
+pub mod snapshot;
 pub mod storage;
 pub mod types;
 pub mod ubscore;
