@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod command;
+pub mod durable;
 pub mod event;
 pub mod matching;
 pub mod math;

@@ -17,6 +17,7 @@ use crate::event::{CancelRejectReason, CloseReason, MeEvent, MeEventKind, Trade}
 use crate::math;
 use crate::types::{EventId, Markets, OrderId, RestingOrder, Side, SymbolId, TradeId, UbsSeq, UserId};
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -43,6 +44,19 @@ impl fmt::Display for MeError {
 }
 
 impl std::error::Error for MeError {}
+
+/// The matching engine's state in serializable form (for snapshots).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeState {
+    /// The last processed UBSCore sequence number.
+    pub last_ubs_seq: UbsSeq,
+    /// The next trade id.
+    pub next_trade_id: TradeId,
+    /// The next event id.
+    pub next_event_id: EventId,
+    /// Resting orders per symbol, in priority order.
+    pub books: BTreeMap<SymbolId, Vec<RestingOrder>>,
+}
 
 /// Where a resting order is.
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +90,48 @@ impl MatchingEngine {
         }
     }
 
+    /// The whole state: counters and every book in priority order.
+    pub fn export_state(&self) -> MeState {
+        MeState {
+            last_ubs_seq: self.last_ubs_seq,
+            next_trade_id: self.next_trade_id,
+            next_event_id: self.next_event_id,
+            books: self.all_orders(),
+        }
+    }
+
+    /// Rebuilds the engine from an exported state: books in priority order, and the
+    /// order-id index derived from them.
+    pub fn from_state(markets: Markets, state: MeState) -> Result<MatchingEngine, String> {
+        let mut me = MatchingEngine::new(markets);
+        for (symbol, orders) in state.books {
+            let Some(book) = me.books.get_mut(&symbol) else {
+                return Err(format!("snapshot has a book for unknown symbol {symbol}"));
+            };
+            for order in orders {
+                if order.symbol != symbol
+                    || order.filled >= order.qty
+                    || me.index.contains_key(&order.order_id)
+                {
+                    return Err(format!("bad resting order {order:?}"));
+                }
+                let crosses = match order.side {
+                    Side::Buy => book.best_ask().is_some_and(|a| order.price >= a),
+                    Side::Sell => book.best_bid().is_some_and(|b| order.price <= b),
+                };
+                if crosses {
+                    return Err(format!("resting order {} crosses the book", order.order_id));
+                }
+                let slot = book.insert(&order);
+                me.index.insert(order.order_id, Locator { symbol, slot });
+            }
+        }
+        me.last_ubs_seq = state.last_ubs_seq;
+        me.next_trade_id = state.next_trade_id.max(1);
+        me.next_event_id = state.next_event_id.max(1);
+        Ok(me)
+    }
+
     /// Processes one accepted place or cancel, appending its events to `out`. Inputs
     /// must come in increasing `ubs_seq` order; one at or below the watermark is a
     /// duplicate delivery and changes nothing.
@@ -94,6 +150,16 @@ impl MatchingEngine {
         }
         self.last_ubs_seq = ubs_seq;
         Ok(Applied::Applied)
+    }
+
+    /// Consumes a UBSCore sequence number that carries no order (a deposit, a withdrawal,
+    /// a rejected place): only the watermark moves.
+    pub fn skip(&mut self, ubs_seq: UbsSeq) -> Applied {
+        if ubs_seq <= self.last_ubs_seq {
+            return Applied::Duplicate;
+        }
+        self.last_ubs_seq = ubs_seq;
+        Applied::Applied
     }
 
     fn place(&mut self, ubs_seq: UbsSeq, order: &Order, out: &mut Vec<MeEvent>) -> Result<(), MeError> {

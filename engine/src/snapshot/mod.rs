@@ -100,6 +100,31 @@ impl std::error::Error for SnapshotError {
     }
 }
 
+/// The sequence numbers of the snapshot directories present, oldest first (verified or not).
+pub fn list(fs: &dyn crate::storage::FileSystem, dir: &std::path::Path) -> Result<Vec<u64>, SnapshotError> {
+    if !fs.exists(dir).map_err(err("exists", dir))? {
+        return Ok(Vec::new());
+    }
+    let mut seqs: Vec<u64> =
+        fs.list_dir(dir).map_err(err("list", dir))?.iter().filter_map(|n| parse_snapshot_name(n)).collect();
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// The metadata fields of the oldest snapshot present, if it has readable metadata: what
+/// the service would recover from if every newer snapshot were damaged.
+pub fn oldest_fields(
+    fs: &dyn crate::storage::FileSystem,
+    dir: &std::path::Path,
+) -> Option<BTreeMap<String, u64>> {
+    let oldest = *list(fs, dir).ok()?.first()?;
+    let json = fs.read_all(&dir.join(snapshot_name(oldest)).join(METADATA)).ok()?;
+    let meta: Metadata = serde_json::from_slice(&json).ok()?;
+    let mut fields = meta.fields;
+    fields.insert("seq".to_string(), meta.seq);
+    Some(fields)
+}
+
 pub(crate) fn err<'p>(
     op: &'static str,
     path: &'p std::path::Path,

@@ -94,6 +94,34 @@ impl Balances {
         }
     }
 
+    /// Every row, sorted.
+    pub fn rows_sorted(&self) -> Vec<((UserId, AssetId), Balance)> {
+        let mut rows: Vec<_> = self.rows.iter().map(|(k, b)| (*k, *b)).collect();
+        rows.sort_unstable_by_key(|(k, _)| *k);
+        rows
+    }
+
+    /// Rebuilds balances from rows and supply, checking that they agree.
+    pub fn from_parts(
+        rows: Vec<((UserId, AssetId), Balance)>,
+        supply: BTreeMap<AssetId, Amount>,
+    ) -> Result<Balances, String> {
+        let mut held: BTreeMap<AssetId, u128> = BTreeMap::new();
+        let mut map = FxHashMap::default();
+        for (key, b) in rows {
+            *held.entry(key.1).or_default() += u128::from(b.avail) + u128::from(b.frozen);
+            if map.insert(key, b).is_some() {
+                return Err(format!("balance row {key:?} appears twice"));
+            }
+        }
+        for (asset, total) in &held {
+            if u128::from(supply.get(asset).copied().unwrap_or(0)) != *total {
+                return Err(format!("asset {asset}: rows hold {total}, supply says {:?}", supply.get(asset)));
+            }
+        }
+        Ok(Balances { rows: map, supply })
+    }
+
     /// All rows with a non-zero balance, sorted.
     pub fn non_zero(&self) -> BTreeMap<(UserId, AssetId), Balance> {
         self.rows.iter().filter(|(_, b)| b.avail != 0 || b.frozen != 0).map(|(k, b)| (*k, *b)).collect()

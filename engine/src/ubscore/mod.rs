@@ -9,7 +9,7 @@ pub use balances::Balances;
 pub use dedup::DedupTable;
 
 use crate::Applied;
-use crate::command::{Ack, Command, MeInput, Order, Outcome, RejectReason, UbsRecord};
+use crate::command::{Ack, Command, CommandKey, MeInput, Order, Outcome, RejectReason, UbsRecord};
 use crate::event::{MeEvent, MeEventKind, Trade};
 use crate::math;
 use crate::types::{
@@ -36,6 +36,23 @@ pub struct OpenLock {
     pub asset: AssetId,
     /// Frozen minor units still held by this order.
     pub remaining_lock: Amount,
+}
+
+/// UBSCore's whole state in sorted, serializable form (for snapshots).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UbsState {
+    /// Every balance row, sorted by (user, asset).
+    pub balances: Vec<((UserId, AssetId), Balance)>,
+    /// Σ deposits − Σ withdrawals per asset.
+    pub supply: Vec<(AssetId, Amount)>,
+    /// Open locks, sorted by order id.
+    pub open: Vec<(OrderId, OpenLock)>,
+    /// The de-duplication table, sorted by key.
+    pub dedup: Vec<(CommandKey, (Command, Outcome))>,
+    /// The next `ubs_seq`.
+    pub next_seq: UbsSeq,
+    /// The last applied ME event.
+    pub last_event_id: EventId,
 }
 
 /// The result of submitting one command.
@@ -103,6 +120,49 @@ impl UbsCore {
             next_seq: 1,
             last_event_id: 0,
         }
+    }
+
+    /// The whole state, sorted (a deterministic snapshot image).
+    pub fn export_state(&self) -> UbsState {
+        let mut open: Vec<_> = self.open.iter().map(|(id, l)| (*id, *l)).collect();
+        open.sort_unstable_by_key(|(id, _)| *id);
+        UbsState {
+            balances: self.balances.rows_sorted(),
+            supply: self.balances.supply().iter().map(|(a, s)| (*a, *s)).collect(),
+            open,
+            dedup: self.dedup.entries().into_iter().collect(),
+            next_seq: self.next_seq,
+            last_event_id: self.last_event_id,
+        }
+    }
+
+    /// Rebuilds UBSCore from an exported state, checking its internal consistency.
+    pub fn from_state(markets: Markets, state: UbsState) -> Result<UbsCore, String> {
+        let balances = Balances::from_parts(state.balances, state.supply.into_iter().collect())?;
+        let mut open = FxHashMap::default();
+        for (id, lock) in state.open {
+            if open.insert(id, lock).is_some() {
+                return Err(format!("order {id} has two open locks"));
+            }
+        }
+        let mut dedup = DedupTable::default();
+        for (key, (command, outcome)) in state.dedup {
+            if command.key() != key || dedup.lookup(&command).is_some() {
+                return Err(format!("bad de-duplication entry {key:?}"));
+            }
+            dedup.insert(command, outcome);
+        }
+        if state.next_seq == 0 {
+            return Err("next_seq is 0".into());
+        }
+        Ok(UbsCore {
+            markets,
+            balances,
+            open,
+            dedup,
+            next_seq: state.next_seq,
+            last_event_id: state.last_event_id,
+        })
     }
 
     /// Validates, de-duplicates and applies one client command.

@@ -15,6 +15,8 @@ pub enum WalError {
     Gap { path: PathBuf, offset: u64, expected: u64, found: u64 },
     /// An earlier write or fsync failed: the service must stop and recover from disk.
     Poisoned,
+    /// The service refused an entry while replaying it.
+    Replay { seq: u64, reason: String },
 }
 
 impl fmt::Display for WalError {
@@ -32,6 +34,7 @@ impl fmt::Display for WalError {
             WalError::Poisoned => {
                 f.write_str("WAL poisoned by an earlier write or fsync error; recover from disk")
             }
+            WalError::Replay { seq, reason } => write!(f, "replaying WAL entry {seq}: {reason}"),
         }
     }
 }

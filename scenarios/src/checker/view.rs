@@ -1,7 +1,9 @@
 //! A comparable picture of an exchange's state, built from the engine or from the model.
 
 use crate::model::Model;
-use engine::{Amount, AssetId, Balance, OrderId, Pipeline, RestingOrder, SymbolId, UserId};
+use engine::{
+    Amount, AssetId, Balance, MatchingEngine, OrderId, Pipeline, RestingOrder, SymbolId, UbsCore, UserId,
+};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -27,9 +29,12 @@ pub struct ExchangeView {
 impl ExchangeView {
     /// The engine's state. Panics-free: reads only.
     pub fn of_engine(p: &Pipeline) -> ExchangeView {
-        let ubs = p.ubscore();
-        let me = p.matching();
-        debug_assert_eq!(ubs.last_event_id() + 1, me.next_event_id());
+        ExchangeView::of_parts(p.ubscore(), p.matching(), p.settlement().last_trade_id())
+    }
+
+    /// The state of separately held services (e.g. recovered durable ones), with the
+    /// settlement watermark `trades`.
+    pub fn of_parts(ubs: &UbsCore, me: &MatchingEngine, trades: u64) -> ExchangeView {
         ExchangeView {
             balances: ubs.balances(),
             supply: ubs.supply().iter().filter(|(_, s)| **s != 0).map(|(a, s)| (*a, *s)).collect(),
@@ -41,7 +46,7 @@ impl ExchangeView {
                 .collect(),
             next_ubs_seq: ubs.next_seq(),
             events: ubs.last_event_id(),
-            trades: p.settlement().last_trade_id(),
+            trades,
         }
     }
 

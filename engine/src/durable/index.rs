@@ -1,0 +1,54 @@
+//! A sparse index from a service-level sequence number (ubs_seq, trade_id) to the WAL
+//! sequence number of its entry, so downstream reads can start near their watermark
+//! without scanning the whole log or holding one entry per record in memory.
+
+/// Every `STRIDE`-th key is indexed.
+const STRIDE: u64 = 256;
+
+/// Sparse key → WAL seq index; keys must be added in increasing order.
+#[derive(Clone, Debug, Default)]
+pub struct SparseIndex {
+    points: Vec<(u64, u64)>,
+}
+
+impl SparseIndex {
+    /// Notes that `key` is at WAL seq `wal_seq` (kept if it falls on the stride).
+    pub fn note(&mut self, key: u64, wal_seq: u64) {
+        if key % STRIDE == 1 && self.points.last().is_none_or(|(k, _)| *k < key) {
+            self.points.push((key, wal_seq));
+        }
+    }
+
+    /// A WAL seq at or before the entry of the first key greater than `after`.
+    pub fn start_for(&self, after: u64, first_wal_seq: u64) -> u64 {
+        let i = self.points.partition_point(|(k, _)| *k <= after + 1);
+        match i {
+            0 => first_wal_seq,
+            i => self.points[i - 1].1.max(first_wal_seq),
+        }
+    }
+
+    /// Forgets points below a WAL seq (after retention).
+    pub fn forget_below(&mut self, wal_seq: u64) {
+        self.points.retain(|(_, s)| *s >= wal_seq);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_start_at_or_before_the_key() {
+        let mut ix = SparseIndex::default();
+        for key in 1..=1000u64 {
+            ix.note(key, key * 2 + 5);
+        }
+        assert_eq!(ix.start_for(0, 7), 7);
+        assert_eq!(ix.start_for(300, 7), 257 * 2 + 5);
+        assert_eq!(ix.start_for(256, 7), 257 * 2 + 5);
+        assert_eq!(ix.start_for(255, 7), 1 * 2 + 5);
+        ix.forget_below(600);
+        assert_eq!(ix.start_for(300, 600), 600);
+    }
+}

@@ -1,0 +1,134 @@
+//! The three services wrapped with their WAL and snapshots (STORAGE.md, "Per service"):
+//!
+//! | service | WAL entries | snapshot | recovery |
+//! |---|---|---|---|
+//! | UBSCore | every fresh command with its outcome; every applied ME event | the whole state | snapshot + own WAL, re-applying and verifying each entry |
+//! | Matching | its events (WAL seq = `event_id`) | one file per book + counters | snapshot; re-match UBSCore's orders after `last_ubs_seq`, verifying against its own WAL |
+//! | Settlement | the ledger of trades (WAL seq = `trade_id`) | a checkpoint (`last_trade_id`) | checkpoint, then the ledger's true tail |
+//!
+//! Nothing a service produces may leave it before the `commit` that covers it returned.
+
+mod index;
+mod matching;
+pub mod pipeline;
+mod policy;
+mod settlement;
+mod ubscore;
+
+pub use pipeline::DurablePipeline;
+
+pub use matching::DurableMatching;
+pub use policy::SnapshotPolicy;
+pub use settlement::DurableSettlement;
+pub use ubscore::DurableUbs;
+
+use crate::codec::CodecError;
+use crate::snapshot::SnapshotError;
+use crate::wal::{WalConfig, WalError};
+use std::fmt;
+
+/// WAL entry types (one byte in each record).
+pub mod kind {
+    /// UBSCore: a fresh command and its outcome (`UbsRecord`).
+    pub const UBS_COMMAND: u8 = 1;
+    /// UBSCore: an applied ME event (`MeEvent`).
+    pub const UBS_APPLIED_EVENT: u8 = 2;
+    /// Matching: one output event (`MeEvent`).
+    pub const ME_EVENT: u8 = 3;
+    /// Settlement: one settled trade (`Trade`).
+    pub const TRADE: u8 = 4;
+}
+
+/// Storage settings of one service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurableConfig {
+    /// The WAL's settings.
+    pub wal: WalConfig,
+    /// When to take snapshots.
+    pub snapshots: SnapshotPolicy,
+    /// How many snapshots to keep (the WAL is kept back to the oldest).
+    pub keep_snapshots: usize,
+}
+
+impl DurableConfig {
+    /// The seed design's defaults for UBSCore: a snapshot every 100,000 entries or 10 minutes.
+    pub fn ubscore() -> DurableConfig {
+        DurableConfig {
+            wal: WalConfig::default(),
+            snapshots: SnapshotPolicy::every(100_000, 600_000),
+            keep_snapshots: 2,
+        }
+    }
+
+    /// Matching: a snapshot every 100,000 events or 10 minutes.
+    pub fn matching() -> DurableConfig {
+        DurableConfig::ubscore()
+    }
+
+    /// Settlement: a checkpoint every 1,000 trades.
+    pub fn settlement() -> DurableConfig {
+        DurableConfig { snapshots: SnapshotPolicy::every(1_000, 600_000), ..DurableConfig::ubscore() }
+    }
+}
+
+/// Why a durable service must stop (and, after a restart, recover from disk).
+#[derive(Debug)]
+pub enum DurableError {
+    /// The WAL failed or is damaged.
+    Wal(WalError),
+    /// A snapshot could not be written.
+    Snapshot(SnapshotError),
+    /// A WAL entry or snapshot file does not decode.
+    Codec { what: String, error: CodecError },
+    /// Replayed or re-derived state disagrees with what was logged.
+    Divergence(String),
+    /// The state machine refused an input (a bug upstream or here).
+    Engine(String),
+}
+
+impl fmt::Display for DurableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurableError::Wal(e) => write!(f, "wal: {e}"),
+            DurableError::Snapshot(e) => write!(f, "snapshot: {e}"),
+            DurableError::Codec { what, error } => write!(f, "{what}: {error}"),
+            DurableError::Divergence(e) => write!(f, "recovery diverged: {e}"),
+            DurableError::Engine(e) => write!(f, "engine: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DurableError {}
+
+impl From<WalError> for DurableError {
+    fn from(e: WalError) -> Self {
+        DurableError::Wal(e)
+    }
+}
+
+impl From<SnapshotError> for DurableError {
+    fn from(e: SnapshotError) -> Self {
+        DurableError::Snapshot(e)
+    }
+}
+
+/// Decodes a payload, naming what it is on failure.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    what: impl FnOnce() -> String,
+    bytes: &[u8],
+) -> Result<T, DurableError> {
+    crate::codec::decode(bytes).map_err(|error| DurableError::Codec { what: what(), error })
+}
+
+/// What a service found when it opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryInfo {
+    /// The sequence number of the snapshot loaded, if any.
+    pub snapshot_seq: Option<u64>,
+    /// Snapshots skipped because they did not verify.
+    pub skipped_snapshots: Vec<String>,
+    /// WAL entries replayed on top of the snapshot.
+    pub replayed: u64,
+    /// The WAL's own recovery report.
+    pub wal: crate::wal::Recovery,
+}

@@ -1,0 +1,286 @@
+//! UBSCore with its WAL and snapshots.
+
+use super::index::SparseIndex;
+use super::{DurableConfig, DurableError, RecoveryInfo, decode, kind};
+use crate::codec;
+use crate::snapshot;
+use crate::storage::FileSystem;
+use crate::ubscore::{Submission, UbsCore, UbsState};
+use crate::wal::{Wal, WalError};
+use crate::{Applied, Command, Markets, MeEvent, UbsRecord, UbsSeq};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SERVICE: &str = "ubscore";
+const STATE_FILE: &str = "state.bin";
+
+/// UBSCore, logging every fresh command and every applied ME event before anything that
+/// depends on it leaves the service.
+pub struct DurableUbs {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    config: DurableConfig,
+    core: UbsCore,
+    wal: Wal,
+    index: SparseIndex,
+    appended_ubs_seq: UbsSeq,
+    durable_ubs_seq: UbsSeq,
+    since_snapshot: u64,
+    last_snapshot_ms: u64,
+    /// Records with `ubs_seq` above this must stay in the WAL for downstream recovery.
+    downstream_floor: UbsSeq,
+    /// `last_event_id` of the oldest kept snapshot: the ME must keep events after it.
+    recovery_floor: u64,
+}
+
+impl DurableUbs {
+    /// Recovers UBSCore from `dir` (`snapshots/` and `wal/`): the newest valid snapshot,
+    /// then every later WAL entry re-applied and checked against what was logged.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        markets: Markets,
+        config: DurableConfig,
+        now_ms: u64,
+    ) -> Result<(DurableUbs, RecoveryInfo), DurableError> {
+        let mut info = RecoveryInfo::default();
+        let loaded = snapshot::load(fs.as_ref(), &dir.join("snapshots"), SERVICE)?;
+        let (mut core, snap_seq) = match loaded {
+            Some(l) => {
+                let bytes = l.files.get(STATE_FILE).map(Vec::as_slice).unwrap_or_default();
+                let state: UbsState = decode(|| format!("ubscore snapshot {}", l.meta.seq), bytes)?;
+                let core = UbsCore::from_state(markets, state).map_err(DurableError::Divergence)?;
+                info.snapshot_seq = Some(l.meta.seq);
+                info.skipped_snapshots = l.skipped;
+                (core, l.meta.seq)
+            }
+            None => (UbsCore::new(markets), 0),
+        };
+        let mut index = SparseIndex::default();
+        let mut replayed = 0;
+        let mut first_seen = None;
+        let (wal, wal_info) = Wal::open(fs.clone(), &dir.join("wal"), config.wal, |e| {
+            first_seen.get_or_insert(e.seq);
+            let refuse = |reason: String| WalError::Replay { seq: e.seq, reason };
+            match e.kind {
+                kind::UBS_COMMAND => {
+                    let rec: UbsRecord = codec::decode(e.payload).map_err(|c| refuse(c.to_string()))?;
+                    index.note(rec.seq, e.seq);
+                    if e.seq > snap_seq {
+                        let sub = core.submit(rec.command);
+                        if sub.record != Some(rec) {
+                            return Err(refuse(format!(
+                                "logged {rec:?}, re-applying gives {:?}",
+                                sub.record
+                            )));
+                        }
+                        replayed += 1;
+                    }
+                }
+                kind::UBS_APPLIED_EVENT => {
+                    if e.seq > snap_seq {
+                        let ev: MeEvent = codec::decode(e.payload).map_err(|c| refuse(c.to_string()))?;
+                        match core.apply_event(&ev) {
+                            Ok(Applied::Applied) => replayed += 1,
+                            other => {
+                                return Err(refuse(format!(
+                                    "logged event {} re-applies as {other:?}",
+                                    ev.event_id
+                                )));
+                            }
+                        }
+                    }
+                }
+                other => return Err(refuse(format!("unknown entry type {other}"))),
+            }
+            Ok(())
+        })?;
+        if first_seen.is_some_and(|f| f > snap_seq + 1) || wal.next_seq() <= snap_seq {
+            return Err(DurableError::Divergence(format!(
+                "ubscore snapshot covers WAL seq {snap_seq}, but the WAL holds {:?}..{}",
+                first_seen,
+                wal.next_seq() - 1
+            )));
+        }
+        info.replayed = replayed;
+        info.wal = wal_info;
+        let seq = core.next_seq() - 1;
+        let ubs = DurableUbs {
+            fs,
+            dir: dir.to_path_buf(),
+            config,
+            core,
+            wal,
+            index,
+            appended_ubs_seq: seq,
+            durable_ubs_seq: seq,
+            since_snapshot: replayed,
+            last_snapshot_ms: now_ms,
+            downstream_floor: 0,
+            recovery_floor: 0,
+        };
+        let mut ubs = ubs;
+        ubs.recovery_floor = ubs.read_recovery_floor();
+        Ok((ubs, info))
+    }
+
+    /// Validates and applies a command; a fresh one is logged. Nothing about it may be
+    /// acknowledged or forwarded before [`DurableUbs::commit`] returns.
+    pub fn submit(&mut self, command: Command) -> Submission {
+        let sub = self.core.submit(command);
+        if let Some(record) = sub.record {
+            let wal_seq = self.wal.append(kind::UBS_COMMAND, &codec::encode(&record));
+            self.index.note(record.seq, wal_seq);
+            self.appended_ubs_seq = record.seq;
+            self.since_snapshot += 1;
+        }
+        sub
+    }
+
+    /// Applies and logs one ME event (a duplicate is ignored, a gap refused).
+    pub fn apply_event(&mut self, event: &MeEvent) -> Result<Applied, DurableError> {
+        let applied = self.core.apply_event(event).map_err(|e| DurableError::Engine(e.to_string()))?;
+        if applied == Applied::Applied {
+            self.wal.append(kind::UBS_APPLIED_EVENT, &codec::encode(event));
+            self.since_snapshot += 1;
+        }
+        Ok(applied)
+    }
+
+    /// Group commit: makes everything logged so far durable. Returns the durable `ubs_seq`.
+    pub fn commit(&mut self) -> Result<UbsSeq, DurableError> {
+        self.wal.commit()?;
+        self.durable_ubs_seq = self.appended_ubs_seq;
+        Ok(self.durable_ubs_seq)
+    }
+
+    /// Up to `max` durable command records with `ubs_seq > after`, in order (what the
+    /// matching engine pulls).
+    pub fn records_after(&self, after: UbsSeq, max: usize) -> Result<Vec<UbsRecord>, DurableError> {
+        let mut out = Vec::new();
+        if after >= self.durable_ubs_seq || max == 0 {
+            return Ok(out);
+        }
+        let start = self.index.start_for(after, self.wal.first_seq());
+        let mut error = None;
+        self.wal.replay(start, None, |e| {
+            if e.kind != kind::UBS_COMMAND {
+                return ControlFlow::Continue(());
+            }
+            match codec::decode::<UbsRecord>(e.payload) {
+                Ok(rec) if rec.seq <= after => ControlFlow::Continue(()),
+                Ok(rec) => {
+                    out.push(rec);
+                    if out.len() >= max { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                }
+                Err(c) => {
+                    error =
+                        Some(DurableError::Codec { what: format!("ubscore WAL entry {}", e.seq), error: c });
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        if let Some(e) = error {
+            return Err(e);
+        }
+        if out.first().is_some_and(|r| r.seq != after + 1) {
+            return Err(DurableError::Divergence(format!(
+                "records after ubs_seq {after} were compacted away (oldest kept: {})",
+                out[0].seq
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Takes a snapshot if the policy says it is due at `now_ms`.
+    pub fn maybe_snapshot(&mut self, now_ms: u64) -> Result<bool, DurableError> {
+        if !self.config.snapshots.due(self.since_snapshot, now_ms.saturating_sub(self.last_snapshot_ms)) {
+            return Ok(false);
+        }
+        self.snapshot(now_ms)?;
+        Ok(true)
+    }
+
+    /// Commits, rotates the WAL, writes a snapshot of the committed state, and drops WAL
+    /// segments older than the oldest kept snapshot.
+    pub fn snapshot(&mut self, now_ms: u64) -> Result<u64, DurableError> {
+        self.wal.rotate()?;
+        self.durable_ubs_seq = self.appended_ubs_seq;
+        let seq = self.wal.durable_seq();
+        // The copy is the only pause; encoding and writing work on it.
+        let copy = self.core.clone();
+        let state = codec::encode(&copy.export_state());
+        let fields = BTreeMap::from([
+            ("next_ubs_seq".to_string(), copy.next_seq()),
+            ("last_event_id".to_string(), copy.last_event_id()),
+        ]);
+        let snapshots = self.dir.join("snapshots");
+        let files = [(STATE_FILE.to_string(), state)];
+        snapshot::write(
+            self.fs.as_ref(),
+            &snapshots,
+            SERVICE,
+            seq,
+            fields,
+            &files,
+            self.config.keep_snapshots,
+        )?;
+        self.retain(&snapshots)?;
+        self.since_snapshot = 0;
+        self.last_snapshot_ms = now_ms;
+        Ok(seq)
+    }
+
+    fn retain(&mut self, snapshots: &Path) -> Result<(), DurableError> {
+        self.recovery_floor = self.read_recovery_floor();
+        if let Some(oldest) = oldest_snapshot(self.fs.as_ref(), snapshots)? {
+            let downstream = self.index.start_for(self.downstream_floor, self.wal.first_seq());
+            self.wal.retain_from((oldest + 1).min(downstream))?;
+            self.index.forget_below(self.wal.first_seq());
+        }
+        Ok(())
+    }
+
+    fn read_recovery_floor(&self) -> u64 {
+        snapshot::oldest_fields(self.fs.as_ref(), &self.dir.join("snapshots"))
+            .and_then(|f| f.get("last_event_id").copied())
+            .unwrap_or(0)
+    }
+
+    /// Downstream (the matching engine) may need every record after `ubs_seq` to recover:
+    /// retention keeps them.
+    pub fn set_downstream_floor(&mut self, ubs_seq: UbsSeq) {
+        self.downstream_floor = ubs_seq;
+    }
+
+    /// The `last_event_id` UBSCore could fall back to (its oldest kept snapshot's): the
+    /// matching engine must keep its events after this.
+    pub fn recovery_floor(&self) -> u64 {
+        self.recovery_floor
+    }
+
+    /// The state machine.
+    pub fn core(&self) -> &UbsCore {
+        &self.core
+    }
+
+    /// The WAL (for the replay API and watermarks).
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+
+    /// Every command up to this `ubs_seq` is durable.
+    pub fn durable_ubs_seq(&self) -> UbsSeq {
+        self.durable_ubs_seq
+    }
+}
+
+/// The sequence number of the oldest snapshot directory present.
+pub(crate) fn oldest_snapshot(fs: &dyn FileSystem, dir: &Path) -> Result<Option<u64>, DurableError> {
+    let names = fs.list_dir(dir).map_err(|source| {
+        DurableError::Snapshot(snapshot::SnapshotError { op: "list", path: dir.to_path_buf(), source })
+    })?;
+    Ok(names.iter().filter_map(|n| snapshot::parse_snapshot_name(n)).min())
+}
