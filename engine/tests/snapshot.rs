@@ -101,7 +101,8 @@ fn corrupt(fs: &dyn FileSystem, path: &Path) {
 
 #[test]
 fn damaged_newest_snapshots_fall_back_to_the_previous_one() {
-    let damages: [(&str, fn(&dyn FileSystem, &Path)); 5] = [
+    type Damage = fn(&dyn FileSystem, &Path);
+    let damages: [(&str, Damage); 5] = [
         ("state file bit flip", |fs, d| corrupt(fs, &d.join("book-1.bin"))),
         ("state file missing", |fs, d| fs.remove_file(&d.join("book-0.bin")).unwrap()),
         ("COMPLETE missing", |fs, d| fs.remove_file(&d.join(snapshot::COMPLETE)).unwrap()),

@@ -15,11 +15,10 @@ fn payload(seq: u64) -> Vec<u8> {
     format!("entry-{seq}-{}", "x".repeat((seq % 7) as usize)).into_bytes()
 }
 
-fn open(
-    fs: &Arc<dyn FileSystem>,
-    dir: &Path,
-    config: WalConfig,
-) -> Result<(Wal, Vec<(u64, Vec<u8>)>, exsim_engine::wal::Recovery), WalError> {
+/// An opened WAL, the entries it replayed, and its recovery report.
+type Opened = (Wal, Vec<(u64, Vec<u8>)>, exsim_engine::wal::Recovery);
+
+fn open(fs: &Arc<dyn FileSystem>, dir: &Path, config: WalConfig) -> Result<Opened, WalError> {
     let mut seen = Vec::new();
     let (wal, rec) = Wal::open(fs.clone(), dir, config, |e| {
         seen.push((e.seq, e.payload.to_vec()));
@@ -68,8 +67,7 @@ fn segment_with_records(fs: &Arc<dyn FileSystem>, dir: &Path) -> PathBuf {
     names
         .into_iter()
         .map(|n| dir.join(n))
-        .filter(|p| fs.len(p).unwrap() > format::SEGMENT_HEADER as u64)
-        .last()
+        .rfind(|p| fs.len(p).unwrap() > format::SEGMENT_HEADER as u64)
         .unwrap()
 }
 

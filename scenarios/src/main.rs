@@ -101,6 +101,18 @@ enum BenchCmd {
         #[arg(long, default_value_t = 1_000_000)]
         max_commands: usize,
     },
+    /// WAL appends, recovery and snapshots on the real disk.
+    Storage {
+        /// Print one JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Directory on the disk to measure (default: target/bench-storage).
+        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-storage"))]
+        dir: PathBuf,
+        /// WAL entries for the recovery rows and accounts for the snapshot rows.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+    },
 }
 
 /// An error that ends the command with exit code 2 (bad input) or 1 (a failed check).
@@ -130,6 +142,7 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
         Cmd::Bench { which: BenchCmd::Pipeline { json, fixture, runs, max_commands } } => {
             bench_pipeline(json, fixture, runs, max_commands)
         }
+        Cmd::Bench { which: BenchCmd::Storage { json, dir, entries } } => bench_storage(json, &dir, entries),
         Cmd::Run { seed, workload } => {
             let config = workload.config().map_err(Failure::Usage)?;
             let report = sweep::run_baseline(seed, &config);
@@ -209,6 +222,21 @@ fn bench_pipeline(json: bool, fixture: PathBuf, runs: usize, max_commands: usize
         if !bench::alloc::installed() {
             println!("(peak heap not measured: counting allocator not installed)");
         }
+    }
+    Ok(())
+}
+
+fn bench_storage(json: bool, dir: &std::path::Path, entries: u64) -> Result<(), Failure> {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let result = bench::run_storage_bench(dir, entries, |m| spinner.set_message(m.to_string()));
+    spinner.finish_and_clear();
+    let result = result.map_err(Failure::Usage)?;
+    if json {
+        println!("{}", serde_json::to_string(&result).expect("plain data serializes"));
+    } else {
+        print!("{}", result.table());
     }
     Ok(())
 }

@@ -72,6 +72,7 @@ fn bad_arguments_exit_2_without_panicking() {
         &["run", "--seed", "-3"],
         &["run", "--seed", "1", "--users", "0"],
         &["bench", "pipeline", "--runs", "0"],
+        &["bench", "storage", "--entries", "0"],
         &["no-such-command"],
     ] {
         let o = exsim(args);
@@ -100,4 +101,23 @@ fn run_and_sweep_pass_on_the_baseline_scenario() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     let json = std::fs::read_to_string(&report).expect("report written");
     assert!(json.contains("\"runs\": 4") && json.contains("\"failures\": 0"), "{json}");
+}
+
+#[test]
+fn bench_storage_prints_every_row_as_json() {
+    let dir = scratch("bench-storage");
+    let o = exsim(&["bench", "storage", "--json", "--entries", "5000", "--dir", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+    let rows = json["rows"].as_array().expect("rows");
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for want in [
+        "durable WAL append, batch 1024",
+        "recovery: UBSCore re-applies 5k commands",
+        "snapshot load, 5k accounts",
+        "longest service pause during snapshot",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    assert!(rows.iter().all(|r| r["per_second"].as_f64().unwrap() > 0.0));
 }

@@ -204,33 +204,37 @@ impl DurableUbs {
     }
 
     /// Commits, rotates the WAL, writes a snapshot of the committed state, and drops WAL
-    /// segments older than the oldest kept snapshot.
+    /// segments no longer needed. Blocking: [`DurableUbs::begin_snapshot`] is the
+    /// non-stalling form.
     pub fn snapshot(&mut self, now_ms: u64) -> Result<u64, DurableError> {
+        let job = self.begin_snapshot()?;
+        let seq = job.run()?;
+        self.finish_snapshot(seq, now_ms)?;
+        Ok(seq)
+    }
+
+    /// Starts a snapshot: commits, rotates the WAL and copies the state. The copy is the
+    /// only pause of the service; the returned job encodes and writes it and can run
+    /// elsewhere (another thread or task) while the service goes on.
+    pub fn begin_snapshot(&mut self) -> Result<SnapshotJob, DurableError> {
         self.wal.rotate()?;
         self.durable_ubs_seq = self.appended_ubs_seq;
-        let seq = self.wal.durable_seq();
-        // The copy is the only pause; encoding and writing work on it.
-        let copy = self.core.clone();
-        let state = codec::encode(&copy.export_state());
-        let fields = BTreeMap::from([
-            ("next_ubs_seq".to_string(), copy.next_seq()),
-            ("last_event_id".to_string(), copy.last_event_id()),
-        ]);
-        let snapshots = self.dir.join("snapshots");
-        let files = [(STATE_FILE.to_string(), state)];
-        snapshot::write(
-            self.fs.as_ref(),
-            &snapshots,
-            SERVICE,
-            seq,
-            fields,
-            &files,
-            self.config.keep_snapshots,
-        )?;
-        self.retain(&snapshots)?;
-        self.since_snapshot = 0;
+        Ok(SnapshotJob {
+            fs: self.fs.clone(),
+            dir: self.dir.join("snapshots"),
+            seq: self.wal.durable_seq(),
+            keep: self.config.keep_snapshots,
+            core: self.core.clone(),
+        })
+    }
+
+    /// Completes a snapshot written by a job: WAL retention and the snapshot triggers.
+    pub fn finish_snapshot(&mut self, seq: u64, now_ms: u64) -> Result<(), DurableError> {
+        self.retain(&self.dir.join("snapshots"))?;
+        // Entries logged while the job ran count towards the next snapshot.
+        self.since_snapshot = (self.wal.next_seq() - 1).saturating_sub(seq);
         self.last_snapshot_ms = now_ms;
-        Ok(seq)
+        Ok(())
     }
 
     fn retain(&mut self, snapshots: &Path) -> Result<(), DurableError> {
@@ -274,6 +278,34 @@ impl DurableUbs {
     /// Every command up to this `ubs_seq` is durable.
     pub fn durable_ubs_seq(&self) -> UbsSeq {
         self.durable_ubs_seq
+    }
+}
+
+/// A snapshot being written from a copy of UBSCore's state.
+pub struct SnapshotJob {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    seq: u64,
+    keep: usize,
+    core: UbsCore,
+}
+
+impl SnapshotJob {
+    /// The WAL sequence number the snapshot covers.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Encodes and writes the snapshot; returns its sequence number.
+    pub fn run(self) -> Result<u64, DurableError> {
+        let state = codec::encode(&self.core.export_state());
+        let fields = BTreeMap::from([
+            ("next_ubs_seq".to_string(), self.core.next_seq()),
+            ("last_event_id".to_string(), self.core.last_event_id()),
+        ]);
+        let files = [(STATE_FILE.to_string(), state)];
+        snapshot::write(self.fs.as_ref(), &self.dir, SERVICE, self.seq, fields, &files, self.keep)?;
+        Ok(self.seq)
     }
 }
 

@@ -1,9 +1,11 @@
-//! Benchmarks that print tables (and JSON): `exsim bench pipeline`.
+//! Benchmarks that print tables (and JSON): `exsim bench pipeline`, `exsim bench storage`.
 
 pub mod alloc;
 mod pipeline;
+mod storage;
 
 pub use pipeline::{PipelineBench, Row, run_pipeline_bench};
+pub use storage::{StorageBench, StorageRow, run_storage_bench};
 
 /// Median of some durations in nanoseconds.
 pub fn median(mut xs: Vec<u64>) -> u64 {
