@@ -14,6 +14,7 @@ use rand::Rng;
 use scenarios::checker::{self, ExchangeView};
 use scenarios::model::Model;
 use scenarios::workload::{self, WorkloadConfig};
+use sim::fs::{CrashPoint, Disk, FaultConfig, NodeFs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -47,25 +48,57 @@ fn assert_equals_model(p: &DurablePipeline, model: &Model, context: &str) {
     assert_eq!(p.settlement.settlement().ledger(), model.ledger(), "{context}: settlement ledger");
 }
 
+/// A test disk that can be made to crash at its k-th next operation.
+trait CrashDisk {
+    /// Fail (crash) at the k-th next operation.
+    fn arm(&self, k: u64);
+    /// The process (and, for the simulated disk, the power) went down; bring it back.
+    fn restart(&self);
+}
+
+impl CrashDisk for MemFs {
+    fn arm(&self, k: u64) {
+        self.crash_after(k);
+    }
+    fn restart(&self) {
+        self.revive();
+    }
+}
+
+impl CrashDisk for NodeFs {
+    fn arm(&self, k: u64) {
+        self.disk().lock().unwrap().set_crash_point(Some(CrashPoint { op: k, before: k % 2 == 0 }));
+    }
+    fn restart(&self) {
+        let mut d = self.disk().lock().unwrap();
+        d.power_fail();
+        d.revive();
+    }
+}
+
 /// Opens the pipeline, retrying while crashes keep hitting recovery itself.
 fn recover(
-    memfs: &MemFs,
+    disk: &dyn CrashDisk,
     fs: &Arc<dyn FileSystem>,
     rng: &mut impl Rng,
     crashes_in_recovery: &mut u32,
 ) -> DurablePipeline {
     let markets = workload::default_markets();
     loop {
-        if rng.gen_bool(0.3) {
-            memfs.crash_after(rng.gen_range(1..60));
+        let armed = rng.gen_bool(0.3);
+        if armed {
+            disk.arm(rng.gen_range(1..60));
         }
         match DurablePipeline::open(fs.clone(), &root(), markets.clone(), config(), 0) {
             Ok((p, _)) => {
-                memfs.revive();
+                if armed {
+                    // Disarm: a crash point left over must not fire later by surprise.
+                    disk.arm(u64::MAX / 2);
+                }
                 return p;
             }
             Err(e) => {
-                memfs.revive();
+                disk.restart();
                 assert!(is_crash(&e), "recovery failed for a reason other than the injected crash: {e}");
                 *crashes_in_recovery += 1;
             }
@@ -74,21 +107,22 @@ fn recover(
 }
 
 fn is_crash(e: &DurableError) -> bool {
-    e.to_string().contains("memfs: crashed") || e.to_string().contains("poisoned")
+    let text = e.to_string();
+    text.contains("memfs: crashed") || text.contains("simfs: node crashed") || text.contains("poisoned")
 }
 
-fn run_seed(seed: u64) -> (u32, u32) {
+fn run_seed<D: CrashDisk + FileSystem + 'static>(seed: u64, disk: D) -> (u32, u32) {
     let mut rng = sim::seed::rng(seed, sim::seed::Stream::Crash);
     let mut wl = sim::seed::rng(seed, sim::seed::Stream::Workload);
     let commands = workload::generate(&mut wl, &WorkloadConfig { commands: 1_200, users: 12 });
-    let memfs = Arc::new(MemFs::new());
+    let memfs = Arc::new(disk);
     let fs: Arc<dyn FileSystem> = memfs.clone();
     let mut model = Model::new(workload::default_markets());
     let (mut crashes, mut crashes_in_recovery) = (0, 0);
-    let mut p = recover(&memfs, &fs, &mut rng, &mut crashes_in_recovery);
+    let mut p = recover(memfs.as_ref(), &fs, &mut rng, &mut crashes_in_recovery);
     for (i, command) in commands.iter().enumerate() {
         if rng.gen_bool(0.02) {
-            memfs.crash_after(rng.gen_range(1..80));
+            memfs.arm(rng.gen_range(1..80));
         }
         let mut first_try = true;
         let ack = loop {
@@ -97,9 +131,9 @@ fn run_seed(seed: u64) -> (u32, u32) {
                 Err(e) => {
                     assert!(is_crash(&e), "command #{i}: {e}");
                     crashes += 1;
-                    memfs.revive();
+                    memfs.restart();
                     drop(p);
-                    p = recover(&memfs, &fs, &mut rng, &mut crashes_in_recovery);
+                    p = recover(memfs.as_ref(), &fs, &mut rng, &mut crashes_in_recovery);
                     // The unacknowledged command may or may not have become durable.
                     let in_history = p.ubs.core().next_seq() - 1 == model.history().len() as u64 + 1;
                     let mut at = model.clone();
@@ -121,7 +155,7 @@ fn run_seed(seed: u64) -> (u32, u32) {
     }
     // A clean restart recovers exactly the final state.
     drop(p);
-    memfs.revive();
+    memfs.restart();
     let (p, info) =
         DurablePipeline::open(fs.clone(), &root(), workload::default_markets(), config(), 0).unwrap();
     assert!(info.ubscore.snapshot_seq.is_some(), "seed {seed}: UBSCore snapshots were taken");
@@ -135,12 +169,26 @@ fn run_seed(seed: u64) -> (u32, u32) {
 fn recovered_state_equals_the_model_after_every_crash() {
     let (mut crashes, mut in_recovery) = (0, 0);
     for seed in 0..6 {
-        let (c, r) = run_seed(seed);
+        let (c, r) = run_seed(seed, MemFs::new());
         crashes += c;
         in_recovery += r;
     }
     assert!(crashes >= 20, "the test must actually crash the services ({crashes})");
     assert!(in_recovery >= 5, "and crash recovery itself ({in_recovery})");
+}
+
+/// The same on the simulated disk: every crash is also a power failure that loses, tears
+/// or keeps each unsynced write and persists or rolls back each unsynced entry operation.
+#[test]
+fn recovered_state_equals_the_model_after_power_failures_on_the_simulated_disk() {
+    let (mut crashes, mut in_recovery) = (0, 0);
+    for seed in 0..6 {
+        let disk = Disk::new(FaultConfig::default(), sim::seed::rng(seed, sim::seed::Stream::Disk));
+        let (c, r) = run_seed(seed, NodeFs::detached(Arc::new(std::sync::Mutex::new(disk))));
+        crashes += c;
+        in_recovery += r;
+    }
+    assert!(crashes >= 20 && in_recovery >= 5, "{crashes} crashes, {in_recovery} in recovery");
 }
 
 fn corrupt_file(fs: &dyn FileSystem, path: &Path) {

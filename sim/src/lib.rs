@@ -3,6 +3,7 @@
 //! seeded simulation on a fresh thread with its own madsim runtime. The simulated
 //! filesystem, crash points and network faults build on these.
 
+pub mod fs;
 pub mod seed;
 
 #[cfg(madsim)]

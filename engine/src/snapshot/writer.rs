@@ -19,7 +19,7 @@ pub fn write(
     keep: usize,
 ) -> Result<(), SnapshotError> {
     assert!(keep >= 1, "keep at least the snapshot just written");
-    fs.create_dir_all(dir).map_err(err("create_dir_all", dir))?;
+    crate::storage::create_dir_durable(fs, dir).map_err(err("create_dir", dir))?;
     let tmp = dir.join(super::tmp_name(seq));
     if fs.exists(&tmp).map_err(err("exists", &tmp))? {
         fs.remove_dir_all(&tmp).map_err(err("remove", &tmp))?;

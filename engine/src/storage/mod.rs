@@ -51,3 +51,16 @@ pub trait FileSystem: Send + Sync {
     /// Whether a file or directory exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
 }
+
+/// Creates a directory (and its parents) durably: after it returns, the directory and
+/// every ancestor's entry for it survive a power failure. `create_dir_all` alone does not:
+/// a new directory's entry lives in its parent until the parent is fsynced.
+pub fn create_dir_durable(fs: &dyn FileSystem, path: &Path) -> io::Result<()> {
+    fs.create_dir_all(path)?;
+    let mut dir = Some(path);
+    while let Some(d) = dir {
+        fs.sync_dir(d)?;
+        dir = d.parent().filter(|p| !p.as_os_str().is_empty());
+    }
+    Ok(())
+}

@@ -111,7 +111,7 @@ impl Wal {
         config: WalConfig,
         mut each: impl FnMut(Entry<'_>) -> Result<(), WalError>,
     ) -> Result<(Wal, Recovery), WalError> {
-        fs.create_dir_all(dir).map_err(io("create_dir_all", dir))?;
+        crate::storage::create_dir_durable(fs.as_ref(), dir).map_err(io("create_dir", dir))?;
         let mut found = list_segments(fs.as_ref(), dir)?;
         let mut recovery = Recovery { segments: found.len(), ..Recovery::default() };
         let max_epoch = found.iter().map(|(e, _, _)| *e).max().unwrap_or(0);

@@ -1,0 +1,553 @@
+//! One node's simulated disk: files with durable bytes and the writes pending since their
+//! last fsync; directories with durable entries and the entry operations pending since
+//! their last fsync. Power failure resolves each pending write (kept, lost, or torn per
+//! 512-byte sector) and each pending entry operation (persisted or rolled back)
+//! independently, from the disk's own seeded random stream. Every fault is recorded.
+
+use super::faults::{Fault, FaultConfig};
+use rand::{Rng, RngCore};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Sector size of torn writes.
+pub const SECTOR: u64 = 512;
+
+type Ino = u64;
+const ROOT: Ino = 0;
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Write { offset: u64, data: Vec<u8> },
+    Truncate { len: u64 },
+}
+
+#[derive(Clone, Debug)]
+enum EntryOp {
+    Link(String, Ino),
+    Unlink(String),
+    Rename(String, String),
+}
+
+#[derive(Clone, Debug, Default)]
+struct FileNode {
+    durable: Vec<u8>,
+    current: Vec<u8>,
+    pending: Vec<Pending>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct DirNode {
+    durable: BTreeMap<String, Ino>,
+    current: BTreeMap<String, Ino>,
+    pending: Vec<EntryOp>,
+}
+
+#[derive(Clone, Debug)]
+enum Node {
+    File(FileNode),
+    Dir(DirNode),
+}
+
+/// When a node dies at a filesystem operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrashPoint {
+    /// The 1-based index of the operation (counted from the last revival).
+    pub op: u64,
+    /// Before its effect (true) or after it (false).
+    pub before: bool,
+}
+
+/// A node's disk.
+#[derive(Debug)]
+pub struct Disk {
+    nodes: BTreeMap<Ino, Node>,
+    next_ino: Ino,
+    rng: ChaCha8Rng,
+    config: FaultConfig,
+    ops: u64,
+    crash: Option<CrashPoint>,
+    dead: bool,
+    crashed_now: bool,
+    faults: Vec<Fault>,
+    owed_latency_us: u64,
+}
+
+fn crashed() -> io::Error {
+    io::Error::other("simfs: node crashed")
+}
+
+fn eio(what: &str, path: &Path) -> io::Error {
+    io::Error::other(format!("simfs: EIO on {what} of {}", path.display()))
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, format!("{}: no such file or directory", path.display()))
+}
+
+fn components(path: &Path) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn apply_write(content: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let end = offset as usize + data.len();
+    if content.len() < end {
+        content.resize(end, 0);
+    }
+    content[offset as usize..end].copy_from_slice(data);
+}
+
+fn apply_entry(entries: &mut BTreeMap<String, Ino>, op: &EntryOp) {
+    match op {
+        EntryOp::Link(name, ino) => {
+            entries.insert(name.clone(), *ino);
+        }
+        EntryOp::Unlink(name) => {
+            entries.remove(name);
+        }
+        EntryOp::Rename(from, to) => {
+            if let Some(ino) = entries.remove(from) {
+                entries.insert(to.clone(), ino);
+            }
+        }
+    }
+}
+
+impl Disk {
+    /// An empty disk (only `/`), drawing its faults from `rng`.
+    pub fn new(config: FaultConfig, rng: ChaCha8Rng) -> Disk {
+        let mut nodes = BTreeMap::new();
+        nodes.insert(ROOT, Node::Dir(DirNode::default()));
+        Disk {
+            nodes,
+            next_ino: 1,
+            rng,
+            config,
+            ops: 0,
+            crash: None,
+            dead: false,
+            crashed_now: false,
+            faults: Vec::new(),
+            owed_latency_us: 0,
+        }
+    }
+
+    /// Replaces the fault rates.
+    pub fn set_config(&mut self, config: FaultConfig) {
+        self.config = config;
+    }
+
+    /// Arms a crash point (operations counted from now).
+    pub fn set_crash_point(&mut self, crash: Option<CrashPoint>) {
+        self.crash = crash.map(|c| CrashPoint { op: self.ops + c.op, before: c.before });
+    }
+
+    /// Whether the node is dead (a crash point hit, or power failed, and not yet revived).
+    pub fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    /// Takes the "a crash point was hit just now" flag.
+    pub fn take_crashed_now(&mut self) -> bool {
+        std::mem::take(&mut self.crashed_now)
+    }
+
+    /// Brings the node's disk back after a restart: operations work again.
+    pub fn revive(&mut self) {
+        self.dead = false;
+        self.crash = None;
+    }
+
+    /// Operations performed so far.
+    pub fn ops(&self) -> u64 {
+        self.ops
+    }
+
+    /// Every fault recorded so far.
+    pub fn faults(&self) -> &[Fault] {
+        &self.faults
+    }
+
+    /// Takes the simulated latency accumulated by operations since the last call.
+    pub fn take_latency_us(&mut self) -> u64 {
+        std::mem::take(&mut self.owed_latency_us)
+    }
+
+    /// Runs one counted operation, honouring death and crash points.
+    pub fn run<T>(
+        &mut self,
+        what: &str,
+        bytes: usize,
+        f: impl FnOnce(&mut Disk) -> io::Result<T>,
+    ) -> io::Result<T> {
+        if self.dead {
+            return Err(crashed());
+        }
+        self.ops += 1;
+        self.owed_latency_us += self.config.latency_us + (bytes as u64 * self.config.latency_us) / 4096;
+        let hit = self.crash.filter(|c| c.op == self.ops);
+        if let Some(c) = hit.filter(|c| c.before) {
+            self.die(c, what);
+            return Err(crashed());
+        }
+        let result = f(self);
+        if let Some(c) = hit {
+            self.die(c, what);
+            return Err(crashed());
+        }
+        result
+    }
+
+    fn die(&mut self, c: CrashPoint, what: &str) {
+        self.dead = true;
+        self.crashed_now = true;
+        self.crash = None;
+        self.faults.push(Fault::CrashPoint { op: c.op, before: c.before, what: what.to_string() });
+    }
+
+    fn roll(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.gen_bool(p.min(1.0))
+    }
+
+    fn lookup(&self, path: &Path) -> Option<Ino> {
+        let mut ino = ROOT;
+        for c in components(path) {
+            match self.nodes.get(&ino) {
+                Some(Node::Dir(d)) => ino = *d.current.get(&c)?,
+                _ => return None,
+            }
+        }
+        Some(ino)
+    }
+
+    fn parent(&self, path: &Path) -> io::Result<(Ino, String)> {
+        let mut comps = components(path);
+        let name = comps.pop().ok_or_else(|| io::Error::other("simfs: the root has no parent"))?;
+        let parent_path: PathBuf = comps.iter().collect();
+        let parent = self.lookup(&parent_path).ok_or_else(|| not_found(&parent_path))?;
+        match self.nodes.get(&parent) {
+            Some(Node::Dir(_)) => Ok((parent, name)),
+            _ => Err(io::Error::other(format!("{}: not a directory", parent_path.display()))),
+        }
+    }
+
+    fn dir_mut(&mut self, ino: Ino) -> &mut DirNode {
+        match self.nodes.get_mut(&ino) {
+            Some(Node::Dir(d)) => d,
+            _ => panic!("inode {ino} is not a directory"),
+        }
+    }
+
+    fn file_mut(&mut self, path: &Path) -> io::Result<&mut FileNode> {
+        let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
+        match self.nodes.get_mut(&ino) {
+            Some(Node::File(f)) => Ok(f),
+            _ => Err(io::Error::other(format!("{}: is a directory", path.display()))),
+        }
+    }
+
+    fn link(&mut self, parent: Ino, name: String, node: Node) -> Ino {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.nodes.insert(ino, node);
+        let d = self.dir_mut(parent);
+        d.current.insert(name.clone(), ino);
+        d.pending.push(EntryOp::Link(name, ino));
+        ino
+    }
+
+    fn used(&self) -> u64 {
+        self.nodes.values().map(|n| if let Node::File(f) = n { f.current.len() as u64 } else { 0 }).sum()
+    }
+
+    /// Creates a directory and its parents.
+    pub fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
+        let mut ino = ROOT;
+        for c in components(path) {
+            let next = match self.nodes.get(&ino) {
+                Some(Node::Dir(d)) => d.current.get(&c).copied(),
+                _ => return Err(io::Error::other(format!("{}: not a directory", path.display()))),
+            };
+            ino = match next {
+                Some(i) => i,
+                None => self.link(ino, c, Node::Dir(DirNode::default())),
+            };
+        }
+        match self.nodes.get(&ino) {
+            Some(Node::Dir(_)) => Ok(()),
+            _ => Err(io::Error::other(format!("{}: is a file", path.display()))),
+        }
+    }
+
+    /// Creates a new empty file.
+    pub fn create_new(&mut self, path: &Path) -> io::Result<()> {
+        let (parent, name) = self.parent(path)?;
+        if self.lookup(path).is_some() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{}: exists", path.display())));
+        }
+        self.link(parent, name, Node::File(FileNode::default()));
+        Ok(())
+    }
+
+    /// Writes `data` at `offset` (`None`: append).
+    pub fn write(&mut self, path: &Path, offset: Option<u64>, data: &[u8]) -> io::Result<()> {
+        if self.roll(self.config.eio_write) {
+            self.faults.push(Fault::WriteEio { path: path.to_path_buf() });
+            return Err(eio("write", path));
+        }
+        let capacity = self.config.capacity;
+        let used = self.used();
+        let f = self.file_mut(path)?;
+        let offset = offset.unwrap_or(f.current.len() as u64);
+        let grow = (offset + data.len() as u64).saturating_sub(f.current.len() as u64);
+        if used.saturating_add(grow) > capacity {
+            self.faults.push(Fault::NoSpace { path: path.to_path_buf() });
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("simfs: ENOSPC writing {}", path.display()),
+            ));
+        }
+        let f = self.file_mut(path)?;
+        apply_write(&mut f.current, offset, data);
+        f.pending.push(Pending::Write { offset, data: data.to_vec() });
+        Ok(())
+    }
+
+    /// Reads up to `len` bytes at `offset` (`None`: the whole file).
+    pub fn read(&mut self, path: &Path, offset: u64, len: Option<usize>) -> io::Result<Vec<u8>> {
+        if self.roll(self.config.eio_read) {
+            self.faults.push(Fault::ReadEio { path: path.to_path_buf() });
+            return Err(eio("read", path));
+        }
+        let f = self.file_mut(path)?;
+        let start = (offset as usize).min(f.current.len());
+        let end = len.map_or(f.current.len(), |l| start.saturating_add(l).min(f.current.len()));
+        Ok(f.current[start..end].to_vec())
+    }
+
+    /// The current length of a file.
+    pub fn len(&mut self, path: &Path) -> io::Result<u64> {
+        Ok(self.file_mut(path)?.current.len() as u64)
+    }
+
+    /// Cuts a file.
+    pub fn truncate(&mut self, path: &Path, len: u64) -> io::Result<()> {
+        let f = self.file_mut(path)?;
+        f.current.resize(len as usize, 0);
+        f.pending.push(Pending::Truncate { len });
+        Ok(())
+    }
+
+    /// Makes a file's pending writes durable (or, on an injected EIO, drops them).
+    pub fn sync_file(&mut self, path: &Path) -> io::Result<()> {
+        let fail = self.roll(self.config.eio_fsync);
+        let f = self.file_mut(path)?;
+        let pending = std::mem::take(&mut f.pending);
+        if fail {
+            // fsyncgate: the dirty pages are marked clean without reaching the disk.
+            let dropped = pending.len() as u64;
+            self.faults.push(Fault::FsyncEio { path: path.to_path_buf(), dropped });
+            return Err(eio("fsync", path));
+        }
+        for p in pending {
+            match p {
+                Pending::Write { offset, data } => apply_write(&mut f.durable, offset, &data),
+                Pending::Truncate { len } => f.durable.resize(len as usize, 0),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a directory's pending entry operations durable.
+    pub fn sync_dir(&mut self, path: &Path) -> io::Result<()> {
+        let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
+        let Some(Node::Dir(d)) = self.nodes.get_mut(&ino) else {
+            return Err(io::Error::other(format!("{}: not a directory", path.display())));
+        };
+        for op in std::mem::take(&mut d.pending) {
+            apply_entry(&mut d.durable, &op);
+        }
+        Ok(())
+    }
+
+    /// Renames, replacing a file at `to`.
+    pub fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
+        let ino = self.lookup(from).ok_or_else(|| not_found(from))?;
+        let (src, from_name) = self.parent(from)?;
+        let (dst, to_name) = self.parent(to)?;
+        if let Some(existing) = self.lookup(to) {
+            if let Some(Node::Dir(d)) = self.nodes.get(&existing) {
+                if !d.current.is_empty() {
+                    return Err(io::Error::other(format!("{}: directory not empty", to.display())));
+                }
+            }
+        }
+        if src == dst {
+            let d = self.dir_mut(src);
+            d.current.remove(&from_name);
+            d.current.insert(to_name.clone(), ino);
+            d.pending.push(EntryOp::Rename(from_name, to_name));
+        } else {
+            let s = self.dir_mut(src);
+            s.current.remove(&from_name);
+            s.pending.push(EntryOp::Unlink(from_name));
+            let d = self.dir_mut(dst);
+            d.current.insert(to_name.clone(), ino);
+            d.pending.push(EntryOp::Link(to_name, ino));
+        }
+        Ok(())
+    }
+
+    /// Removes a file or (recursively) a directory.
+    pub fn remove(&mut self, path: &Path, dir: bool) -> io::Result<()> {
+        let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
+        if matches!(self.nodes.get(&ino), Some(Node::Dir(_))) != dir {
+            return Err(io::Error::other(format!("{}: wrong kind for remove", path.display())));
+        }
+        let (parent, name) = self.parent(path)?;
+        let d = self.dir_mut(parent);
+        d.current.remove(&name);
+        d.pending.push(EntryOp::Unlink(name));
+        Ok(())
+    }
+
+    /// The names in a directory, sorted.
+    pub fn list(&mut self, path: &Path) -> io::Result<Vec<String>> {
+        let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
+        match self.nodes.get(&ino) {
+            Some(Node::Dir(d)) => Ok(d.current.keys().cloned().collect()),
+            _ => Err(io::Error::other(format!("{}: not a directory", path.display()))),
+        }
+    }
+
+    /// Whether a path exists.
+    pub fn exists(&mut self, path: &Path) -> io::Result<bool> {
+        Ok(self.lookup(path).is_some())
+    }
+
+    /// Paths of the current namespace, for naming faults.
+    fn paths(&self) -> BTreeMap<Ino, PathBuf> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![(ROOT, PathBuf::from("/"))];
+        while let Some((ino, path)) = stack.pop() {
+            if let Some(Node::Dir(d)) = self.nodes.get(&ino) {
+                for (name, child) in d.current.iter().chain(d.durable.iter()) {
+                    if !out.contains_key(child) {
+                        stack.push((*child, path.join(name)));
+                    }
+                }
+            }
+            out.insert(ino, path);
+        }
+        out
+    }
+
+    /// Power failure: every pending write is kept, lost or torn; every pending entry
+    /// operation persists or rolls back; then the node is dead until revived.
+    pub fn power_fail(&mut self) {
+        self.faults.push(Fault::PowerFailure);
+        let paths = self.paths();
+        let name =
+            |ino: Ino| paths.get(&ino).cloned().unwrap_or_else(|| PathBuf::from(format!("<inode {ino}>")));
+        let inos: Vec<Ino> = self.nodes.keys().copied().collect();
+        for ino in inos {
+            let mut node = self.nodes.remove(&ino).expect("listed");
+            match &mut node {
+                Node::File(f) => {
+                    let mut content = std::mem::take(&mut f.durable);
+                    for p in std::mem::take(&mut f.pending) {
+                        match p {
+                            Pending::Write { offset, data } => {
+                                self.resolve_write(&name(ino), &mut content, offset, &data)
+                            }
+                            Pending::Truncate { len } => {
+                                if self.rng.gen_bool(0.5) {
+                                    content.resize(len as usize, 0);
+                                } else {
+                                    self.faults.push(Fault::EntryRolledBack {
+                                        dir: name(ino),
+                                        op: format!("truncate to {len}"),
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    if !content.is_empty() && self.roll(self.config.bit_rot) {
+                        let bit = self.rng.gen_range(0..content.len() * 8);
+                        content[bit / 8] ^= 1 << (bit % 8);
+                        self.faults.push(Fault::BitRot { path: name(ino), offset: (bit / 8) as u64 });
+                    }
+                    f.current = content.clone();
+                    f.durable = content;
+                }
+                Node::Dir(d) => {
+                    let mut entries = std::mem::take(&mut d.durable);
+                    for op in std::mem::take(&mut d.pending) {
+                        if self.rng.gen_bool(self.config.persist_entry_op.clamp(0.0, 1.0)) {
+                            apply_entry(&mut entries, &op);
+                        } else {
+                            self.faults
+                                .push(Fault::EntryRolledBack { dir: name(ino), op: format!("{op:?}") });
+                        }
+                    }
+                    d.current = entries.clone();
+                    d.durable = entries;
+                }
+            }
+            self.nodes.insert(ino, node);
+        }
+        self.dead = true;
+        self.crash = None;
+    }
+
+    fn resolve_write(&mut self, path: &Path, content: &mut Vec<u8>, offset: u64, data: &[u8]) {
+        let len = data.len() as u64;
+        let r: f64 = self.rng.r#gen();
+        if r < self.config.lose_write {
+            self.faults.push(Fault::WriteLost { path: path.to_path_buf(), offset, len });
+            return;
+        }
+        if r >= self.config.lose_write + self.config.tear_write {
+            apply_write(content, offset, data);
+            return;
+        }
+        let end = offset + len;
+        let mut sector = offset / SECTOR * SECTOR;
+        let mut written = 0;
+        while sector < end {
+            let (a, b) = (sector.max(offset), (sector + SECTOR).min(end));
+            let piece = &data[(a - offset) as usize..(b - offset) as usize];
+            match self.rng.gen_range(0..4) {
+                0 => {
+                    apply_write(content, a, piece);
+                    written += 1;
+                }
+                1 => {} // old content stays
+                2 => apply_write(content, a, &vec![0u8; piece.len()]),
+                _ => {
+                    let mut junk = vec![0u8; piece.len()];
+                    self.rng.fill_bytes(&mut junk);
+                    apply_write(content, a, &junk);
+                }
+            }
+            sector += SECTOR;
+        }
+        self.faults.push(Fault::WriteTorn {
+            path: path.to_path_buf(),
+            offset,
+            len,
+            sectors_written: written,
+        });
+    }
+}

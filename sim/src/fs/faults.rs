@@ -1,0 +1,96 @@
+//! Fault rates of the simulated disk and the record of every fault injected.
+
+use std::path::PathBuf;
+
+/// Probabilities of the disk's faults. All default to zero except the resolution of
+/// pending writes at power failure, which is the point of the model.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaultConfig {
+    /// At power failure: probability that a pending write is lost whole.
+    pub lose_write: f64,
+    /// At power failure: probability that a pending write is torn (per 512-byte sector:
+    /// new content, old content, zeros or garbage).
+    pub tear_write: f64,
+    /// At power failure: probability that a pending directory entry operation persists.
+    pub persist_entry_op: f64,
+    /// Probability that a read fails with EIO.
+    pub eio_read: f64,
+    /// Probability that a write fails with EIO (no effect).
+    pub eio_write: f64,
+    /// Probability that an fsync fails with EIO: the file's pending writes are dropped
+    /// and a later fsync returns Ok (fsyncgate).
+    pub eio_fsync: f64,
+    /// Bytes the disk holds; a write beyond fails with ENOSPC. `u64::MAX`: unlimited.
+    pub capacity: u64,
+    /// At power failure: probability per file of one flipped bit in its durable bytes.
+    pub bit_rot: f64,
+    /// Simulated microseconds per operation, plus per KiB written.
+    pub latency_us: u64,
+}
+
+impl Default for FaultConfig {
+    fn default() -> Self {
+        FaultConfig {
+            lose_write: 0.3,
+            tear_write: 0.3,
+            persist_entry_op: 0.5,
+            eio_read: 0.0,
+            eio_write: 0.0,
+            eio_fsync: 0.0,
+            capacity: u64::MAX,
+            bit_rot: 0.0,
+            latency_us: 20,
+        }
+    }
+}
+
+impl FaultConfig {
+    /// A disk that loses nothing and never fails (pending writes all persist at power
+    /// failure): the behaviour naive code silently relies on.
+    pub fn perfect() -> FaultConfig {
+        FaultConfig { lose_write: 0.0, tear_write: 0.0, persist_entry_op: 1.0, ..FaultConfig::default() }
+    }
+}
+
+/// One injected fault or crash, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A pending write was lost at power failure.
+    WriteLost { path: PathBuf, offset: u64, len: u64 },
+    /// A pending write was torn at power failure; `sectors` of them were written.
+    WriteTorn { path: PathBuf, offset: u64, len: u64, sectors_written: u64 },
+    /// A pending directory entry operation was rolled back at power failure.
+    EntryRolledBack { dir: PathBuf, op: String },
+    /// A read failed with EIO.
+    ReadEio { path: PathBuf },
+    /// A write failed with EIO.
+    WriteEio { path: PathBuf },
+    /// An fsync failed with EIO and dropped the file's pending writes.
+    FsyncEio { path: PathBuf, dropped: u64 },
+    /// A write failed with ENOSPC.
+    NoSpace { path: PathBuf },
+    /// A durable bit flipped.
+    BitRot { path: PathBuf, offset: u64 },
+    /// The node died at a crash point.
+    CrashPoint { op: u64, before: bool, what: String },
+    /// The node lost power (kill).
+    PowerFailure,
+}
+
+impl Fault {
+    /// A short name of the kind, for summaries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::WriteLost { .. } => "write_lost",
+            Fault::WriteTorn { .. } => "write_torn",
+            Fault::EntryRolledBack { .. } => "entry_rolled_back",
+            Fault::ReadEio { .. } => "read_eio",
+            Fault::WriteEio { .. } => "write_eio",
+            Fault::FsyncEio { .. } => "fsync_eio",
+            Fault::NoSpace { .. } => "enospc",
+            Fault::BitRot { .. } => "bit_rot",
+            Fault::CrashPoint { .. } => "crash_point",
+            Fault::PowerFailure => "power_failure",
+        }
+    }
+}

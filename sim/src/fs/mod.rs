@@ -1,0 +1,15 @@
+//! SimFs: the simulated filesystem with a real crash model (see `disk.rs`), registered as
+//! a madsim plugin so that killing a node resolves its disk's power failure.
+
+mod disk;
+mod faults;
+mod node_fs;
+
+pub use disk::{CrashPoint, Disk, SECTOR};
+pub use faults::{Fault, FaultConfig};
+pub use node_fs::NodeFs;
+
+#[cfg(madsim)]
+mod plugin;
+#[cfg(madsim)]
+pub use plugin::SimFs;

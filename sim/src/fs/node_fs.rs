@@ -1,0 +1,116 @@
+//! A node's view of its simulated disk, implementing the engine's `FileSystem`. When an
+//! operation hits a crash point, the node is killed at once (in a simulation): madsim
+//! resets its network and this filesystem resolves the power failure, so the node is
+//! inert from that instant even before its tasks reach their next `await`.
+
+use super::disk::Disk;
+use engine::storage::FileSystem;
+use std::io;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// One node's filesystem handle.
+#[derive(Debug, Clone)]
+pub struct NodeFs {
+    disk: Arc<Mutex<Disk>>,
+    #[cfg(madsim)]
+    node: Option<madsim::task::NodeId>,
+}
+
+impl NodeFs {
+    /// A handle on `disk`, outside any simulation (unit tests).
+    pub fn detached(disk: Arc<Mutex<Disk>>) -> NodeFs {
+        NodeFs {
+            disk,
+            #[cfg(madsim)]
+            node: None,
+        }
+    }
+
+    /// A handle on `disk` of simulated node `node`.
+    #[cfg(madsim)]
+    pub fn of_node(disk: Arc<Mutex<Disk>>, node: madsim::task::NodeId) -> NodeFs {
+        NodeFs { disk, node: Some(node) }
+    }
+
+    /// The disk behind this handle.
+    pub fn disk(&self) -> &Arc<Mutex<Disk>> {
+        &self.disk
+    }
+
+    fn op<T>(
+        &self,
+        what: &str,
+        path: &Path,
+        bytes: usize,
+        f: impl FnOnce(&mut Disk) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let (result, crashed) = {
+            let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+            let result = disk.run(&format!("{what} {}", path.display()), bytes, f);
+            (result, disk.take_crashed_now())
+        };
+        if crashed {
+            self.on_crash();
+        }
+        result
+    }
+
+    #[cfg(madsim)]
+    fn on_crash(&self) {
+        if let Some(node) = self.node {
+            madsim::runtime::Handle::current().kill(node);
+        }
+    }
+
+    #[cfg(not(madsim))]
+    fn on_crash(&self) {}
+}
+
+impl FileSystem for NodeFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.op("mkdir", path, 0, |d| d.create_dir_all(path))
+    }
+    fn create_new(&self, path: &Path) -> io::Result<()> {
+        self.op("create", path, 0, |d| d.create_new(path))
+    }
+    fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        self.op("append", path, data.len(), |d| d.write(path, None, data))
+    }
+    fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.op("write", path, data.len(), |d| d.write(path, Some(offset), data))
+    }
+    fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+        self.op("read", path, len, |d| d.read(path, offset, Some(len)))
+    }
+    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.op("read", path, 0, |d| d.read(path, 0, None))
+    }
+    fn len(&self, path: &Path) -> io::Result<u64> {
+        self.op("len", path, 0, |d| d.len(path))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.op("truncate", path, 0, |d| d.truncate(path, len))
+    }
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        self.op("fsync", path, 0, |d| d.sync_file(path))
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.op("fsync_dir", path, 0, |d| d.sync_dir(path))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.op("rename", from, 0, |d| d.rename(from, to))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.op("remove", path, 0, |d| d.remove(path, false))
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.op("rmdir", path, 0, |d| d.remove(path, true))
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.op("list", path, 0, |d| d.list(path))
+    }
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        self.op("exists", path, 0, |d| d.exists(path))
+    }
+}

@@ -1,0 +1,311 @@
+//! The rules of the simulated disk, one by one, and what they do to naive and to careful
+//! writers: fsync and directory fsync decide what survives a power failure; unsynced
+//! writes are kept, lost or torn per sector; entry operations persist or roll back;
+//! fsyncgate; ENOSPC; EIO; crash points before and after an operation's effect; bit rot.
+
+use engine::storage::FileSystem;
+use engine::wal::{Wal, WalConfig};
+use exsim_sim::fs::{CrashPoint, Disk, Fault, FaultConfig, NodeFs, SECTOR};
+use exsim_sim::seed::{Stream, rng};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+fn disk(config: FaultConfig, seed: u64) -> NodeFs {
+    NodeFs::detached(Arc::new(Mutex::new(Disk::new(config, rng(seed, Stream::Disk)))))
+}
+
+fn power_fail(fs: &NodeFs) {
+    let mut d = fs.disk().lock().unwrap();
+    d.power_fail();
+    d.revive();
+}
+
+fn faults(fs: &NodeFs) -> Vec<Fault> {
+    fs.disk().lock().unwrap().faults().to_vec()
+}
+
+fn p(s: &str) -> &Path {
+    Path::new(s)
+}
+
+/// A durable empty file `/d/f` (created, directory synced).
+fn durable_file(fs: &NodeFs) {
+    fs.create_dir_all(p("/d")).unwrap();
+    fs.sync_dir(p("/")).unwrap();
+    fs.create_new(p("/d/f")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+}
+
+#[test]
+fn fsync_makes_writes_durable_and_unsynced_writes_are_lost() {
+    let lose_all = FaultConfig { lose_write: 1.0, tear_write: 0.0, ..FaultConfig::default() };
+    let fs = disk(lose_all, 1);
+    durable_file(&fs);
+    fs.append(p("/d/f"), b"synced").unwrap();
+    fs.sync_file(p("/d/f")).unwrap();
+    fs.append(p("/d/f"), b" and not").unwrap();
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"synced and not", "reads see the page cache");
+    power_fail(&fs);
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"synced");
+    assert!(faults(&fs).iter().any(|f| matches!(f, Fault::WriteLost { len: 8, .. })));
+}
+
+#[test]
+fn torn_writes_are_torn_at_sector_granularity() {
+    let tear_all = FaultConfig { lose_write: 0.0, tear_write: 1.0, ..FaultConfig::default() };
+    let mut torn_seen = 0;
+    for seed in 0..20 {
+        let fs = disk(tear_all, seed);
+        durable_file(&fs);
+        let old: Vec<u8> = (0..8 * SECTOR).map(|i| (i % 7) as u8 + 1).collect();
+        fs.append(p("/d/f"), &old).unwrap();
+        fs.sync_file(p("/d/f")).unwrap();
+        let new: Vec<u8> = (0..8 * SECTOR).map(|i| (i % 13) as u8 + 100).collect();
+        fs.write_at(p("/d/f"), 0, &new).unwrap();
+        power_fail(&fs);
+        let got = fs.read_all(p("/d/f")).unwrap();
+        assert_eq!(got.len(), new.len());
+        for s in 0..8usize {
+            let r = s * SECTOR as usize..(s + 1) * SECTOR as usize;
+            let sector = &got[r.clone()];
+            let whole =
+                sector == &new[r.clone()] || sector == &old[r.clone()] || sector.iter().all(|b| *b == 0);
+            let garbage = sector.iter().zip(&new[r.clone()]).filter(|(a, b)| a == b).count() < 64
+                && sector.iter().zip(&old[r.clone()]).filter(|(a, b)| a == b).count() < 64;
+            assert!(whole || garbage, "seed {seed}, sector {s} mixes contents");
+        }
+        if got != new && got != old {
+            torn_seen += 1;
+        }
+        assert!(faults(&fs).iter().any(|f| matches!(f, Fault::WriteTorn { .. })));
+    }
+    assert!(torn_seen > 10);
+}
+
+#[test]
+fn entries_need_a_directory_fsync() {
+    let rollback_all = FaultConfig { persist_entry_op: 0.0, ..FaultConfig::perfect() };
+    let fs = disk(rollback_all, 2);
+    fs.create_dir_all(p("/d")).unwrap();
+    fs.sync_dir(p("/")).unwrap();
+    // A durable file renamed without a directory fsync.
+    fs.create_new(p("/d/g")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+    fs.rename(p("/d/g"), p("/d/h")).unwrap();
+    // A file whose data is fsynced but whose directory entry is not.
+    fs.create_new(p("/d/f")).unwrap();
+    fs.append(p("/d/f"), b"data").unwrap();
+    fs.sync_file(p("/d/f")).unwrap();
+    power_fail(&fs);
+    assert!(!fs.exists(p("/d/f")).unwrap(), "the unsynced create rolled back");
+    assert!(fs.exists(p("/d/g")).unwrap() && !fs.exists(p("/d/h")).unwrap(), "the rename rolled back");
+    assert!(faults(&fs).iter().filter(|f| matches!(f, Fault::EntryRolledBack { .. })).count() >= 2);
+    // With the directory synced, both survive.
+    let fs = disk(rollback_all, 3);
+    fs.create_dir_all(p("/d")).unwrap();
+    fs.sync_dir(p("/")).unwrap();
+    fs.create_new(p("/d/f")).unwrap();
+    fs.rename(p("/d/f"), p("/d/h")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+    power_fail(&fs);
+    assert!(fs.exists(p("/d/h")).unwrap() && !fs.exists(p("/d/f")).unwrap());
+}
+
+#[test]
+fn a_failed_fsync_drops_the_pending_data_and_the_next_fsync_lies() {
+    let fs = disk(FaultConfig { eio_fsync: 1.0, ..FaultConfig::perfect() }, 4);
+    fs.create_dir_all(p("/d")).unwrap();
+    fs.create_new(p("/d/f")).unwrap();
+    fs.disk().lock().unwrap().set_config(FaultConfig::perfect());
+    fs.sync_dir(p("/")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+    fs.disk().lock().unwrap().set_config(FaultConfig { eio_fsync: 1.0, ..FaultConfig::perfect() });
+    fs.append(p("/d/f"), b"lost to fsyncgate").unwrap();
+    assert!(fs.sync_file(p("/d/f")).is_err());
+    fs.disk().lock().unwrap().set_config(FaultConfig::perfect());
+    assert!(fs.sync_file(p("/d/f")).is_ok(), "a later fsync returns Ok");
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"lost to fsyncgate", "the page cache still shows it");
+    power_fail(&fs);
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"", "but it never reached the disk");
+    assert!(faults(&fs).iter().any(|f| matches!(f, Fault::FsyncEio { dropped: 1, .. })));
+}
+
+#[test]
+fn enospc_and_eio_are_errors_without_effect() {
+    let fs = disk(FaultConfig { capacity: 100, ..FaultConfig::perfect() }, 5);
+    durable_file(&fs);
+    fs.append(p("/d/f"), &[1; 60]).unwrap();
+    let err = fs.append(p("/d/f"), &[2; 60]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+    assert_eq!(fs.len(p("/d/f")).unwrap(), 60);
+    let fs = disk(FaultConfig { eio_read: 1.0, eio_write: 1.0, ..FaultConfig::perfect() }, 6);
+    durable_file(&fs);
+    assert!(fs.append(p("/d/f"), b"x").is_err());
+    assert!(fs.read_all(p("/d/f")).is_err());
+    let kinds: Vec<_> = faults(&fs).iter().map(Fault::kind).collect();
+    assert!(kinds.contains(&"write_eio") && kinds.contains(&"read_eio"), "{kinds:?}");
+}
+
+#[test]
+fn crash_points_before_and_after_the_effect() {
+    for before in [true, false] {
+        let fs = disk(FaultConfig::perfect(), 7);
+        durable_file(&fs);
+        fs.disk().lock().unwrap().set_crash_point(Some(CrashPoint { op: 1, before }));
+        assert!(fs.append(p("/d/f"), b"x").is_err(), "the crash point fails the operation");
+        assert!(fs.exists(p("/d")).is_err(), "a dead node's disk does nothing");
+        {
+            let mut d = fs.disk().lock().unwrap();
+            d.power_fail();
+            d.revive();
+        }
+        // The perfect disk keeps pending writes, so the effect is visible iff it happened.
+        assert_eq!(fs.read_all(p("/d/f")).unwrap(), if before { b"".to_vec() } else { b"x".to_vec() });
+        assert!(faults(&fs).iter().any(|f| matches!(f, Fault::CrashPoint { before: b, .. } if *b == before)));
+    }
+}
+
+#[test]
+fn bit_rot_hits_durable_bytes() {
+    let fs = disk(FaultConfig { bit_rot: 1.0, ..FaultConfig::perfect() }, 8);
+    durable_file(&fs);
+    fs.append(p("/d/f"), &[0u8; 64]).unwrap();
+    fs.sync_file(p("/d/f")).unwrap();
+    power_fail(&fs);
+    let got = fs.read_all(p("/d/f")).unwrap();
+    assert_eq!(got.iter().map(|b| b.count_ones()).sum::<u32>(), 1);
+}
+
+// ---- Naive writers lose data under this model; careful ones do not. ----
+
+/// Writes a "latest" pointer the naive way: remove, then create (no fsyncs).
+fn naive_pointer_update(fs: &NodeFs, value: &[u8]) -> std::io::Result<()> {
+    fs.remove_file(p("/d/latest"))?;
+    fs.create_new(p("/d/latest"))?;
+    fs.append(p("/d/latest"), value)
+}
+
+/// The careful way: write a temporary file, fsync it, rename over, fsync the directory.
+fn atomic_pointer_update(fs: &NodeFs, value: &[u8]) -> std::io::Result<()> {
+    fs.create_new(p("/d/latest.tmp"))?;
+    fs.append(p("/d/latest.tmp"), value)?;
+    fs.sync_file(p("/d/latest.tmp"))?;
+    fs.rename(p("/d/latest.tmp"), p("/d/latest"))?;
+    fs.sync_dir(p("/d"))
+}
+
+fn pointer_setup(fs: &NodeFs) {
+    fs.create_dir_all(p("/d")).unwrap();
+    fs.sync_dir(p("/")).unwrap();
+    fs.create_new(p("/d/latest")).unwrap();
+    fs.append(p("/d/latest"), b"old").unwrap();
+    fs.sync_file(p("/d/latest")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+}
+
+#[test]
+fn a_naive_pointer_update_can_lose_the_pointer_an_atomic_one_cannot() {
+    let mut naive_lost = 0;
+    for seed in 0..200 {
+        for (naive, ops) in [(true, 3u64), (false, 5)] {
+            for crash_at in 1..=ops {
+                let fs = disk(FaultConfig::default(), seed * 100 + crash_at);
+                pointer_setup(&fs);
+                fs.disk().lock().unwrap().set_crash_point(Some(CrashPoint { op: crash_at, before: false }));
+                let _ = if naive {
+                    naive_pointer_update(&fs, b"new")
+                } else {
+                    atomic_pointer_update(&fs, b"new")
+                };
+                power_fail(&fs);
+                let value = fs.read_all(p("/d/latest")).ok();
+                let ok = matches!(value.as_deref(), Some(b"old") | Some(b"new"));
+                if naive && !ok {
+                    naive_lost += 1;
+                }
+                assert!(naive || ok, "atomic update left {value:?} (seed {seed}, crash at {crash_at})");
+            }
+        }
+    }
+    assert!(naive_lost > 50, "the naive update must be seen losing the pointer ({naive_lost})");
+}
+
+#[test]
+fn a_log_without_fsync_loses_acknowledged_records_the_wal_does_not() {
+    // Naive: append and "acknowledge" without fsync.
+    let mut naive_lost = 0;
+    for seed in 0..50 {
+        let fs = disk(FaultConfig::default(), seed);
+        durable_file(&fs);
+        for i in 0..20u8 {
+            fs.append(p("/d/f"), &[i; 100]).unwrap();
+        }
+        power_fail(&fs);
+        if fs.read_all(p("/d/f")).unwrap() != (0..20u8).flat_map(|i| [i; 100]).collect::<Vec<_>>() {
+            naive_lost += 1;
+        }
+    }
+    assert!(naive_lost > 40, "{naive_lost}");
+    // The WAL: every acknowledged record survives any crash point and power failure.
+    for seed in 0..300 {
+        let node = disk(FaultConfig::default(), seed);
+        let d = node.disk().clone();
+        let fs: Arc<dyn FileSystem> = Arc::new(node);
+        let crash_at = 1 + seed % 60;
+        d.lock().unwrap().set_crash_point(Some(CrashPoint { op: crash_at, before: seed % 2 == 0 }));
+        let mut acked = 0u64;
+        if let Ok((mut wal, _)) =
+            Wal::open(fs.clone(), p("/wal"), WalConfig { segment_bytes: 600 }, |_| Ok(()))
+        {
+            for batch in 0..10u64 {
+                for i in 0..3 {
+                    wal.append(1, format!("r{}", batch * 3 + i).as_bytes());
+                }
+                match wal.commit() {
+                    Ok(durable) => acked = durable,
+                    Err(_) => break,
+                }
+            }
+        }
+        {
+            let mut g = d.lock().unwrap();
+            g.power_fail();
+            g.revive();
+        }
+        let mut seen = Vec::new();
+        let (_, _) = Wal::open(fs.clone(), p("/wal"), WalConfig { segment_bytes: 600 }, |e| {
+            seen.push(String::from_utf8(e.payload.to_vec()).unwrap());
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(seen.len() as u64 >= acked, "seed {seed}: {} recovered < {acked} acknowledged", seen.len());
+        for (i, s) in seen.iter().enumerate() {
+            assert_eq!(s, &format!("r{i}"), "seed {seed}");
+        }
+    }
+}
+
+#[test]
+fn snapshots_survive_a_crash_and_power_failure_at_every_step() {
+    use engine::snapshot;
+    use std::collections::BTreeMap;
+    let dir = p("/data/snapshots");
+    let files = |seq: u64| vec![("state.bin".to_string(), vec![seq as u8; 1500])];
+    for seed in 0..40u64 {
+        for crash_at in 1..=30u64 {
+            let node = disk(FaultConfig::default(), seed * 1000 + crash_at);
+            let d = node.disk().clone();
+            snapshot::write(&node, dir, "svc", 1, BTreeMap::new(), &files(1), 2).unwrap();
+            d.lock().unwrap().set_crash_point(Some(CrashPoint { op: crash_at, before: seed % 2 == 1 }));
+            let _ = snapshot::write(&node, dir, "svc", 2, BTreeMap::new(), &files(2), 2);
+            {
+                let mut g = d.lock().unwrap();
+                g.power_fail();
+                g.revive();
+            }
+            let loaded = snapshot::load(&node, dir, "svc").unwrap().expect("a snapshot survives");
+            assert!(loaded.meta.seq == 1 || loaded.meta.seq == 2, "seed {seed} crash {crash_at}");
+            assert_eq!(loaded.files["state.bin"], files(loaded.meta.seq)[0].1);
+        }
+    }
+}
