@@ -28,6 +28,7 @@ fn config() -> PipelineConfig {
         wal: WalConfig { segment_bytes: 8 << 10 },
         snapshots: SnapshotPolicy::every(150, 0),
         keep_snapshots: 2,
+        retention: true,
     };
     PipelineConfig {
         ubscore: c,

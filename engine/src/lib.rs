@@ -9,6 +9,7 @@ pub mod event;
 pub mod matching;
 pub mod math;
 pub mod pipeline;
+pub mod service;
 pub mod settlement;
 pub mod snapshot;
 pub mod storage;

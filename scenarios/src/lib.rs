@@ -5,5 +5,7 @@ pub mod bench;
 pub mod checker;
 pub mod conform;
 pub mod model;
+#[cfg(madsim)]
+pub mod simrun;
 pub mod sweep;
 pub mod workload;

@@ -5,9 +5,12 @@
 
 pub mod fs;
 pub mod seed;
+pub mod trace;
 
 #[cfg(madsim)]
 pub mod runner;
+#[cfg(madsim)]
+pub mod world;
 
 /// Whether this binary was built for simulation (`--cfg madsim`).
 pub const SIMULATION_BUILD: bool = cfg!(madsim);

@@ -16,6 +16,8 @@ where
         .name(format!("sim-{seed}"))
         .spawn(move || {
             let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            // The simulated filesystem must be registered before any node exists.
+            runtime.add_simulator::<crate::fs::SimFs>();
             if let Some(limit) = time_limit {
                 runtime.set_time_limit(limit);
             }

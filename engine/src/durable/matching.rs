@@ -266,7 +266,9 @@ impl DurableMatching {
             self.config.keep_snapshots,
         )?;
         self.recovery_floor = self.read_recovery_floor();
-        if let Some(oldest) = super::ubscore::oldest_snapshot(self.fs.as_ref(), &snapshots)? {
+        if let Some(oldest) =
+            super::ubscore::oldest_snapshot(self.fs.as_ref(), &snapshots)?.filter(|_| self.config.retention)
+        {
             let for_settlement = self.trades.start_for(self.floor_trade, self.wal.first_seq());
             self.wal.retain_from((oldest + 1).min(self.floor_event + 1).min(for_settlement))?;
             self.trades.forget_below(self.wal.first_seq());

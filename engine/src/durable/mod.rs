@@ -48,6 +48,9 @@ pub struct DurableConfig {
     pub snapshots: SnapshotPolicy,
     /// How many snapshots to keep (the WAL is kept back to the oldest).
     pub keep_snapshots: usize,
+    /// Whether old WAL segments are removed after snapshots. Simulations keep the whole
+    /// log: UBSCore's WAL is the agreed history the checker replays.
+    pub retention: bool,
 }
 
 impl DurableConfig {
@@ -57,6 +60,7 @@ impl DurableConfig {
             wal: WalConfig::default(),
             snapshots: SnapshotPolicy::every(100_000, 600_000),
             keep_snapshots: 2,
+            retention: true,
         }
     }
 

@@ -4,7 +4,7 @@
 
 use super::{DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs, RecoveryInfo};
 use crate::storage::FileSystem;
-use crate::{Ack, Command, Markets, MeInput, Outcome};
+use crate::{Ack, Command, Markets, MeInput, Outcome, UbsRecord};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -40,6 +40,16 @@ impl Default for PipelineConfig {
             matching: DurableConfig::matching(),
             settlement: DurableConfig::settlement(),
         }
+    }
+}
+
+/// What the matching engine does with a UBSCore record: an accepted place or cancel is an
+/// input; anything else only moves its watermark.
+pub fn me_input(record: &UbsRecord) -> Option<MeInput> {
+    match (record.command, record.outcome) {
+        (Command::Place(order), Outcome::Accepted) => Some(MeInput::Place(order)),
+        (Command::Cancel { order_id, user }, Outcome::Accepted) => Some(MeInput::Cancel { order_id, user }),
+        _ => None,
     }
 }
 

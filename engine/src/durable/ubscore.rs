@@ -239,6 +239,9 @@ impl DurableUbs {
 
     fn retain(&mut self, snapshots: &Path) -> Result<(), DurableError> {
         self.recovery_floor = self.read_recovery_floor();
+        if !self.config.retention {
+            return Ok(());
+        }
         if let Some(oldest) = oldest_snapshot(self.fs.as_ref(), snapshots)? {
             let downstream = self.index.start_for(self.downstream_floor, self.wal.first_seq());
             self.wal.retain_from((oldest + 1).min(downstream))?;

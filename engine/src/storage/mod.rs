@@ -50,6 +50,11 @@ pub trait FileSystem: Send + Sync {
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Whether a file or directory exists.
     fn exists(&self, path: &Path) -> io::Result<bool>;
+    /// Simulated time (µs) the operations since the last call took; a service sleeps it
+    /// off so that disk work takes (simulated) time. Real disks take real time: 0.
+    fn take_latency_us(&self) -> u64 {
+        0
+    }
 }
 
 /// Creates a directory (and its parents) durably: after it returns, the directory and

@@ -163,7 +163,8 @@ pub fn run_storage_bench(dir: &Path, n: u64, progress: impl Fn(&str)) -> Result<
     // Recovery of 1M entries: WAL scan, and UBSCore re-applying 1M commands.
     progress(&format!("writing {n} commands through UBSCore"));
     let d = fresh(dir, "ubscore")?;
-    let never = DurableConfig { wal: config, snapshots: SnapshotPolicy::never(), keep_snapshots: 2 };
+    let never =
+        DurableConfig { wal: config, snapshots: SnapshotPolicy::never(), keep_snapshots: 2, retention: true };
     let markets = crate::workload::default_markets();
     let (mut ubs, _) =
         DurableUbs::open(fs.clone(), &d, markets.clone(), never, 0).map_err(|e| e.to_string())?;

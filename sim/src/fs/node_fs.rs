@@ -113,4 +113,7 @@ impl FileSystem for NodeFs {
     fn exists(&self, path: &Path) -> io::Result<bool> {
         self.op("exists", path, 0, |d| d.exists(path))
     }
+    fn take_latency_us(&self) -> u64 {
+        self.disk.lock().unwrap_or_else(|e| e.into_inner()).take_latency_us()
+    }
 }

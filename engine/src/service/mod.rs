@@ -1,0 +1,9 @@
+//! The services on the network: the pull-by-sequence protocol, request/response over
+//! `madsim::net::Endpoint`, and the async loops of the three service nodes.
+
+pub mod node;
+pub mod protocol;
+pub mod rpc;
+
+pub use node::{Addrs, NodeEnv, Tracer, run_matching, run_settlement, run_ubscore};
+pub use protocol::{Request, Response, Status};

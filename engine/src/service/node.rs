@@ -1,0 +1,324 @@
+//! The three services as long-running async nodes: each recovers from its own disk,
+//! serves durable entries to downstream, and pulls from upstream after its own watermark.
+//! Written once against madsim's API: simulated in the simulation build, tokio and TCP in
+//! the normal build.
+
+use super::protocol::{Request, Response, Status};
+use super::rpc;
+use crate::Markets;
+use crate::durable::pipeline::me_input;
+use crate::durable::{DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs};
+use crate::storage::FileSystem;
+use madsim::net::Endpoint;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// Where the three services listen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addrs {
+    /// UBSCore.
+    pub ubscore: SocketAddr,
+    /// Matching.
+    pub matching: SocketAddr,
+    /// Settlement.
+    pub settlement: SocketAddr,
+}
+
+/// A sink for trace lines: (node, event).
+pub type Tracer = Arc<dyn Fn(&str, String) + Send + Sync>;
+
+/// Everything a service node needs.
+#[derive(Clone)]
+pub struct NodeEnv {
+    /// The node's name (for the trace).
+    pub name: String,
+    /// Its disk.
+    pub fs: Arc<dyn FileSystem>,
+    /// Its data directory.
+    pub dir: PathBuf,
+    /// The markets.
+    pub markets: Markets,
+    /// Storage settings.
+    pub config: DurableConfig,
+    /// Where everyone listens.
+    pub addrs: Addrs,
+    /// Pause between pulls that found nothing.
+    pub pull_interval: Duration,
+    /// How long a pull waits for its reply.
+    pub rpc_timeout: Duration,
+    /// Entries per pull.
+    pub batch: u32,
+    /// Trace sink.
+    pub trace: Tracer,
+}
+
+impl NodeEnv {
+    fn trace(&self, event: String) {
+        (self.trace)(&self.name, event);
+    }
+}
+
+/// Milliseconds since `start` (simulated time in a simulation).
+fn ms_since(start: madsim::time::Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+async fn settle_disk(fs: &dyn FileSystem) {
+    let us = fs.take_latency_us();
+    if us > 0 {
+        madsim::time::sleep(Duration::from_micros(us)).await;
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn bind(env: &NodeEnv, addr: SocketAddr) -> Result<Arc<Endpoint>, DurableError> {
+    Endpoint::bind(addr)
+        .await
+        .map(Arc::new)
+        .map_err(|e| DurableError::Engine(format!("{}: bind {addr}: {e}", env.name)))
+}
+
+/// A fatal error seen by one task of a node stops all of them.
+#[derive(Default)]
+struct Fatal {
+    stop: AtomicBool,
+    error: Mutex<Option<DurableError>>,
+}
+
+impl Fatal {
+    fn set(&self, e: DurableError) {
+        lock(&self.error).get_or_insert(e);
+        self.stop.store(true, Ordering::SeqCst);
+    }
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+    fn take(&self) -> DurableError {
+        lock(&self.error).take().unwrap_or_else(|| DurableError::Engine("stopped".into()))
+    }
+}
+
+/// Serves requests with `handle` until a fatal error.
+async fn serve(
+    ep: Arc<Endpoint>,
+    fatal: Arc<Fatal>,
+    fs: Arc<dyn FileSystem>,
+    mut handle: impl FnMut(Request) -> Result<Response, DurableError>,
+) -> DurableError {
+    let mut buf = vec![0u8; rpc::MAX_MESSAGE];
+    loop {
+        if fatal.stopped() {
+            return fatal.take();
+        }
+        let next = madsim::time::timeout(Duration::from_millis(20), rpc::next_request(&ep, &mut buf)).await;
+        let Ok(Ok((from, tag, request))) = next else { continue };
+        let response = handle(request);
+        settle_disk(fs.as_ref()).await;
+        match response {
+            Ok(r) => rpc::reply(&ep, from, tag, &r).await,
+            Err(e) => {
+                fatal.set(e);
+                return fatal.take();
+            }
+        }
+    }
+}
+
+/// Runs UBSCore until a fatal error (an I/O error: stop and recover from disk).
+pub async fn run_ubscore(env: NodeEnv) -> DurableError {
+    let start = madsim::time::Instant::now();
+    let opened = DurableUbs::open(env.fs.clone(), &env.dir, env.markets.clone(), env.config, 0);
+    settle_disk(env.fs.as_ref()).await;
+    let (ubs, info) = match opened {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    env.trace(format!(
+        "recovered ubs_seq={} snapshot={:?} replayed={}",
+        ubs.durable_ubs_seq(),
+        info.snapshot_seq,
+        info.replayed
+    ));
+    let ep = match bind(&env, env.addrs.ubscore).await {
+        Ok(ep) => ep,
+        Err(e) => return e,
+    };
+    let state = Arc::new(Mutex::new(ubs));
+    let fatal = Arc::new(Fatal::default());
+    // Pull the ME's durable events after the applied watermark.
+    {
+        let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
+        madsim::task::spawn(async move {
+            while !fatal.stopped() {
+                let after = lock(&state).core().last_event_id();
+                let request = Request::PullEvents { after, max: env.batch };
+                match rpc::call(&ep, env.addrs.matching, &request, env.rpc_timeout).await {
+                    Some(Response::Events(events)) if !events.is_empty() => {
+                        let result = {
+                            let mut s = lock(&state);
+                            events
+                                .iter()
+                                .try_for_each(|e| s.apply_event(e).map(|_| ()))
+                                .and_then(|()| s.commit().map(|_| ()))
+                        };
+                        settle_disk(env.fs.as_ref()).await;
+                        if let Err(e) = result {
+                            fatal.set(e);
+                        }
+                    }
+                    _ => madsim::time::sleep(env.pull_interval).await,
+                }
+            }
+        });
+    }
+    let fs = env.fs.clone();
+    serve(ep, fatal, fs, move |request| {
+        let mut s = lock(&state);
+        Ok(match request {
+            Request::Submit(command) => {
+                let sub = s.submit(command);
+                s.commit()?;
+                s.maybe_snapshot(ms_since(start))?;
+                Response::Ack(sub.ack)
+            }
+            Request::PullRecords { after, max } => Response::Records(s.records_after(after, max as usize)?),
+            Request::Status => Response::Status(Status {
+                ubs_seq: s.durable_ubs_seq(),
+                event_id: s.core().last_event_id(),
+                trade_id: 0,
+            }),
+            other => Response::Error(format!("ubscore does not serve {other:?}")),
+        })
+    })
+    .await
+}
+
+/// Runs the matching engine until a fatal error.
+pub async fn run_matching(env: NodeEnv) -> DurableError {
+    let start = madsim::time::Instant::now();
+    let opened = DurableMatching::open(env.fs.clone(), &env.dir, env.markets.clone(), env.config, 0);
+    settle_disk(env.fs.as_ref()).await;
+    let (me, info) = match opened {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    env.trace(format!(
+        "recovered last_ubs_seq={} events={} snapshot={:?} to_verify={}",
+        me.last_ubs_seq(),
+        me.durable_event_id(),
+        info.snapshot_seq,
+        info.replayed
+    ));
+    let ep = match bind(&env, env.addrs.matching).await {
+        Ok(ep) => ep,
+        Err(e) => return e,
+    };
+    let state = Arc::new(Mutex::new(me));
+    let fatal = Arc::new(Fatal::default());
+    {
+        let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
+        madsim::task::spawn(async move {
+            while !fatal.stopped() {
+                let after = lock(&state).last_ubs_seq();
+                let request = Request::PullRecords { after, max: env.batch };
+                match rpc::call(&ep, env.addrs.ubscore, &request, env.rpc_timeout).await {
+                    Some(Response::Records(records)) if !records.is_empty() => {
+                        let result = {
+                            let mut s = lock(&state);
+                            records
+                                .iter()
+                                .try_for_each(|r| s.process(r.seq, me_input(r).as_ref()).map(|_| ()))
+                                .and_then(|()| s.commit().map(|_| ()))
+                                .and_then(|()| s.maybe_snapshot(ms_since(start)).map(|_| ()))
+                        };
+                        settle_disk(env.fs.as_ref()).await;
+                        if let Err(e) = result {
+                            fatal.set(e);
+                        }
+                    }
+                    _ => madsim::time::sleep(env.pull_interval).await,
+                }
+            }
+        });
+    }
+    let fs = env.fs.clone();
+    serve(ep, fatal, fs, move |request| {
+        let s = lock(&state);
+        Ok(match request {
+            Request::PullEvents { after, max } => Response::Events(s.events_after(after, max as usize)?),
+            Request::PullTrades { after, max } => Response::Trades(s.trades_after(after, max as usize)?),
+            Request::Status => Response::Status(Status {
+                ubs_seq: s.last_ubs_seq(),
+                event_id: s.durable_event_id(),
+                trade_id: s.engine().next_trade_id() - 1,
+            }),
+            other => Response::Error(format!("matching does not serve {other:?}")),
+        })
+    })
+    .await
+}
+
+/// Runs settlement until a fatal error.
+pub async fn run_settlement(env: NodeEnv) -> DurableError {
+    let start = madsim::time::Instant::now();
+    let opened = DurableSettlement::open(env.fs.clone(), &env.dir, env.config, 0);
+    settle_disk(env.fs.as_ref()).await;
+    let (settlement, info) = match opened {
+        Ok(x) => x,
+        Err(e) => return e,
+    };
+    env.trace(format!(
+        "recovered last_trade_id={} checkpoint={:?}",
+        settlement.durable_trade_id(),
+        info.snapshot_seq
+    ));
+    let ep = match bind(&env, env.addrs.settlement).await {
+        Ok(ep) => ep,
+        Err(e) => return e,
+    };
+    let state = Arc::new(Mutex::new(settlement));
+    let fatal = Arc::new(Fatal::default());
+    {
+        let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
+        madsim::task::spawn(async move {
+            while !fatal.stopped() {
+                let after = lock(&state).settlement().last_trade_id();
+                let request = Request::PullTrades { after, max: env.batch };
+                match rpc::call(&ep, env.addrs.matching, &request, env.rpc_timeout).await {
+                    Some(Response::Trades(trades)) if !trades.is_empty() => {
+                        let result = {
+                            let mut s = lock(&state);
+                            trades
+                                .iter()
+                                .try_for_each(|t| s.apply(t).map(|_| ()))
+                                .and_then(|()| s.commit().map(|_| ()))
+                                .and_then(|()| s.maybe_checkpoint(ms_since(start)).map(|_| ()))
+                        };
+                        settle_disk(env.fs.as_ref()).await;
+                        if let Err(e) = result {
+                            fatal.set(e);
+                        }
+                    }
+                    _ => madsim::time::sleep(env.pull_interval).await,
+                }
+            }
+        });
+    }
+    let fs = env.fs.clone();
+    serve(ep, fatal, fs, move |request| {
+        let s = lock(&state);
+        Ok(match request {
+            Request::Status => {
+                Response::Status(Status { ubs_seq: 0, event_id: 0, trade_id: s.durable_trade_id() })
+            }
+            other => Response::Error(format!("settlement does not serve {other:?}")),
+        })
+    })
+    .await
+}

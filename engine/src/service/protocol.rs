@@ -1,0 +1,52 @@
+//! The wire protocol: every link is "give me your durable entries after N, at most K".
+//! Requests go to tag [`REQUEST_TAG`] with a random reply tag in front; the reply comes
+//! back on that tag.
+
+use crate::{Ack, Command, EventId, MeEvent, Trade, TradeId, UbsRecord, UbsSeq};
+use serde::{Deserialize, Serialize};
+
+/// Tag on which every node receives requests.
+pub const REQUEST_TAG: u64 = 1;
+
+/// A request to a service node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Client → UBSCore: apply a command; answered only after it is durable.
+    Submit(Command),
+    /// Matching → UBSCore: durable command records after `after`.
+    PullRecords { after: UbsSeq, max: u32 },
+    /// UBSCore → Matching: durable events after `after`.
+    PullEvents { after: EventId, max: u32 },
+    /// Settlement → Matching: durable trades after `after`.
+    PullTrades { after: TradeId, max: u32 },
+    /// Anyone → any node: its watermarks.
+    Status,
+}
+
+/// A node's watermarks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// UBSCore: last durable `ubs_seq`; Matching: last consumed `ubs_seq`.
+    pub ubs_seq: UbsSeq,
+    /// UBSCore: last applied event; Matching: last durable event.
+    pub event_id: EventId,
+    /// Matching: last durable trade; Settlement: last settled trade.
+    pub trade_id: TradeId,
+}
+
+/// A reply.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The command's acknowledgement.
+    Ack(Ack),
+    /// Command records.
+    Records(Vec<UbsRecord>),
+    /// ME events.
+    Events(Vec<MeEvent>),
+    /// Trades.
+    Trades(Vec<Trade>),
+    /// Watermarks.
+    Status(Status),
+    /// The node cannot serve this request.
+    Error(String),
+}

@@ -1,0 +1,78 @@
+//! Runs the whole exchange in the simulated world and judges the result against the
+//! reference model: UBSCore's committed history is the agreed history; the model replays
+//! it and must agree with every recorded outcome; every acknowledged command is in it
+//! exactly once; the recovered state of all three services, the ME's event log and the
+//! settlement ledger equal the model's.
+
+use crate::checker::{self, ExchangeView};
+use crate::model::Model;
+use crate::workload::{self, WorkloadConfig};
+use engine::durable::{DurableConfig, SnapshotPolicy};
+use engine::wal::WalConfig;
+use engine::{CommandKey, Markets};
+use sim::fs::FaultConfig;
+use sim::world::{Chaos, WorldConfig, WorldResult};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A world with the seeded workload, crashes of every service, torn and lost writes.
+pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
+    let mut wl = sim::seed::rng(seed, sim::seed::Stream::Workload);
+    let commands = workload::generate(&mut wl, &WorkloadConfig { commands, users: 50 });
+    WorldConfig {
+        seed,
+        markets: workload::default_markets(),
+        commands,
+        clients: 4,
+        chaos: Chaos { fault_every_ms: 300, max_down_ms: 200, partitions: true, loss: 0.01 },
+        faults: FaultConfig::default(),
+        storage: DurableConfig {
+            wal: WalConfig { segment_bytes: 64 << 10 },
+            snapshots: SnapshotPolicy::every(500, 0),
+            keep_snapshots: 2,
+            retention: false,
+        },
+        print_trace: false,
+        max_safety: Duration::from_secs(600),
+    }
+}
+
+/// Judges a finished world. Returns the first failed check, described.
+pub fn check(result: &WorldResult, markets: &Markets) -> Result<(), String> {
+    if let Some(e) = result.errors.first() {
+        return Err(e.clone());
+    }
+    let f = result.final_state.as_ref().ok_or("the services could not be recovered from disk")?;
+    let mut model = Model::new(markets.clone());
+    for r in &f.history {
+        let ack = model.submit(r.command);
+        if ack.seq != Some(r.seq) || ack.outcome != r.outcome {
+            return Err(format!("history entry {r:?}: the model gives {ack:?}"));
+        }
+    }
+    let by_key: BTreeMap<CommandKey, &engine::UbsRecord> =
+        f.history.iter().map(|r| (r.command.key(), r)).collect();
+    if by_key.len() != f.history.len() {
+        return Err("a command id appears twice in UBSCore's history".into());
+    }
+    for (command, ack) in &result.acked {
+        let Some(r) = by_key.get(&command.key()) else {
+            return Err(format!("acknowledged command {command:?} ({ack:?}) is not in the history: lost"));
+        };
+        if r.command == *command && (r.outcome != ack.outcome || ack.seq.is_some_and(|s| s != r.seq)) {
+            return Err(format!("acknowledged {ack:?} for {command:?}, history says {r:?}"));
+        }
+    }
+    let view = ExchangeView::of_parts(f.ubs.core(), f.me.engine(), f.settlement.durable_trade_id());
+    checker::check_state(&view).map_err(|e| format!("invariant: {e}"))?;
+    let want = ExchangeView::of_model(&model);
+    if view != want {
+        return Err(format!(
+            "recovered state differs from the model:\n  model:  {want:?}\n  engine: {view:?}"
+        ));
+    }
+    let events = f.me.events_after(0, usize::MAX).map_err(|e| e.to_string())?;
+    checker::first_difference("me events", model.events(), &events)?;
+    checker::first_difference("settlement ledger", model.ledger(), f.settlement.settlement().ledger())?;
+    Ok(())
+}

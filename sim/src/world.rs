@@ -1,0 +1,453 @@
+//! The deterministic world: the three services as madsim nodes on their own simulated
+//! disks, clients that retry until acknowledged, a chaos controller that kills and
+//! restarts nodes (at random times and at filesystem crash points) and partitions links,
+//! then a liveness phase without faults, and finally the services recovered from their
+//! disks for the checker. One seed determines everything.
+
+use crate::fs::{CrashPoint, Fault, FaultConfig, SimFs};
+use crate::seed::{Stream, rng};
+use crate::trace::Trace;
+use engine::durable::pipeline::me_input;
+use engine::durable::{DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs};
+use engine::service::{Addrs, NodeEnv, Request, Response, Tracer, rpc};
+use engine::storage::FileSystem;
+use engine::wal::WalError;
+use engine::{Ack, Command, Markets, UbsRecord};
+use madsim::net::{Endpoint, NetSim};
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the chaos controller does during the safety phase.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Chaos {
+    /// Mean simulated milliseconds between two faults (0: no node faults).
+    pub fault_every_ms: u64,
+    /// How long a killed node stays down, at most (ms).
+    pub max_down_ms: u64,
+    /// Whether to partition links between services too.
+    pub partitions: bool,
+    /// Packet loss rate during the safety phase.
+    pub loss: f64,
+}
+
+impl Chaos {
+    /// No faults at all.
+    pub fn none() -> Chaos {
+        Chaos { fault_every_ms: 0, max_down_ms: 0, partitions: false, loss: 0.0 }
+    }
+}
+
+/// One simulation run's parameters.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    /// The seed.
+    pub seed: u64,
+    /// The markets.
+    pub markets: Markets,
+    /// The commands the clients send (split round-robin over the clients).
+    pub commands: Vec<Command>,
+    /// Number of client nodes.
+    pub clients: usize,
+    /// Node and network faults.
+    pub chaos: Chaos,
+    /// Disk faults.
+    pub faults: FaultConfig,
+    /// Storage settings of every service.
+    pub storage: DurableConfig,
+    /// Print the trace as it happens.
+    pub print_trace: bool,
+    /// Simulated time after which the safety phase is cut short and liveness must follow.
+    pub max_safety: Duration,
+}
+
+/// The services recovered from their disks after the run.
+pub struct FinalState {
+    /// UBSCore.
+    pub ubs: DurableUbs,
+    /// Matching, caught up with UBSCore's history.
+    pub me: DurableMatching,
+    /// Settlement.
+    pub settlement: DurableSettlement,
+    /// UBSCore's committed history (the agreed history).
+    pub history: Vec<UbsRecord>,
+}
+
+/// What happened in a run.
+pub struct WorldResult {
+    /// The trace hash (equal for equal seeds, code and parameters).
+    pub trace_hash: u64,
+    /// Trace lines.
+    pub trace_lines: u64,
+    /// Simulated time.
+    pub sim_time: Duration,
+    /// Messages the simulated network carried.
+    pub messages: u64,
+    /// Nodes killed by the chaos controller (including crash points hit).
+    pub kills: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Every acknowledged command with its ack.
+    pub acked: Vec<(Command, Ack)>,
+    /// Problems found by the world itself (unexpected service errors, no convergence).
+    pub errors: Vec<String>,
+    /// The services as recovered from disk at the end, if they could be.
+    pub final_state: Option<FinalState>,
+    /// The last trace lines of every node.
+    pub tails: BTreeMap<String, Vec<String>>,
+}
+
+const SERVICES: [&str; 3] = ["ubscore", "matching", "settlement"];
+
+fn addrs() -> Addrs {
+    let a = |i| SocketAddr::from(([10, 0, 0, i], 7000));
+    Addrs { ubscore: a(1), matching: a(2), settlement: a(3) }
+}
+
+/// Service errors that injected faults legitimately cause: the service stops and recovers.
+fn expected(e: &DurableError) -> bool {
+    match e {
+        DurableError::Wal(WalError::Io { .. } | WalError::Poisoned) | DurableError::Snapshot(_) => true,
+        other => other.to_string().contains("simfs:"),
+    }
+}
+
+/// Runs one world on a fresh thread and returns what happened.
+pub fn run_world(config: WorldConfig) -> WorldResult {
+    crate::runner::run(config.seed, None, move || world(config))
+}
+
+async fn world(cfg: WorldConfig) -> WorldResult {
+    let handle = Handle::current();
+    let simfs = SimFs::current();
+    simfs.set_default_config(cfg.faults);
+    let net = NetSim::current();
+    net.update_config(|c| c.packet_loss_rate = cfg.chaos.loss);
+    let start = madsim::time::Instant::now();
+    let trace = Arc::new(Trace::new(cfg.print_trace));
+    let tracer: Tracer = {
+        let trace = trace.clone();
+        Arc::new(move |node: &str, event: String| trace.record(start.elapsed(), node, &event))
+    };
+    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stopped = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+
+    // The three services.
+    let mut nodes: BTreeMap<&str, NodeId> = BTreeMap::new();
+    for (i, name) in SERVICES.iter().enumerate() {
+        let (tracer, errors, stopped, markets) =
+            (tracer.clone(), errors.clone(), stopped.clone(), cfg.markets.clone());
+        let storage = cfg.storage;
+        let node = handle
+            .create_node()
+            .name(*name)
+            .ip([10, 0, 0, i as u8 + 1].into())
+            .init(move || {
+                let (tracer, errors, stopped, markets) =
+                    (tracer.clone(), errors.clone(), stopped.clone(), markets.clone());
+                async move {
+                    let id = madsim::plugin::node();
+                    let simfs = SimFs::current();
+                    simfs.disk(id).lock().unwrap_or_else(|e| e.into_inner()).revive();
+                    let env = NodeEnv {
+                        name: name.to_string(),
+                        fs: Arc::new(simfs.node_fs(id)),
+                        dir: PathBuf::from("/data").join(name),
+                        markets,
+                        config: storage,
+                        addrs: addrs(),
+                        pull_interval: Duration::from_millis(5),
+                        rpc_timeout: Duration::from_millis(100),
+                        batch: 256,
+                        trace: tracer.clone(),
+                    };
+                    tracer(name, "start".into());
+                    let err = match *name {
+                        "ubscore" => engine::service::run_ubscore(env).await,
+                        "matching" => engine::service::run_matching(env).await,
+                        _ => engine::service::run_settlement(env).await,
+                    };
+                    // Reached only when the service stopped itself (not when killed).
+                    tracer(name, format!("stopped: {err}"));
+                    if !expected(&err) {
+                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{name}: {err}"));
+                    }
+                    stopped.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string());
+                }
+            })
+            .build();
+        nodes.insert(name, node.id());
+    }
+
+    // Clients: each sends its share of the commands, retrying until acknowledged.
+    let clients = cfg.clients.max(1);
+    let done = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(Mutex::new(Vec::<(usize, Command, Ack)>::new()));
+    for c in 0..clients {
+        let mine: Vec<(usize, Command)> =
+            cfg.commands.iter().copied().enumerate().filter(|(i, _)| i % clients == c).collect();
+        let (done, acked, tracer) = (done.clone(), acked.clone(), tracer.clone());
+        handle
+            .create_node()
+            .name(format!("client-{c}"))
+            .ip([10, 0, 1, c as u8 + 1].into())
+            .init(move || {
+                let (done, acked, tracer, mine) = (done.clone(), acked.clone(), tracer.clone(), mine.clone());
+                async move {
+                    let name = format!("client-{c}");
+                    let Ok(ep) = Endpoint::bind(SocketAddr::from(([10, 0, 1, c as u8 + 1], 9000))).await
+                    else {
+                        tracer(&name, "cannot bind".into());
+                        return;
+                    };
+                    for (i, command) in mine {
+                        let mut tries = 0u32;
+                        loop {
+                            tries += 1;
+                            let reply = rpc::call(
+                                &ep,
+                                addrs().ubscore,
+                                &Request::Submit(command),
+                                Duration::from_millis(200),
+                            )
+                            .await;
+                            if let Some(Response::Ack(ack)) = reply {
+                                tracer(
+                                    &name,
+                                    format!("ack #{i} {:?} seq={:?} tries={tries}", ack.outcome, ack.seq),
+                                );
+                                acked.lock().unwrap_or_else(|e| e.into_inner()).push((i, command, ack));
+                                break;
+                            }
+                            madsim::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+            .build();
+    }
+
+    // Observer: tells when the three services have converged.
+    let converged = Arc::new(AtomicBool::new(false));
+    {
+        let converged = converged.clone();
+        handle
+            .create_node()
+            .name("observer")
+            .ip([10, 0, 2, 1].into())
+            .init(move || {
+                let converged = converged.clone();
+                async move {
+                    let Ok(ep) = Endpoint::bind(SocketAddr::from(([10, 0, 2, 1], 9000))).await else {
+                        return;
+                    };
+                    loop {
+                        let mut statuses = Vec::new();
+                        for addr in [addrs().ubscore, addrs().matching, addrs().settlement] {
+                            if let Some(Response::Status(s)) =
+                                rpc::call(&ep, addr, &Request::Status, Duration::from_millis(100)).await
+                            {
+                                statuses.push(s);
+                            }
+                        }
+                        let ok = match statuses.as_slice() {
+                            [u, m, s] => {
+                                u.ubs_seq == m.ubs_seq && u.event_id == m.event_id && m.trade_id == s.trade_id
+                            }
+                            _ => false,
+                        };
+                        converged.store(ok, Ordering::SeqCst);
+                        madsim::time::sleep(Duration::from_millis(25)).await;
+                    }
+                }
+            })
+            .build();
+    }
+
+    // Safety phase: chaos until the clients are done (or time runs out).
+    let mut chaos_rng = rng(cfg.seed, Stream::Crash);
+    let mut kills = 0u64;
+    let restart = |name: &str, why: &str| {
+        handle.kill(nodes[name]);
+        handle.restart(nodes[name]);
+        tracer(name, format!("restart ({why})"));
+    };
+    while done.load(Ordering::SeqCst) < clients && start.elapsed() < cfg.max_safety {
+        let pause = if cfg.chaos.fault_every_ms > 0 {
+            chaos_rng.gen_range(1..=2 * cfg.chaos.fault_every_ms)
+        } else {
+            50
+        };
+        madsim::time::sleep(Duration::from_millis(pause)).await;
+        let self_stopped: Vec<String> =
+            std::mem::take(&mut *stopped.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        for name in self_stopped {
+            restart(&name, "stopped itself");
+        }
+        if cfg.chaos.fault_every_ms == 0 {
+            continue;
+        }
+        let victim = SERVICES[chaos_rng.gen_range(0..SERVICES.len())];
+        match chaos_rng.gen_range(0..3) {
+            0 => {
+                handle.kill(nodes[victim]);
+                kills += 1;
+                tracer(victim, "kill".into());
+                let down = chaos_rng.gen_range(1..=cfg.chaos.max_down_ms.max(1));
+                madsim::time::sleep(Duration::from_millis(down)).await;
+                handle.restart(nodes[victim]);
+                tracer(victim, "restart".into());
+            }
+            1 => {
+                let crash = CrashPoint { op: chaos_rng.gen_range(1..200), before: chaos_rng.gen_bool(0.5) };
+                simfs
+                    .disk(nodes[victim])
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set_crash_point(Some(crash));
+                tracer(
+                    victim,
+                    format!(
+                        "crash point armed: op +{} {}",
+                        crash.op,
+                        if crash.before { "before" } else { "after" }
+                    ),
+                );
+            }
+            _ if cfg.chaos.partitions => {
+                let other = SERVICES[chaos_rng.gen_range(0..SERVICES.len())];
+                if other != victim {
+                    net.clog_link(nodes[victim], nodes[other]);
+                    tracer(victim, format!("partition from {other}"));
+                    let down = chaos_rng.gen_range(1..=cfg.chaos.max_down_ms.max(1));
+                    madsim::time::sleep(Duration::from_millis(down)).await;
+                    net.unclog_link(nodes[victim], nodes[other]);
+                    tracer(victim, format!("heal from {other}"));
+                }
+            }
+            _ => {}
+        }
+        // A crash point that fired killed its node: bring it back after a pause.
+        for name in SERVICES {
+            let dead = simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).is_dead();
+            if dead {
+                kills += 1;
+                madsim::time::sleep(Duration::from_millis(
+                    chaos_rng.gen_range(1..=cfg.chaos.max_down_ms.max(1)),
+                ))
+                .await;
+                restart(name, "after crash point");
+            }
+        }
+    }
+
+    // Liveness phase: no more faults; everything must converge.
+    tracer("world", "liveness phase".into());
+    net.update_config(|c| c.packet_loss_rate = 0.0);
+    for name in SERVICES {
+        simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).set_crash_point(None);
+        let dead = simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).is_dead();
+        let stopped_itself = stopped.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
+        if dead || stopped_itself {
+            restart(name, "liveness");
+        }
+        for other in SERVICES {
+            net.unclog_link(nodes[name], nodes[other]);
+        }
+    }
+    let deadline = start.elapsed() + Duration::from_secs(120);
+    while !(done.load(Ordering::SeqCst) == clients && converged.load(Ordering::SeqCst)) {
+        if start.elapsed() > deadline {
+            errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
+                "liveness: not converged 120 s after faults stopped ({} of {clients} clients done)",
+                done.load(Ordering::SeqCst)
+            ));
+            break;
+        }
+        let self_stopped: Vec<String> =
+            std::mem::take(&mut *stopped.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        for name in self_stopped {
+            restart(&name, "stopped itself");
+        }
+        madsim::time::sleep(Duration::from_millis(50)).await;
+    }
+    tracer("world", "converged".into());
+    let sim_time = start.elapsed();
+    let messages = net.stat().msg_count;
+
+    // Power off and recover every service from its disk for the checker.
+    for name in SERVICES {
+        handle.kill(nodes[name]);
+    }
+    let final_state = recover_final(&simfs, &nodes, &cfg).map_err(|e| {
+        errors.lock().unwrap_or_else(|x| x.into_inner()).push(format!("final recovery: {e}"));
+    });
+    let mut faults: BTreeMap<String, u64> = BTreeMap::new();
+    for name in SERVICES {
+        let disk = simfs.disk(nodes[name]);
+        let disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+        for f in disk.faults() {
+            *faults.entry(f.kind().to_string()).or_default() += 1;
+            trace.record(sim_time, name, &fault_line(f));
+        }
+    }
+    let mut acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|e| e.into_inner()));
+    acked.sort_by_key(|(i, _, _)| *i);
+    let tails = SERVICES.iter().chain(["world"].iter()).map(|n| (n.to_string(), trace.tail(n))).collect();
+    let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
+    WorldResult {
+        trace_hash: trace.hash(),
+        trace_lines: trace.lines(),
+        sim_time,
+        messages,
+        kills,
+        faults,
+        acked: acked.into_iter().map(|(_, c, a)| (c, a)).collect(),
+        errors,
+        final_state: final_state.ok(),
+        tails,
+    }
+}
+
+fn fault_line(f: &Fault) -> String {
+    format!("fault {f:?}")
+}
+
+fn recover_final(
+    simfs: &SimFs,
+    nodes: &BTreeMap<&str, NodeId>,
+    cfg: &WorldConfig,
+) -> Result<FinalState, DurableError> {
+    let fs = |name: &str| -> Arc<dyn FileSystem> {
+        let disk = simfs.disk(nodes[name]);
+        disk.lock().unwrap_or_else(|e| e.into_inner()).revive();
+        Arc::new(crate::fs::NodeFs::detached(disk))
+    };
+    let root = PathBuf::from("/data");
+    let (ubs, _) =
+        DurableUbs::open(fs("ubscore"), &root.join("ubscore"), cfg.markets.clone(), cfg.storage, 0)?;
+    let (mut me, _) =
+        DurableMatching::open(fs("matching"), &root.join("matching"), cfg.markets.clone(), cfg.storage, 0)?;
+    let (settlement, _) =
+        DurableSettlement::open(fs("settlement"), &root.join("settlement"), cfg.storage, 0)?;
+    let history = ubs.records_after(0, usize::MAX)?;
+    // The matching engine re-derives its books after its snapshot and verifies its WAL.
+    let from = me.last_ubs_seq();
+    for r in history.iter().filter(|r| r.seq > from) {
+        me.process(r.seq, me_input(r).as_ref())?;
+    }
+    me.commit()?;
+    if !me.caught_up() {
+        return Err(DurableError::Divergence(
+            "matching has logged events UBSCore's history does not produce".into(),
+        ));
+    }
+    Ok(FinalState { ubs, me, settlement, history })
+}
