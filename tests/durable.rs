@@ -25,7 +25,7 @@ fn root() -> PathBuf {
 /// Tiny segments and frequent snapshots, so rotation, retention and fallback all happen.
 fn config() -> PipelineConfig {
     let c = DurableConfig {
-        wal: WalConfig { segment_bytes: 8 << 10 },
+        wal: WalConfig::segments(8 << 10),
         snapshots: SnapshotPolicy::every(150, 0),
         keep_snapshots: 2,
         retention: true,

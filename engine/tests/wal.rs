@@ -212,7 +212,7 @@ fn a_sequence_gap_is_refused() {
 #[test]
 fn damage_in_a_sealed_segment_is_corruption_and_segments_must_be_contiguous() {
     let fs = mem();
-    let config = WalConfig { segment_bytes: 300 };
+    let config = WalConfig::segments(300);
     let (mut wal, _, _) = open(&fs, &dir(), config).unwrap();
     for seq in 1..=30 {
         write_batch(&mut wal, seq, seq);
@@ -240,8 +240,18 @@ fn damage_in_a_sealed_segment_is_corruption_and_segments_must_be_contiguous() {
 
 #[test]
 fn rotation_retention_and_replay() {
+    // Without the in-memory tail cache, so that every read goes to the segments.
+    rotation_retention_and_replay_with(WalConfig { segment_bytes: 256, tail_cache_bytes: 0 });
+}
+
+#[test]
+fn the_tail_cache_serves_exactly_what_the_disk_does() {
+    rotation_retention_and_replay_with(WalConfig { segment_bytes: 256, tail_cache_bytes: 300 });
+    rotation_retention_and_replay_with(WalConfig { segment_bytes: 256, tail_cache_bytes: 1 << 20 });
+}
+
+fn rotation_retention_and_replay_with(config: WalConfig) {
     let fs = mem();
-    let config = WalConfig { segment_bytes: 256 };
     let (mut wal, _, _) = open(&fs, &dir(), config).unwrap();
     for seq in (1..=100).step_by(5) {
         write_batch(&mut wal, seq, seq + 4);
@@ -305,7 +315,7 @@ fn a_failed_fsync_poisons_the_wal_and_recovery_goes_through_disk() {
 
 #[test]
 fn a_crash_after_any_operation_keeps_every_acknowledged_entry() {
-    let config = WalConfig { segment_bytes: 200 };
+    let config = WalConfig::segments(200);
     // Count the operations of a full run first.
     let total = {
         let memfs = Arc::new(MemFs::new());
@@ -349,7 +359,7 @@ fn garbage_after_a_sealed_segment_is_corruption_on_the_real_disk_too() {
     let tmp = tempfile::tempdir().unwrap();
     let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
     let d = tmp.path().join("wal");
-    let (mut wal, _, _) = open(&fs, &d, WalConfig { segment_bytes: 1024 }).unwrap();
+    let (mut wal, _, _) = open(&fs, &d, WalConfig::segments(1024)).unwrap();
     for seq in (1..=100).step_by(10) {
         write_batch(&mut wal, seq, seq + 9);
     }
@@ -366,7 +376,7 @@ fn the_real_disk_behaves_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
     let d = tmp.path().join("wal");
-    let (mut wal, _, _) = open(&fs, &d, WalConfig { segment_bytes: 4096 }).unwrap();
+    let (mut wal, _, _) = open(&fs, &d, WalConfig::segments(4096)).unwrap();
     for seq in (1..=500).step_by(50) {
         write_batch(&mut wal, seq, seq + 49);
     }
@@ -374,7 +384,7 @@ fn the_real_disk_behaves_the_same() {
     // Tear the tail with garbage, as a crash mid-write would.
     // (Only the newest segment can have a torn tail; here it may be a fresh, empty one.)
     fs.append(&last_segment(&fs, &d), &[0xAB; 77]).unwrap();
-    let (mut wal, seen, rec) = open(&fs, &d, WalConfig { segment_bytes: 4096 }).unwrap();
+    let (mut wal, seen, rec) = open(&fs, &d, WalConfig::segments(4096)).unwrap();
     assert_prefix(&seen, 500);
     assert_eq!(rec.truncated.as_ref().map(|t| t.2), Some(77));
     write_batch(&mut wal, 501, 510);

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod checker;
 pub mod conform;
 pub mod model;
+pub mod scenario;
 #[cfg(madsim)]
 pub mod simrun;
 pub mod sweep;

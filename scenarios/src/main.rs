@@ -1,8 +1,8 @@
 //! `exsim`: conformance runs, benchmarks, and seeded runs and sweeps.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use exsim_scenarios::bench::{self, alloc::Counting};
-use exsim_scenarios::workload::WorkloadConfig;
+use exsim_scenarios::scenario::{self, Params, RunReport, Scenario};
 use exsim_scenarios::{conform, sweep};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -35,53 +35,46 @@ enum Cmd {
         #[command(subcommand)]
         which: BenchCmd,
     },
-    /// One seeded run of the baseline scenario; prints the verdict.
+    /// One seeded run of a scenario; prints the verdict (on failure, first line: the
+    /// command that reproduces it).
     Run {
+        /// Scenario (differential, baseline, crash, chaos).
+        #[arg(long, default_value = "crash")]
+        scenario: String,
         /// The seed.
         #[arg(long)]
         seed: u64,
-        #[command(flatten)]
-        workload: WorkloadArgs,
+        /// Commands per run (default: the scenario's).
+        #[arg(long)]
+        commands: Option<usize>,
+        /// Print the trace of the run.
+        #[arg(long)]
+        trace: bool,
     },
-    /// Many seeds of the baseline scenario, with a progress bar and a summary.
+    /// Many seeds of some scenarios, with a progress bar, a summary table and reports.
     Sweep {
+        /// Comma-separated scenarios (default: baseline,crash,chaos).
+        #[arg(long)]
+        scenarios: Option<String>,
         /// Seed range `A..B` (end exclusive) or `A..=B`.
         #[arg(long, conflicts_with = "count")]
         seeds: Option<String>,
-        /// Number of seeds, starting at 0 (default 200).
+        /// Number of seeds per scenario, starting at 0 (default 100).
         #[arg(long)]
         count: Option<u64>,
         /// Worker threads (default: available cores).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Run only shard K of N (`K/N`, 1-based): every N-th seed, for CI job matrices.
+        /// Run only shard K of N (`K/N`, 1-based): every N-th run, for CI job matrices.
         #[arg(long)]
         shard: Option<String>,
+        /// Commands per run (default: each scenario's).
+        #[arg(long)]
+        commands: Option<usize>,
         /// Also write a JSON report to this file.
         #[arg(long)]
         report: Option<PathBuf>,
-        #[command(flatten)]
-        workload: WorkloadArgs,
     },
-}
-
-#[derive(Args)]
-struct WorkloadArgs {
-    /// Commands per run (after the initial deposits).
-    #[arg(long, default_value_t = WorkloadConfig::default().commands)]
-    commands: usize,
-    /// Users per run.
-    #[arg(long, default_value_t = WorkloadConfig::default().users)]
-    users: u64,
-}
-
-impl WorkloadArgs {
-    fn config(&self) -> Result<WorkloadConfig, String> {
-        if self.users == 0 {
-            return Err("--users must be at least 1".into());
-        }
-        Ok(WorkloadConfig { commands: self.commands, users: self.users })
-    }
 }
 
 #[derive(Subcommand)]
@@ -99,6 +92,15 @@ enum BenchCmd {
         runs: usize,
         /// Largest generated stream (10k, 100k and 1M are measured up to this).
         #[arg(long, default_value_t = 1_000_000)]
+        max_commands: usize,
+    },
+    /// Simulation speed: wall time per run at 1k, 10k and 100k commands (simulation build).
+    Sim {
+        /// Print one JSON object on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Largest run measured (1k, 10k and 100k up to this).
+        #[arg(long, default_value_t = 100_000)]
         max_commands: usize,
     },
     /// WAL appends, recovery and snapshots on the real disk.
@@ -143,44 +145,105 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
             bench_pipeline(json, fixture, runs, max_commands)
         }
         Cmd::Bench { which: BenchCmd::Storage { json, dir, entries } } => bench_storage(json, &dir, entries),
-        Cmd::Run { seed, workload } => {
-            let config = workload.config().map_err(Failure::Usage)?;
-            let report = sweep::run_baseline(seed, &config);
-            match report.failure {
+        Cmd::Bench { which: BenchCmd::Sim { json, max_commands } } => bench_sim(json, max_commands),
+        Cmd::Run { scenario, seed, commands, trace } => {
+            let scenario = Scenario::parse(&scenario).map_err(Failure::Usage)?;
+            require_simulation(&[scenario])?;
+            let params = Params { commands: positive(commands, "--commands")?, trace };
+            let report = scenario::run(scenario, seed, &params);
+            match &report.failure {
                 None => {
-                    println!(
-                        "seed {seed}: ok ({} commands, {} trades, {:.1} ms)",
-                        report.commands,
-                        report.trades,
-                        report.wall_us as f64 / 1e3
-                    );
+                    println!("{}", verdict_line(&report));
                     Ok(())
                 }
-                Some(f) => Err(Failure::Check(format!(
-                    "reproduce: {}\nseed {seed}: FAILED\n{f}",
-                    sweep::repro_command(seed, &config)
-                ))),
+                Some(f) => Err(Failure::Check(failure_text(&report, &params, f))),
             }
         }
-        Cmd::Sweep { seeds, count, jobs, shard, report, workload } => {
-            let config = workload.config().map_err(Failure::Usage)?;
+        Cmd::Sweep { scenarios, seeds, count, jobs, shard, commands, report } => {
+            let scenarios = match scenarios {
+                Some(list) => list
+                    .split(',')
+                    .map(|s| Scenario::parse(s.trim()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(Failure::Usage)?,
+                None => Scenario::defaults(),
+            };
+            require_simulation(&scenarios)?;
             let seeds = match (seeds, count) {
                 (Some(range), _) => parse_seed_range(&range).map_err(Failure::Usage)?,
                 (None, Some(0)) => return Err(Failure::Usage("--count must be at least 1".into())),
-                (None, count) => (0..count.unwrap_or(200)).collect(),
-            };
-            let seeds = match shard {
-                Some(shard) => select_shard(seeds, &shard).map_err(Failure::Usage)?,
-                None => seeds,
+                (None, count) => (0..count.unwrap_or(100)).collect(),
             };
             let jobs = match jobs {
                 Some(0) => return Err(Failure::Usage("--jobs must be at least 1".into())),
                 Some(j) => j,
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
             };
-            sweep_cmd(&seeds, &config, jobs, report)
+            let runs: Vec<(Scenario, u64)> =
+                scenarios.iter().flat_map(|s| seeds.iter().map(move |seed| (*s, *seed))).collect();
+            let runs = match shard {
+                Some(shard) => select_shard(runs, &shard).map_err(Failure::Usage)?,
+                None => runs,
+            };
+            let params = Params { commands: positive(commands, "--commands")?, trace: false };
+            sweep_cmd(&runs, &params, jobs, report)
         }
     }
+}
+
+fn positive(n: Option<usize>, flag: &str) -> Result<Option<usize>, Failure> {
+    match n {
+        Some(0) => Err(Failure::Usage(format!("{flag} must be at least 1"))),
+        n => Ok(n),
+    }
+}
+
+/// Simulation scenarios need the `--cfg madsim` build.
+fn require_simulation(scenarios: &[Scenario]) -> Result<(), Failure> {
+    if let Some(s) = scenarios.iter().find(|s| s.needs_simulation() && !sim::SIMULATION_BUILD) {
+        return Err(Failure::Usage(format!(
+            "scenario {s} needs the simulation build, but this binary was built without --cfg madsim \
+             (RUSTFLAGS replaced .cargo/config.toml's flags?); rebuild with RUSTFLAGS=\"--cfg madsim\""
+        )));
+    }
+    Ok(())
+}
+
+fn verdict_line(r: &RunReport) -> String {
+    let mut line = format!(
+        "{} seed {}: ok ({} commands, {:.1} ms wall",
+        r.scenario,
+        r.seed,
+        r.commands,
+        r.wall_us as f64 / 1e3
+    );
+    if r.scenario.needs_simulation() {
+        line += &format!(
+            ", {:.1} s simulated, {} messages, {} kills, faults {:?}, trace hash {:016x}",
+            r.sim_ms as f64 / 1e3,
+            r.messages,
+            r.kills,
+            r.faults,
+            r.trace_hash
+        );
+    }
+    line + ")"
+}
+
+fn failure_text(r: &RunReport, params: &Params, failure: &str) -> String {
+    let mut text = format!(
+        "reproduce: {}\ncommit: {}\n{} seed {}: FAILED\n{failure}\n",
+        scenario::repro_command(r.scenario, r.seed, params),
+        option_env!("EXSIM_COMMIT").unwrap_or("(see git log)"),
+        r.scenario,
+        r.seed
+    );
+    for (node, lines) in &r.tails {
+        if !lines.is_empty() {
+            text += &format!("--- last trace lines of {node}\n{}\n", lines.join("\n"));
+        }
+    }
+    text
 }
 
 fn conform_cmd(input: &std::path::Path, out: &std::path::Path) -> Result<(), Failure> {
@@ -241,6 +304,30 @@ fn bench_storage(json: bool, dir: &std::path::Path, entries: u64) -> Result<(), 
     Ok(())
 }
 
+#[cfg(madsim)]
+fn bench_sim(json: bool, max_commands: usize) -> Result<(), Failure> {
+    if max_commands < 1_000 {
+        return Err(Failure::Usage("--max-commands must be at least 1000".into()));
+    }
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let result = bench::run_sim_bench(max_commands, |m| spinner.set_message(m.to_string()));
+    spinner.finish_and_clear();
+    let result = result.map_err(Failure::Check)?;
+    if json {
+        println!("{}", serde_json::to_string(&result).expect("plain data serializes"));
+    } else {
+        print!("{}", result.table());
+    }
+    Ok(())
+}
+
+#[cfg(not(madsim))]
+fn bench_sim(_json: bool, _max_commands: usize) -> Result<(), Failure> {
+    require_simulation(&[Scenario::Crash])
+}
+
 fn parse_seed_range(text: &str) -> Result<Vec<u64>, String> {
     let bad = || format!("malformed seed range `{text}` (expected A..B or A..=B, e.g. 0..1000)");
     let (a, b, inclusive) = if let Some((a, b)) = text.split_once("..=") {
@@ -259,30 +346,30 @@ fn parse_seed_range(text: &str) -> Result<Vec<u64>, String> {
     Ok(seeds)
 }
 
-fn select_shard(seeds: Vec<u64>, text: &str) -> Result<Vec<u64>, String> {
+fn select_shard<T>(runs: Vec<T>, text: &str) -> Result<Vec<T>, String> {
     let bad = || format!("malformed shard `{text}` (expected K/N with 1 <= K <= N, e.g. 2/4)");
     let (k, n) = text.split_once('/').ok_or_else(bad)?;
     let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
     if k == 0 || n == 0 || k > n {
         return Err(bad());
     }
-    Ok(seeds.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, s)| s).collect())
+    Ok(runs.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, s)| s).collect())
 }
 
 fn sweep_cmd(
-    seeds: &[u64],
-    config: &WorkloadConfig,
+    runs: &[(Scenario, u64)],
+    params: &Params,
     jobs: usize,
     report: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let bar = ProgressBar::new(seeds.len() as u64);
+    let bar = ProgressBar::new(runs.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {per_sec}, eta {eta} {msg}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {per_sec}, eta {eta} {msg}")
             .expect("valid template"),
     );
     let started = std::time::Instant::now();
     let failures = std::sync::atomic::AtomicUsize::new(0);
-    let reports = sweep::sweep(seeds, config, jobs, |r| {
+    let reports = sweep::sweep(runs, params, jobs, |r| {
         if r.failure.is_some() {
             let n = failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             bar.set_message(format!("{n} FAILED"));
@@ -293,30 +380,43 @@ fn sweep_cmd(
     let wall = started.elapsed();
     let failed: Vec<_> = reports.iter().filter(|r| r.failure.is_some()).collect();
     for r in &failed {
-        println!("reproduce: {}", sweep::repro_command(r.seed, config));
-        println!("seed {}: FAILED\n{}\n", r.seed, r.failure.as_deref().unwrap_or_default());
+        println!("{}", failure_text(r, params, r.failure.as_deref().unwrap_or_default()));
     }
-    let commands: usize = reports.iter().map(|r| r.commands).sum();
-    let trades: u64 = reports.iter().map(|r| r.trades).sum();
-    println!("| scenario | runs | failures | commands | trades | wall | seeds/min |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!("| scenario | runs | failures | commands | kills | faults injected | simulated | wall (sum) |");
+    println!("|---|---:|---:|---:|---:|---|---:|---:|");
+    let mut scenarios: Vec<Scenario> = reports.iter().map(|r| r.scenario).collect();
+    scenarios.dedup();
+    for s in scenarios {
+        let rs: Vec<_> = reports.iter().filter(|r| r.scenario == s).collect();
+        let mut faults: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        for r in &rs {
+            for (k, v) in &r.faults {
+                *faults.entry(k).or_default() += v;
+            }
+        }
+        let faults = faults.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+        println!(
+            "| {s} | {} | {} | {} | {} | {} | {:.1} s | {:.2} s |",
+            rs.len(),
+            rs.iter().filter(|r| r.failure.is_some()).count(),
+            bench::thousands(rs.iter().map(|r| r.commands as u64).sum()),
+            rs.iter().map(|r| r.kills).sum::<u64>(),
+            if faults.is_empty() { "-".to_string() } else { faults },
+            rs.iter().map(|r| r.sim_ms).sum::<u64>() as f64 / 1e3,
+            rs.iter().map(|r| r.wall_us).sum::<u64>() as f64 / 1e6,
+        );
+    }
     println!(
-        "| baseline | {} | {} | {} | {} | {:.2} s | {:.0} |",
+        "{} runs in {:.2} s wall ({:.0} runs/minute on {jobs} jobs)",
         reports.len(),
-        failed.len(),
-        bench::thousands(commands as u64),
-        bench::thousands(trades),
         wall.as_secs_f64(),
         reports.len() as f64 / wall.as_secs_f64().max(1e-9) * 60.0
     );
     if let Some(path) = report {
         let json = serde_json::json!({
-            "scenario": "baseline",
-            "commands_per_run": config.commands,
-            "users": config.users,
             "runs": reports.len(),
             "failures": failed.len(),
-            "failing_seeds": failed.iter().map(|r| r.seed).collect::<Vec<_>>(),
+            "failing": failed.iter().map(|r| serde_json::json!({"scenario": r.scenario, "seed": r.seed, "reproduce": scenario::repro_command(r.scenario, r.seed, params)})).collect::<Vec<_>>(),
             "reports": reports,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json).expect("plain data serializes"))
@@ -325,6 +425,6 @@ fn sweep_cmd(
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Failure::Check(format!("{} of {} seeds failed", failed.len(), reports.len())))
+        Err(Failure::Check(format!("{} of {} runs failed", failed.len(), reports.len())))
     }
 }

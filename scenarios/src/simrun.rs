@@ -7,7 +7,7 @@
 use crate::checker::{self, ExchangeView};
 use crate::model::Model;
 use crate::workload::{self, WorkloadConfig};
-use engine::durable::{DurableConfig, SnapshotPolicy};
+use engine::durable::{DurableConfig, SnapshotPolicy, UbsEntry};
 use engine::wal::WalConfig;
 use engine::{CommandKey, Markets};
 use sim::fs::FaultConfig;
@@ -19,6 +19,8 @@ use std::time::Duration;
 pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
     let mut wl = sim::seed::rng(seed, sim::seed::Stream::Workload);
     let commands = workload::generate(&mut wl, &WorkloadConfig { commands, users: 50 });
+    // A handful of snapshots per run, whatever its length: each one copies the state.
+    let snapshot_every = (commands.len() as u64 / 6).max(200);
     WorldConfig {
         seed,
         markets: workload::default_markets(),
@@ -27,8 +29,8 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
         chaos: Chaos { fault_every_ms: 300, max_down_ms: 200, partitions: true, loss: 0.01 },
         faults: FaultConfig::default(),
         storage: DurableConfig {
-            wal: WalConfig { segment_bytes: 64 << 10 },
-            snapshots: SnapshotPolicy::every(500, 0),
+            wal: WalConfig::segments(64 << 10),
+            snapshots: SnapshotPolicy::every(snapshot_every, 0),
             keep_snapshots: 2,
             retention: false,
         },
@@ -43,11 +45,18 @@ pub fn check(result: &WorldResult, markets: &Markets) -> Result<(), String> {
         return Err(e.clone());
     }
     let f = result.final_state.as_ref().ok_or("the services could not be recovered from disk")?;
-    let mut model = Model::new(markets.clone());
-    for r in &f.history {
-        let ack = model.submit(r.command);
-        if ack.seq != Some(r.seq) || ack.outcome != r.outcome {
-            return Err(format!("history entry {r:?}: the model gives {ack:?}"));
+    // UBSCore's WAL interleaves commands with the ME events it applied; each command's
+    // outcome depends on the events applied before it, so the model replays both.
+    let mut model = Model::deferred(markets.clone());
+    for entry in &f.entries {
+        match entry {
+            UbsEntry::Command(r) => {
+                let ack = model.submit(r.command);
+                if ack.seq != Some(r.seq) || ack.outcome != r.outcome {
+                    return Err(format!("history entry {r:?}: the model gives {ack:?}"));
+                }
+            }
+            UbsEntry::Event(e) => model.apply_event(e).map_err(|x| format!("applied event: {x}"))?,
         }
     }
     let by_key: BTreeMap<CommandKey, &engine::UbsRecord> =

@@ -1,10 +1,10 @@
-//! The in-memory baseline scenario and seed sweeps over it: a seeded workload runs through
-//! the engine's pipeline and the reference model side by side; the invariants and the full
-//! state comparison are checked along the way and at the end. (Crash and fault scenarios
-//! under the simulator build on this.)
+//! Seed sweeps over scenarios, and the in-memory differential run: a seeded workload runs
+//! through the engine's pipeline and the reference model side by side; the invariants and
+//! the full state comparison are checked along the way and at the end.
 
 use crate::checker::{self, ExchangeView};
 use crate::model::Model;
+use crate::scenario::{Params, RunReport, Scenario};
 use crate::workload::{self, WorkloadConfig};
 use engine::Pipeline;
 use serde::Serialize;
@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 /// How often (in commands) the invariants and the state comparison run during a run.
 pub const CHECK_EVERY: usize = 500;
 
-/// The outcome of one seeded run.
+/// The outcome of one in-memory differential run.
 #[derive(Clone, Debug, Serialize)]
-pub struct RunReport {
+pub struct DifferentialReport {
     /// The seed.
     pub seed: u64,
     /// Commands submitted (including initial deposits).
@@ -28,21 +28,8 @@ pub struct RunReport {
     pub wall_us: u64,
 }
 
-/// The command that reproduces one run.
-pub fn repro_command(seed: u64, config: &WorkloadConfig) -> String {
-    let defaults = WorkloadConfig::default();
-    let mut cmd = format!("cargo run --release -- run --seed {seed}");
-    if config.commands != defaults.commands {
-        cmd += &format!(" --commands {}", config.commands);
-    }
-    if config.users != defaults.users {
-        cmd += &format!(" --users {}", config.users);
-    }
-    cmd
-}
-
-/// Runs the baseline scenario for one seed.
-pub fn run_baseline(seed: u64, config: &WorkloadConfig) -> RunReport {
+/// Runs the in-memory differential scenario for one seed.
+pub fn run_differential(seed: u64, config: &WorkloadConfig) -> DifferentialReport {
     let started = Instant::now();
     let mut rng = sim::seed::rng(seed, sim::seed::Stream::Workload);
     let commands = workload::generate(&mut rng, config);
@@ -72,7 +59,7 @@ pub fn run_baseline(seed: u64, config: &WorkloadConfig) -> RunReport {
             }
         }
     }
-    RunReport {
+    DifferentialReport {
         seed,
         commands: commands.len(),
         trades: engine.settlement().last_trade_id(),
@@ -88,30 +75,31 @@ pub fn check(engine: &Pipeline, model: &Model) -> Result<(), String> {
     checker::compare(engine, model).map_err(|e| format!("engine differs from model: {e}"))
 }
 
-/// Runs `seeds` on `jobs` threads, calling `progress` after each run; reports in seed order.
+/// Runs every (scenario, seed) pair on `jobs` threads, calling `progress` after each
+/// run; reports in (scenario, seed) order.
 pub fn sweep(
-    seeds: &[u64],
-    config: &WorkloadConfig,
+    runs: &[(Scenario, u64)],
+    params: &Params,
     jobs: usize,
     progress: impl Fn(&RunReport) + Sync,
 ) -> Vec<RunReport> {
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let reports = std::sync::Mutex::new(Vec::with_capacity(seeds.len()));
+    let reports = std::sync::Mutex::new(Vec::with_capacity(runs.len()));
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(seed) = seeds.get(i) else { break };
-                    let report = run_baseline(*seed, config);
+                    let Some((scenario, seed)) = runs.get(i) else { break };
+                    let report = crate::scenario::run(*scenario, *seed, params);
                     progress(&report);
-                    reports.lock().expect("no worker panics while holding the lock").push(report);
+                    reports.lock().unwrap_or_else(|e| e.into_inner()).push(report);
                 }
             });
         }
     });
-    let mut reports = reports.into_inner().expect("workers are done");
-    reports.sort_by_key(|r| r.seed);
+    let mut reports = reports.into_inner().unwrap_or_else(|e| e.into_inner());
+    reports.sort_by_key(|r| (r.scenario, r.seed));
     reports
 }
 

@@ -70,7 +70,9 @@ fn bad_arguments_exit_2_without_panicking() {
         &["sweep", "--count", "3", "--shard", "0/2"],
         &["sweep", "--count", "3", "--shard", "3/2"],
         &["run", "--seed", "-3"],
-        &["run", "--seed", "1", "--users", "0"],
+        &["run", "--seed", "1", "--commands", "0"],
+        &["run", "--scenario", "nope", "--seed", "1"],
+        &["sweep", "--scenarios", "crash,nope", "--count", "1"],
         &["bench", "pipeline", "--runs", "0"],
         &["bench", "storage", "--entries", "0"],
         &["no-such-command"],
@@ -82,25 +84,46 @@ fn bad_arguments_exit_2_without_panicking() {
 }
 
 #[test]
-fn run_and_sweep_pass_on_the_baseline_scenario() {
-    let o = exsim(&["run", "--seed", "3", "--commands", "300"]);
+fn run_and_sweep_pass_and_report() {
+    let o = exsim(&["run", "--scenario", "differential", "--seed", "3", "--commands", "300"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).starts_with("seed 3: ok"), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).starts_with("differential seed 3: ok"), "{}", text(&o.stdout));
+    let o = exsim(&["run", "--scenario", "crash", "--seed", "3", "--commands", "200"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("crash seed 3: ok") && out.contains("trace hash"), "{out}");
+    // The same seed prints the same line (same trace hash, same faults), wall time aside.
+    let again = text(&exsim(&["run", "--scenario", "crash", "--seed", "3", "--commands", "200"]).stdout);
+    let strip = |s: &str| s.split(" ms wall").nth(1).unwrap_or_default().to_string();
+    assert_eq!(strip(&out), strip(&again));
     let report = scratch("sweep").join("report.json");
     let o = exsim(&[
         "sweep",
+        "--scenarios",
+        "differential,baseline,crash",
         "--seeds",
-        "0..4",
+        "0..2",
         "--commands",
-        "200",
+        "150",
         "--jobs",
         "2",
         "--report",
         report.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    let json = std::fs::read_to_string(&report).expect("report written");
-    assert!(json.contains("\"runs\": 4") && json.contains("\"failures\": 0"), "{json}");
+    assert!(text(&o.stdout).contains("| crash | 2 | 0 |"), "{}", text(&o.stdout));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!((json["runs"].as_u64(), json["failures"].as_u64()), (Some(6), Some(0)));
+}
+
+#[test]
+fn the_trace_of_one_seed_can_be_printed() {
+    let o = exsim(&["run", "--scenario", "crash", "--seed", "1", "--commands", "50", "--trace"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let trace = text(&o.stderr);
+    for event in ["ubscore", "recovered", "liveness phase", "converged", "ack #"] {
+        assert!(trace.contains(event), "{event} in trace");
+    }
 }
 
 #[test]

@@ -58,6 +58,14 @@ impl Trace {
         tail.push_back(line);
     }
 
+    /// Adds a line to the hash only (not printed, not kept): for summaries recorded after
+    /// the run, such as each disk's fault log.
+    pub fn absorb(&self, line: &str) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.hash = fnv(inner.hash, line.as_bytes());
+        inner.hash = fnv(inner.hash, b"\n");
+    }
+
     /// The hash of every line so far.
     pub fn hash(&self) -> u64 {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).hash

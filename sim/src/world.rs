@@ -8,7 +8,9 @@ use crate::fs::{CrashPoint, Fault, FaultConfig, SimFs};
 use crate::seed::{Stream, rng};
 use crate::trace::Trace;
 use engine::durable::pipeline::me_input;
-use engine::durable::{DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs};
+use engine::durable::{
+    DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs, UbsEntry,
+};
 use engine::service::{Addrs, NodeEnv, Request, Response, Tracer, rpc};
 use engine::storage::FileSystem;
 use engine::wal::WalError;
@@ -75,8 +77,10 @@ pub struct FinalState {
     pub me: DurableMatching,
     /// Settlement.
     pub settlement: DurableSettlement,
-    /// UBSCore's committed history (the agreed history).
+    /// UBSCore's committed command records.
     pub history: Vec<UbsRecord>,
+    /// UBSCore's whole committed WAL: commands and the ME events applied between them.
+    pub entries: Vec<UbsEntry>,
 }
 
 /// What happened in a run.
@@ -234,16 +238,20 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             .build();
     }
 
-    // Observer: tells when the three services have converged.
+    // Observer: tells when the three services have converged. `rounds` counts completed
+    // observation rounds, so that a verdict formed before the last command is not used.
     let converged = Arc::new(AtomicBool::new(false));
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let last_statuses = Arc::new(Mutex::new(String::new()));
     {
-        let converged = converged.clone();
+        let (converged, rounds, last_statuses) = (converged.clone(), rounds.clone(), last_statuses.clone());
         handle
             .create_node()
             .name("observer")
             .ip([10, 0, 2, 1].into())
             .init(move || {
-                let converged = converged.clone();
+                let (converged, rounds, last_statuses) =
+                    (converged.clone(), rounds.clone(), last_statuses.clone());
                 async move {
                     let Ok(ep) = Endpoint::bind(SocketAddr::from(([10, 0, 2, 1], 9000))).await else {
                         return;
@@ -263,7 +271,9 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                             }
                             _ => false,
                         };
+                        *last_statuses.lock().unwrap_or_else(|e| e.into_inner()) = format!("{statuses:?}");
                         converged.store(ok, Ordering::SeqCst);
+                        rounds.fetch_add(1, Ordering::SeqCst);
                         madsim::time::sleep(Duration::from_millis(25)).await;
                     }
                 }
@@ -363,11 +373,21 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         }
     }
     let deadline = start.elapsed() + Duration::from_secs(120);
-    while !(done.load(Ordering::SeqCst) == clients && converged.load(Ordering::SeqCst)) {
+    // A converged verdict counts only from a round that started after every client was done.
+    let mut first_valid_round = usize::MAX;
+    loop {
+        if done.load(Ordering::SeqCst) == clients && first_valid_round == usize::MAX {
+            first_valid_round = rounds.load(Ordering::SeqCst) + 2;
+        }
+        if rounds.load(Ordering::SeqCst) >= first_valid_round && converged.load(Ordering::SeqCst) {
+            break;
+        }
         if start.elapsed() > deadline {
             errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
-                "liveness: not converged 120 s after faults stopped ({} of {clients} clients done)",
-                done.load(Ordering::SeqCst)
+                "liveness: not converged 120 s after faults stopped ({} of {clients} clients done); \
+                 last statuses (ubscore, matching, settlement): {}",
+                done.load(Ordering::SeqCst),
+                last_statuses.lock().unwrap_or_else(|e| e.into_inner())
             ));
             break;
         }
@@ -395,7 +415,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         let disk = disk.lock().unwrap_or_else(|e| e.into_inner());
         for f in disk.faults() {
             *faults.entry(f.kind().to_string()).or_default() += 1;
-            trace.record(sim_time, name, &fault_line(f));
+            trace.absorb(&fault_line(f));
         }
     }
     let mut acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|e| e.into_inner()));
@@ -438,6 +458,7 @@ fn recover_final(
     let (settlement, _) =
         DurableSettlement::open(fs("settlement"), &root.join("settlement"), cfg.storage, 0)?;
     let history = ubs.records_after(0, usize::MAX)?;
+    let entries = ubs.history()?;
     // The matching engine re-derives its books after its snapshot and verifies its WAL.
     let from = me.last_ubs_seq();
     for r in history.iter().filter(|r| r.seq > from) {
@@ -449,5 +470,5 @@ fn recover_final(
             "matching has logged events UBSCore's history does not produce".into(),
         ));
     }
-    Ok(FinalState { ubs, me, settlement, history })
+    Ok(FinalState { ubs, me, settlement, history, entries })
 }

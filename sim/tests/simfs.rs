@@ -254,9 +254,7 @@ fn a_log_without_fsync_loses_acknowledged_records_the_wal_does_not() {
         let crash_at = 1 + seed % 60;
         d.lock().unwrap().set_crash_point(Some(CrashPoint { op: crash_at, before: seed % 2 == 0 }));
         let mut acked = 0u64;
-        if let Ok((mut wal, _)) =
-            Wal::open(fs.clone(), p("/wal"), WalConfig { segment_bytes: 600 }, |_| Ok(()))
-        {
+        if let Ok((mut wal, _)) = Wal::open(fs.clone(), p("/wal"), WalConfig::segments(600), |_| Ok(())) {
             for batch in 0..10u64 {
                 for i in 0..3 {
                     wal.append(1, format!("r{}", batch * 3 + i).as_bytes());
@@ -273,7 +271,7 @@ fn a_log_without_fsync_loses_acknowledged_records_the_wal_does_not() {
             g.revive();
         }
         let mut seen = Vec::new();
-        let (_, _) = Wal::open(fs.clone(), p("/wal"), WalConfig { segment_bytes: 600 }, |e| {
+        let (_, _) = Wal::open(fs.clone(), p("/wal"), WalConfig::segments(600), |e| {
             seen.push(String::from_utf8(e.payload.to_vec()).unwrap());
             Ok(())
         })

@@ -20,7 +20,7 @@ pub use pipeline::DurablePipeline;
 pub use matching::DurableMatching;
 pub use policy::SnapshotPolicy;
 pub use settlement::DurableSettlement;
-pub use ubscore::{DurableUbs, SnapshotJob};
+pub use ubscore::{DurableUbs, SnapshotJob, UbsEntry};
 
 use crate::codec::CodecError;
 use crate::snapshot::SnapshotError;

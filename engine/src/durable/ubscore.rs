@@ -194,6 +194,34 @@ impl DurableUbs {
         Ok(out)
     }
 
+    /// Every durable WAL entry still kept, in order: commands with their outcomes and the
+    /// ME events UBSCore applied between them (the agreed history a checker replays).
+    pub fn history(&self) -> Result<Vec<UbsEntry>, DurableError> {
+        let mut out = Vec::new();
+        let mut error = None;
+        self.wal.replay(self.wal.first_seq(), None, |e| {
+            let entry = match e.kind {
+                kind::UBS_COMMAND => codec::decode(e.payload).map(UbsEntry::Command),
+                _ => codec::decode(e.payload).map(UbsEntry::Event),
+            };
+            match entry {
+                Ok(entry) => {
+                    out.push(entry);
+                    ControlFlow::Continue(())
+                }
+                Err(c) => {
+                    error =
+                        Some(DurableError::Codec { what: format!("ubscore WAL entry {}", e.seq), error: c });
+                    ControlFlow::Break(())
+                }
+            }
+        })?;
+        match error {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+
     /// Takes a snapshot if the policy says it is due at `now_ms`.
     pub fn maybe_snapshot(&mut self, now_ms: u64) -> Result<bool, DurableError> {
         if !self.config.snapshots.due(self.since_snapshot, now_ms.saturating_sub(self.last_snapshot_ms)) {
@@ -282,6 +310,15 @@ impl DurableUbs {
     pub fn durable_ubs_seq(&self) -> UbsSeq {
         self.durable_ubs_seq
     }
+}
+
+/// One entry of UBSCore's WAL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UbsEntry {
+    /// A fresh command and its outcome.
+    Command(UbsRecord),
+    /// An ME event UBSCore applied.
+    Event(MeEvent),
 }
 
 /// A snapshot being written from a copy of UBSCore's state.

@@ -111,12 +111,11 @@ async fn serve(
     fs: Arc<dyn FileSystem>,
     mut handle: impl FnMut(Request) -> Result<Response, DurableError>,
 ) -> DurableError {
-    let mut buf = vec![0u8; rpc::MAX_MESSAGE];
     loop {
         if fatal.stopped() {
             return fatal.take();
         }
-        let next = madsim::time::timeout(Duration::from_millis(20), rpc::next_request(&ep, &mut buf)).await;
+        let next = madsim::time::timeout(Duration::from_millis(20), rpc::next_request(&ep)).await;
         let Ok(Ok((from, tag, request))) = next else { continue };
         let response = handle(request);
         settle_disk(fs.as_ref()).await;

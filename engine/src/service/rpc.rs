@@ -23,22 +23,47 @@ fn unframe<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<(u64, T)> {
     Some((tag, codec::decode(&bytes[8..]).ok()?))
 }
 
+/// Sends encoded bytes. In the simulation the bytes travel as one message object (no
+/// copy into a receive buffer); on a real network as a datagram-like frame.
+async fn send(ep: &Endpoint, dst: SocketAddr, tag: u64, bytes: Vec<u8>) -> io::Result<()> {
+    #[cfg(madsim)]
+    return ep.send_to_raw(dst, tag, Box::new(bytes)).await;
+    #[cfg(not(madsim))]
+    return ep.send_to(dst, tag, &bytes).await;
+}
+
+/// Receives the bytes of the next message on `tag`.
+async fn recv(ep: &Endpoint, tag: u64) -> io::Result<(Vec<u8>, SocketAddr)> {
+    #[cfg(madsim)]
+    {
+        let (payload, from) = ep.recv_from_raw(tag).await?;
+        let bytes = payload.downcast::<Vec<u8>>().map_err(|_| io::Error::other("unexpected message type"))?;
+        Ok((*bytes, from))
+    }
+    #[cfg(not(madsim))]
+    {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let (len, from) = ep.recv_from(tag, &mut buf).await?;
+        buf.truncate(len);
+        Ok((buf, from))
+    }
+}
+
 /// Sends `request` to `dst` and waits up to `timeout` for the reply. `None` on loss,
 /// timeout or garbage: the caller retries.
 pub async fn call(ep: &Endpoint, dst: SocketAddr, request: &Request, timeout: Duration) -> Option<Response> {
     let tag: u64 = madsim::rand::random::<u64>() | (1 << 63);
-    ep.send_to(dst, REQUEST_TAG, &frame(tag, request)).await.ok()?;
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let (len, _) = madsim::time::timeout(timeout, ep.recv_from(tag, &mut buf)).await.ok()?.ok()?;
-    unframe::<Response>(&buf[..len]).map(|(_, r)| r)
+    send(ep, dst, REQUEST_TAG, frame(tag, request)).await.ok()?;
+    let (bytes, _) = madsim::time::timeout(timeout, recv(ep, tag)).await.ok()?.ok()?;
+    unframe::<Response>(&bytes).map(|(_, r)| r)
 }
 
 /// Receives the next request: (sender, reply tag, request). Undecodable messages are
 /// skipped.
-pub async fn next_request(ep: &Endpoint, buf: &mut [u8]) -> io::Result<(SocketAddr, u64, Request)> {
+pub async fn next_request(ep: &Endpoint) -> io::Result<(SocketAddr, u64, Request)> {
     loop {
-        let (len, from) = ep.recv_from(REQUEST_TAG, buf).await?;
-        if let Some((tag, request)) = unframe::<Request>(&buf[..len]) {
+        let (bytes, from) = recv(ep, REQUEST_TAG).await?;
+        if let Some((tag, request)) = unframe::<Request>(&bytes) {
             return Ok((from, tag, request));
         }
     }
@@ -46,5 +71,5 @@ pub async fn next_request(ep: &Endpoint, buf: &mut [u8]) -> io::Result<(SocketAd
 
 /// Sends a reply (best effort: a lost reply is a timeout for the caller).
 pub async fn reply(ep: &Endpoint, to: SocketAddr, tag: u64, response: &Response) {
-    let _ = ep.send_to(to, tag, &frame(tag, response)).await;
+    let _ = send(ep, to, tag, frame(tag, response)).await;
 }

@@ -23,11 +23,49 @@ use std::sync::Arc;
 pub struct WalConfig {
     /// A segment is sealed and a new one started once it reaches this size.
     pub segment_bytes: u64,
+    /// Committed entries kept in memory (payload bytes) so that downstream reads of the
+    /// recent tail need no disk read; 0 disables the cache.
+    pub tail_cache_bytes: usize,
 }
 
 impl Default for WalConfig {
     fn default() -> Self {
-        WalConfig { segment_bytes: 64 << 20 }
+        WalConfig { segment_bytes: 64 << 20, tail_cache_bytes: 4 << 20 }
+    }
+}
+
+impl WalConfig {
+    /// The default settings with another segment size.
+    pub fn segments(segment_bytes: u64) -> WalConfig {
+        WalConfig { segment_bytes, ..WalConfig::default() }
+    }
+}
+
+/// The most recent committed entries, in memory.
+#[derive(Debug, Default)]
+struct TailCache {
+    entries: std::collections::VecDeque<(u64, u8, Vec<u8>)>,
+    bytes: usize,
+    cap: usize,
+}
+
+impl TailCache {
+    fn push(&mut self, seq: u64, kind: u8, payload: Vec<u8>) {
+        if self.cap == 0 {
+            return;
+        }
+        // Contiguity is what makes serving from the cache correct.
+        assert!(self.entries.back().is_none_or(|(s, _, _)| *s + 1 == seq), "WAL tail cache gap before {seq}");
+        self.bytes += payload.len();
+        self.entries.push_back((seq, kind, payload));
+        while self.bytes > self.cap {
+            let Some((_, _, p)) = self.entries.pop_front() else { break };
+            self.bytes -= p.len();
+        }
+    }
+
+    fn first_seq(&self) -> Option<u64> {
+        self.entries.front().map(|(s, _, _)| *s)
     }
 }
 
@@ -74,6 +112,9 @@ pub struct Wal {
     next_seq: u64,
     durable_seq: u64,
     buf: Vec<u8>,
+    /// Entries appended but not yet committed (moved to `tail` on commit).
+    uncommitted: Vec<(u64, u8, Vec<u8>)>,
+    tail: TailCache,
     poisoned: bool,
 }
 
@@ -131,11 +172,13 @@ impl Wal {
 
         let mut segments = Vec::new();
         let mut next: Option<u64> = None;
+        let mut tail = TailCache { cap: config.tail_cache_bytes, ..TailCache::default() };
         let count = found.len();
         for (i, (_, _, path)) in found.into_iter().enumerate() {
             let bytes = fs.read_all(&path).map_err(io("read", &path))?;
             let last = i + 1 == count;
             let scan = segment::scan(&path, &bytes, next, last, |r| {
+                tail.push(r.seq, r.kind, r.payload.to_vec());
                 each(Entry { seq: r.seq, kind: r.kind, payload: r.payload })
                     .map(|()| ControlFlow::Continue(()))
             })?;
@@ -164,6 +207,8 @@ impl Wal {
             next_seq,
             durable_seq: next_seq - 1,
             buf: Vec::new(),
+            uncommitted: Vec::new(),
+            tail,
             poisoned: false,
         };
         wal.start_segment()?;
@@ -195,6 +240,9 @@ impl Wal {
         let seq = self.next_seq;
         Record { kind, epoch: self.epoch, seq, durable: self.durable_seq, payload }
             .encode_into(&mut self.buf);
+        if self.tail.cap > 0 {
+            self.uncommitted.push((seq, kind, payload.to_vec()));
+        }
         self.next_seq += 1;
         seq
     }
@@ -214,10 +262,14 @@ impl Wal {
         let synced = written.and_then(|()| self.fs.sync_file(&path).map_err(io("sync", &path)));
         if let Err(e) = synced {
             self.poisoned = true;
+            self.uncommitted.clear();
             return Err(e);
         }
         self.current_len += self.buf.len() as u64;
         self.buf.clear();
+        for (seq, kind, payload) in self.uncommitted.drain(..) {
+            self.tail.push(seq, kind, payload);
+        }
         self.durable_seq = self.next_seq - 1;
         if self.current_len >= self.config.segment_bytes {
             self.rotate()?;
@@ -260,6 +312,16 @@ impl Wal {
     ) -> Result<(), WalError> {
         let to = to.map_or(self.durable_seq, |t| t.min(self.durable_seq));
         if from > to {
+            return Ok(());
+        }
+        // The recent tail is served from memory (only committed entries are cached).
+        if let Some(first) = self.tail.first_seq().filter(|first| *first <= from) {
+            // The cache is contiguous: entry `from` is at index `from - first`.
+            for (seq, kind, payload) in self.tail.entries.range((from - first) as usize..) {
+                if *seq > to || f(Entry { seq: *seq, kind: *kind, payload }).is_break() {
+                    break;
+                }
+            }
             return Ok(());
         }
         for (i, segment) in self.segments.iter().enumerate() {

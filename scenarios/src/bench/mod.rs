@@ -2,9 +2,13 @@
 
 pub mod alloc;
 mod pipeline;
+#[cfg(madsim)]
+mod sim;
 mod storage;
 
 pub use pipeline::{PipelineBench, Row, run_pipeline_bench};
+#[cfg(madsim)]
+pub use sim::{SimBench, SimRow, run_sim_bench};
 pub use storage::{StorageBench, StorageRow, run_storage_bench};
 
 /// Median of some durations in nanoseconds.

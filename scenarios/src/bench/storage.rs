@@ -134,7 +134,7 @@ pub fn run_storage_bench(dir: &Path, n: u64, progress: impl Fn(&str)) -> Result<
     let disk = disk_bandwidth(&std_fs, dir)?;
     let fs: Arc<dyn FileSystem> = Arc::new(StdFs::new());
     let mut rows = Vec::new();
-    let config = WalConfig { segment_bytes: 256 << 20 };
+    let config = WalConfig::segments(256 << 20);
 
     // Durable appends per batch size.
     for (batch, entries) in [(1u64, 2_000u64), (64, 128_000), (1_024, 2_048_000)] {

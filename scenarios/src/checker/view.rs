@@ -58,7 +58,7 @@ impl ExchangeView {
             books: m.books(),
             locks: m.locks(),
             next_ubs_seq: m.history().len() as u64 + 1,
-            events: m.events().len() as u64,
+            events: m.applied_event_id(),
             trades: m.ledger().len() as u64,
         }
     }

@@ -55,9 +55,48 @@ pub struct Model {
     history: Vec<UbsRecord>,
     events: Vec<MeEvent>,
     ledger: Vec<Trade>,
+    /// Whether the balance effects of matching wait for [`Model::apply_event`].
+    deferred: bool,
+    /// Balance changes of the event being built.
+    staged: Vec<Delta>,
+    /// Balance changes of events not yet applied (deferred mode).
+    pending: BTreeMap<EventId, Vec<Delta>>,
+    /// The last event whose balance changes were applied.
+    applied: EventId,
 }
 
+/// One balance change of an event: (user, asset, Δavail, Δfrozen).
+type Delta = (UserId, AssetId, i128, i128);
+
 impl Model {
+    /// An exchange whose matching results reach the balances when UBSCore applies them:
+    /// each command's balance checks see only the events applied before it, as in the
+    /// distributed exchange where UBSCore pulls the ME's events asynchronously.
+    pub fn deferred(markets: Markets) -> Model {
+        Model { deferred: true, ..Model::new(markets) }
+    }
+
+    /// Applies the balance effects of the model's own event `event.event_id`, which must be
+    /// the next one and equal `event` (what the engine logged).
+    pub fn apply_event(&mut self, event: &MeEvent) -> Result<(), String> {
+        if event.event_id != self.applied + 1 {
+            return Err(format!("event {} applied after event {}", event.event_id, self.applied));
+        }
+        match self.events.get(event.event_id as usize - 1) {
+            Some(mine) if mine == event => {}
+            mine => return Err(format!("engine applied {event:?}, the model derived {mine:?}")),
+        }
+        let deltas = self.pending.remove(&event.event_id).unwrap_or_default();
+        self.apply_deltas(&deltas);
+        self.applied = event.event_id;
+        Ok(())
+    }
+
+    /// The last event whose balance effects were applied.
+    pub fn applied_event_id(&self) -> EventId {
+        self.applied
+    }
+
     /// An empty exchange.
     pub fn new(markets: Markets) -> Model {
         Model {
@@ -71,6 +110,10 @@ impl Model {
             history: Vec::new(),
             events: Vec::new(),
             ledger: Vec::new(),
+            deferred: false,
+            staged: Vec::new(),
+            pending: BTreeMap::new(),
+            applied: 0,
         }
     }
 
@@ -246,18 +289,32 @@ impl Model {
         self.emit(seq, kind);
     }
 
+    /// Stages a balance change of the event about to be emitted.
     fn change(&mut self, user: UserId, asset: AssetId, d_avail: i128, d_frozen: i128) {
-        let row = self.balances.entry((user, asset)).or_default();
-        let avail = i128::from(row.avail) + d_avail;
-        let frozen = i128::from(row.frozen) + d_frozen;
-        assert!(avail >= 0 && frozen >= 0, "model balance of user {user} asset {asset} went negative");
-        row.avail = u64::try_from(avail).expect("model balance exceeds u64");
-        row.frozen = u64::try_from(frozen).expect("model balance exceeds u64");
+        self.staged.push((user, asset, d_avail, d_frozen));
+    }
+
+    fn apply_deltas(&mut self, deltas: &[Delta]) {
+        for (user, asset, d_avail, d_frozen) in deltas.iter().copied() {
+            let row = self.balances.entry((user, asset)).or_default();
+            let avail = i128::from(row.avail) + d_avail;
+            let frozen = i128::from(row.frozen) + d_frozen;
+            assert!(avail >= 0 && frozen >= 0, "model balance of user {user} asset {asset} went negative");
+            row.avail = u64::try_from(avail).expect("model balance exceeds u64");
+            row.frozen = u64::try_from(frozen).expect("model balance exceeds u64");
+        }
     }
 
     fn emit(&mut self, ubs_seq: UbsSeq, kind: MeEventKind) {
         let event_id = self.events.len() as EventId + 1;
         self.events.push(MeEvent { event_id, ubs_seq, kind });
+        let deltas = std::mem::take(&mut self.staged);
+        if self.deferred {
+            self.pending.insert(event_id, deltas);
+        } else {
+            self.apply_deltas(&deltas);
+            self.applied = event_id;
+        }
     }
 
     /// The market configuration.

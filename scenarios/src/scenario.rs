@@ -1,0 +1,190 @@
+//! The scenario catalog: named, parameterised values. A run is reproduced from
+//! (scenario, seed, parameters).
+//!
+//! | scenario | what runs | faults |
+//! |---|---|---|
+//! | `differential` | the in-memory pipeline beside the model, compared every 500 commands | none |
+//! | `baseline` | the three services as simulated nodes, clients, the checker at the end | none |
+//! | `crash` | as baseline | kills and filesystem crash points of every service; lost and torn unsynced writes, rolled-back entry operations at each power failure |
+//! | `chaos` | as baseline | crash, plus packet loss and partitions between services |
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Instant;
+
+/// A named scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Scenario {
+    /// In-memory engine vs model.
+    Differential,
+    /// Simulated services without faults.
+    Baseline,
+    /// Simulated services with crashes and disk faults.
+    Crash,
+    /// Crash plus network faults.
+    Chaos,
+}
+
+impl Scenario {
+    /// Every scenario.
+    pub const ALL: [Scenario; 4] =
+        [Scenario::Differential, Scenario::Baseline, Scenario::Crash, Scenario::Chaos];
+
+    /// The scenarios a plain `exsim sweep` runs.
+    pub fn defaults() -> Vec<Scenario> {
+        if sim::SIMULATION_BUILD {
+            vec![Scenario::Baseline, Scenario::Crash, Scenario::Chaos]
+        } else {
+            vec![Scenario::Differential]
+        }
+    }
+
+    /// The scenario's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Differential => "differential",
+            Scenario::Baseline => "baseline",
+            Scenario::Crash => "crash",
+            Scenario::Chaos => "chaos",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Result<Scenario, String> {
+        Scenario::ALL.into_iter().find(|s| s.name() == name).ok_or_else(|| {
+            let names: Vec<_> = Scenario::ALL.iter().map(|s| s.name()).collect();
+            format!("unknown scenario `{name}` (known: {})", names.join(", "))
+        })
+    }
+
+    /// Whether it needs the simulation build.
+    pub fn needs_simulation(self) -> bool {
+        self != Scenario::Differential
+    }
+
+    /// Default commands per run.
+    pub fn default_commands(self) -> usize {
+        match self {
+            Scenario::Differential => 10_000,
+            _ => 2_000,
+        }
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parameters of a run besides scenario and seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Params {
+    /// Commands after the initial deposits (`None`: the scenario's default).
+    pub commands: Option<usize>,
+    /// Print the trace as it happens.
+    pub trace: bool,
+}
+
+/// The outcome of one run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// Scenario.
+    pub scenario: Scenario,
+    /// Seed.
+    pub seed: u64,
+    /// Commands submitted.
+    pub commands: usize,
+    /// The first failed check, described; `None` when the run passed.
+    pub failure: Option<String>,
+    /// The last trace lines of the nodes, when the run failed.
+    pub tails: BTreeMap<String, Vec<String>>,
+    /// Wall time, microseconds.
+    pub wall_us: u64,
+    /// Simulated time, milliseconds (0 for in-memory runs).
+    pub sim_ms: u64,
+    /// Simulated messages.
+    pub messages: u64,
+    /// Nodes killed.
+    pub kills: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// The trace hash (0 for in-memory runs).
+    pub trace_hash: u64,
+}
+
+/// The command that reproduces a run.
+pub fn repro_command(scenario: Scenario, seed: u64, params: &Params) -> String {
+    let mut cmd = format!("cargo run --release -- run --scenario {scenario} --seed {seed}");
+    if let Some(n) = params.commands.filter(|n| *n != scenario.default_commands()) {
+        cmd += &format!(" --commands {n}");
+    }
+    cmd
+}
+
+/// Runs one seed of one scenario.
+pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
+    let commands = params.commands.unwrap_or(scenario.default_commands());
+    let started = Instant::now();
+    let mut report = RunReport {
+        scenario,
+        seed,
+        commands,
+        failure: None,
+        tails: BTreeMap::new(),
+        wall_us: 0,
+        sim_ms: 0,
+        messages: 0,
+        kills: 0,
+        faults: BTreeMap::new(),
+        trace_hash: 0,
+    };
+    match scenario {
+        Scenario::Differential => {
+            let r = crate::sweep::run_differential(
+                seed,
+                &crate::workload::WorkloadConfig { commands, users: 100 },
+            );
+            report.commands = r.commands;
+            report.failure = r.failure;
+        }
+        _ => run_world(scenario, seed, commands, params, &mut report),
+    }
+    report.wall_us = started.elapsed().as_micros() as u64;
+    report
+}
+
+#[cfg(madsim)]
+fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, report: &mut RunReport) {
+    let mut cfg = crate::simrun::crash_world(seed, commands);
+    cfg.print_trace = params.trace;
+    match scenario {
+        Scenario::Baseline => {
+            cfg.chaos = sim::world::Chaos::none();
+            cfg.faults = sim::fs::FaultConfig::perfect();
+        }
+        Scenario::Crash => {
+            cfg.chaos.partitions = false;
+            cfg.chaos.loss = 0.0;
+        }
+        _ => {}
+    }
+    let markets = cfg.markets.clone();
+    report.commands = cfg.commands.len();
+    let result = sim::world::run_world(cfg);
+    report.sim_ms = result.sim_time.as_millis() as u64;
+    report.messages = result.messages;
+    report.kills = result.kills;
+    report.faults = result.faults.clone();
+    report.trace_hash = result.trace_hash;
+    if let Err(e) = crate::simrun::check(&result, &markets) {
+        report.failure = Some(e);
+        report.tails = result.tails.clone();
+    }
+}
+
+#[cfg(not(madsim))]
+fn run_world(scenario: Scenario, _seed: u64, _commands: usize, _params: &Params, report: &mut RunReport) {
+    report.failure = Some(format!("scenario {scenario} needs the simulation build (--cfg madsim)"));
+}
