@@ -298,6 +298,13 @@ impl Wal {
         }
         if removed > 0 {
             self.fs.sync_dir(&self.dir).map_err(io("sync_dir", &self.dir))?;
+            // The cache serves only what the log still keeps.
+            let first = self.first_seq();
+            while self.tail.first_seq().is_some_and(|s| s < first) {
+                if let Some((_, _, p)) = self.tail.entries.pop_front() {
+                    self.tail.bytes -= p.len();
+                }
+            }
         }
         Ok(removed)
     }
