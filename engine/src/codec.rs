@@ -44,6 +44,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Reads the first `N` unsigned integers of an encoding without decoding the rest (e.g. a
+/// record's sequence number): the standard configuration's varints.
+pub fn leading_varints<const N: usize>(bytes: &[u8]) -> Option<[u64; N]> {
+    let mut out = [0u64; N];
+    let mut at = 0usize;
+    for slot in &mut out {
+        let tag = *bytes.get(at)?;
+        let (value, len) = match tag {
+            0..=250 => (u64::from(tag), 1),
+            251 => (u64::from(u16::from_le_bytes(bytes.get(at + 1..at + 3)?.try_into().ok()?)), 3),
+            252 => (u64::from(u32::from_le_bytes(bytes.get(at + 1..at + 5)?.try_into().ok()?)), 5),
+            253 => (u64::from_le_bytes(bytes.get(at + 1..at + 9)?.try_into().ok()?), 9),
+            _ => return None,
+        };
+        *slot = value;
+        at += len;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,6 +116,16 @@ mod tests {
         expected.extend_from_slice(&[1, 7]); // Outcome::Rejected, RejectReason::Overflow
         assert_eq!(encode(&record), expected);
         assert_eq!(decode::<UbsRecord>(&expected), Ok(record));
+    }
+
+    #[test]
+    fn leading_varints_read_what_decode_reads() {
+        for (a, b, c) in [(0u64, 250u64, 251u64), (65_535, 65_536, u64::MAX), (7, 300, 70_000)] {
+            let bytes = encode(&(a, b, c, String::from("rest")));
+            assert_eq!(leading_varints::<3>(&bytes), Some([a, b, c]));
+        }
+        assert_eq!(leading_varints::<2>(&[5]), None);
+        assert_eq!(leading_varints::<1>(&[254]), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! | `differential` | the in-memory pipeline beside the model, compared every 500 commands | none |
 //! | `baseline` | the three services as simulated nodes, clients, the checker at the end | none |
 //! | `crash` | as baseline | kills and filesystem crash points of every service; lost and torn unsynced writes, rolled-back entry operations at each power failure |
-//! | `chaos` | as baseline | crash, plus packet loss and partitions between services |
+//! | `chaos` | as baseline | crash, plus packet loss, duplicated messages and partitions between services |
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -167,6 +167,7 @@ fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, re
         Scenario::Crash => {
             cfg.chaos.partitions = false;
             cfg.chaos.loss = 0.0;
+            cfg.chaos.duplicate = 0.0;
         }
         _ => {}
     }

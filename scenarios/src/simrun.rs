@@ -26,7 +26,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
         markets: workload::default_markets(),
         commands,
         clients: 4,
-        chaos: Chaos { fault_every_ms: 300, max_down_ms: 200, partitions: true, loss: 0.01 },
+        chaos: Chaos { fault_every_ms: 300, max_down_ms: 200, partitions: true, loss: 0.01, duplicate: 0.02 },
         faults: FaultConfig::default(),
         storage: DurableConfig {
             wal: WalConfig::segments(64 << 10),

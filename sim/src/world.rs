@@ -37,12 +37,14 @@ pub struct Chaos {
     pub partitions: bool,
     /// Packet loss rate during the safety phase.
     pub loss: f64,
+    /// Probability that a message is delivered twice during the safety phase.
+    pub duplicate: f64,
 }
 
 impl Chaos {
     /// No faults at all.
     pub fn none() -> Chaos {
-        Chaos { fault_every_ms: 0, max_down_ms: 0, partitions: false, loss: 0.0 }
+        Chaos { fault_every_ms: 0, max_down_ms: 0, partitions: false, loss: 0.0, duplicate: 0.0 }
     }
 }
 
@@ -133,6 +135,9 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     simfs.set_default_config(cfg.faults);
     let net = NetSim::current();
     net.update_config(|c| c.packet_loss_rate = cfg.chaos.loss);
+    engine::service::rpc::set_duplicate_rate(cfg.chaos.duplicate);
+    engine::service::rpc::take_duplicated();
+    let mut partitions = 0u64;
     let start = madsim::time::Instant::now();
     let trace = Arc::new(Trace::new(cfg.print_trace));
     let tracer: Tracer = {
@@ -166,7 +171,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                         markets,
                         config: storage,
                         addrs: addrs(),
-                        pull_interval: Duration::from_millis(5),
+                        pull_interval: Duration::from_millis(32),
                         rpc_timeout: Duration::from_millis(100),
                         batch: 256,
                         trace: tracer.clone(),
@@ -335,6 +340,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                 let other = SERVICES[chaos_rng.gen_range(0..SERVICES.len())];
                 if other != victim {
                     net.clog_link(nodes[victim], nodes[other]);
+                    partitions += 1;
                     tracer(victim, format!("partition from {other}"));
                     let down = chaos_rng.gen_range(1..=cfg.chaos.max_down_ms.max(1));
                     madsim::time::sleep(Duration::from_millis(down)).await;
@@ -361,6 +367,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     // Liveness phase: no more faults; everything must converge.
     tracer("world", "liveness phase".into());
     net.update_config(|c| c.packet_loss_rate = 0.0);
+    engine::service::rpc::set_duplicate_rate(0.0);
     for name in SERVICES {
         simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).set_crash_point(None);
         let dead = simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).is_dead();
@@ -418,6 +425,14 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             trace.absorb(&fault_line(f));
         }
     }
+    if partitions > 0 {
+        faults.insert("partition".into(), partitions);
+    }
+    let duplicated = engine::service::rpc::take_duplicated();
+    if duplicated > 0 {
+        faults.insert("message_duplicated".into(), duplicated);
+    }
+    trace.absorb(&format!("network faults: {partitions} partitions, {duplicated} duplicated messages"));
     let mut acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|e| e.into_inner()));
     acked.sort_by_key(|(i, _, _)| *i);
     let tails = SERVICES.iter().chain(["world"].iter()).map(|n| (n.to_string(), trace.tail(n))).collect();

@@ -95,6 +95,19 @@ impl DurableMatching {
             if e.kind != kind::ME_EVENT {
                 return Err(refuse(format!("unknown entry type {}", e.kind)));
             }
+            if e.seq < next_event {
+                // Covered by the snapshot: only the trade index needs it. A trade's encoding
+                // starts with event_id, ubs_seq, variant 0 (Trade), trade_id.
+                let [event_id, _, variant, trade_id] = codec::leading_varints::<4>(e.payload)
+                    .ok_or_else(|| refuse("undecodable event".into()))?;
+                if event_id != e.seq {
+                    return Err(refuse(format!("event {event_id} stored at WAL seq {}", e.seq)));
+                }
+                if variant == 0 {
+                    trades.note(trade_id, e.seq);
+                }
+                return Ok(());
+            }
             let ev: MeEvent = codec::decode(e.payload).map_err(|c| refuse(c.to_string()))?;
             if ev.event_id != e.seq {
                 return Err(refuse(format!("event {} stored at WAL seq {}", ev.event_id, e.seq)));
@@ -184,14 +197,18 @@ impl DurableMatching {
 
     /// Up to `max` durable events with `event_id > after`.
     pub fn events_after(&self, after: EventId, max: usize) -> Result<Vec<MeEvent>, DurableError> {
-        self.read(after + 1, max, |_| true)
+        self.read(after + 1, max, |_: &[u8]| true)
     }
 
     /// Up to `max` durable trades with `trade_id > after`, in order.
     pub fn trades_after(&self, after: TradeId, max: usize) -> Result<Vec<Trade>, DurableError> {
         let start = self.trades.start_for(after, self.wal.first_seq());
-        let events =
-            self.read(start, max, |ev| matches!(&ev.kind, MeEventKind::Trade(t) if t.trade_id > after))?;
+        // A trade event's encoding starts with event_id, ubs_seq, variant 0, trade_id.
+        let wanted = |payload: &[u8]| {
+            codec::leading_varints::<4>(payload)
+                .is_none_or(|[_, _, variant, trade_id]| variant == 0 && trade_id > after)
+        };
+        let events = self.read(start, max, wanted)?;
         Ok(events
             .into_iter()
             .filter_map(|ev| match ev.kind {
@@ -201,27 +218,33 @@ impl DurableMatching {
             .collect())
     }
 
+    /// Up to `max` durable events from `from` whose payload passes `keep` (checked before
+    /// decoding, so unwanted events cost no decode).
     fn read(
         &self,
         from: EventId,
         max: usize,
-        keep: impl Fn(&MeEvent) -> bool,
+        keep: impl Fn(&[u8]) -> bool,
     ) -> Result<Vec<MeEvent>, DurableError> {
         let mut out = Vec::new();
         let mut error = None;
         if max == 0 {
             return Ok(out);
         }
-        self.wal.replay(from, None, |e| match codec::decode::<MeEvent>(e.payload) {
-            Ok(ev) => {
-                if keep(&ev) {
-                    out.push(ev);
-                }
-                if out.len() >= max { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        self.wal.replay(from, None, |e| {
+            if !keep(e.payload) {
+                return ControlFlow::Continue(());
             }
-            Err(c) => {
-                error = Some(DurableError::Codec { what: format!("matching WAL entry {}", e.seq), error: c });
-                ControlFlow::Break(())
+            match codec::decode::<MeEvent>(e.payload) {
+                Ok(ev) => {
+                    out.push(ev);
+                    if out.len() >= max { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+                }
+                Err(c) => {
+                    error =
+                        Some(DurableError::Codec { what: format!("matching WAL entry {}", e.seq), error: c });
+                    ControlFlow::Break(())
+                }
             }
         })?;
         match error {

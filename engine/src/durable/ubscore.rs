@@ -65,19 +65,20 @@ impl DurableUbs {
             first_seen.get_or_insert(e.seq);
             let refuse = |reason: String| WalError::Replay { seq: e.seq, reason };
             match e.kind {
+                kind::UBS_COMMAND if e.seq <= snap_seq => {
+                    // Covered by the snapshot: only the index needs its ubs_seq.
+                    let [ubs_seq] = codec::leading_varints::<1>(e.payload)
+                        .ok_or_else(|| refuse("undecodable record".into()))?;
+                    index.note(ubs_seq, e.seq);
+                }
                 kind::UBS_COMMAND => {
                     let rec: UbsRecord = codec::decode(e.payload).map_err(|c| refuse(c.to_string()))?;
                     index.note(rec.seq, e.seq);
-                    if e.seq > snap_seq {
-                        let sub = core.submit(rec.command);
-                        if sub.record != Some(rec) {
-                            return Err(refuse(format!(
-                                "logged {rec:?}, re-applying gives {:?}",
-                                sub.record
-                            )));
-                        }
-                        replayed += 1;
+                    let sub = core.submit(rec.command);
+                    if sub.record != Some(rec) {
+                        return Err(refuse(format!("logged {rec:?}, re-applying gives {:?}", sub.record)));
                     }
+                    replayed += 1;
                 }
                 kind::UBS_APPLIED_EVENT => {
                     if e.seq > snap_seq {
@@ -166,7 +167,11 @@ impl DurableUbs {
         let start = self.index.start_for(after, self.wal.first_seq());
         let mut error = None;
         self.wal.replay(start, None, |e| {
-            if e.kind != kind::UBS_COMMAND {
+            // Skip cheaply what is not wanted: other entry types, and records at or below
+            // the watermark (their ubs_seq is the payload's first integer).
+            if e.kind != kind::UBS_COMMAND
+                || codec::leading_varints::<1>(e.payload).is_some_and(|[seq]| seq <= after)
+            {
                 return ControlFlow::Continue(());
             }
             match codec::decode::<UbsRecord>(e.payload) {

@@ -45,7 +45,7 @@ pub struct NodeEnv {
     pub config: DurableConfig,
     /// Where everyone listens.
     pub addrs: Addrs,
-    /// Pause between pulls that found nothing.
+    /// Longest pause between pulls that found nothing (pauses start at 1 ms and double).
     pub pull_interval: Duration,
     /// How long a pull waits for its reply.
     pub rpc_timeout: Duration,
@@ -115,7 +115,7 @@ async fn serve(
         if fatal.stopped() {
             return fatal.take();
         }
-        let next = madsim::time::timeout(Duration::from_millis(20), rpc::next_request(&ep)).await;
+        let next = madsim::time::timeout(Duration::from_millis(50), rpc::next_request(&ep)).await;
         let Ok(Ok((from, tag, request))) = next else { continue };
         let response = handle(request);
         settle_disk(fs.as_ref()).await;
@@ -154,6 +154,8 @@ pub async fn run_ubscore(env: NodeEnv) -> DurableError {
     {
         let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
         madsim::task::spawn(async move {
+            // Back off while upstream has nothing new; pull again at once after data.
+            let mut idle = Duration::ZERO;
             while !fatal.stopped() {
                 let after = lock(&state).core().last_event_id();
                 let request = Request::PullEvents { after, max: env.batch };
@@ -170,8 +172,13 @@ pub async fn run_ubscore(env: NodeEnv) -> DurableError {
                         if let Err(e) = result {
                             fatal.set(e);
                         }
+                        idle = Duration::ZERO;
                     }
-                    _ => madsim::time::sleep(env.pull_interval).await,
+                    _ => {
+                        idle = (idle * 2).clamp(Duration::from_millis(1), env.pull_interval);
+                        madsim::time::sleep(idle).await;
+                        continue;
+                    }
                 }
             }
         });
@@ -223,6 +230,8 @@ pub async fn run_matching(env: NodeEnv) -> DurableError {
     {
         let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
         madsim::task::spawn(async move {
+            // Back off while upstream has nothing new; pull again at once after data.
+            let mut idle = Duration::ZERO;
             while !fatal.stopped() {
                 let after = lock(&state).last_ubs_seq();
                 let request = Request::PullRecords { after, max: env.batch };
@@ -240,8 +249,13 @@ pub async fn run_matching(env: NodeEnv) -> DurableError {
                         if let Err(e) = result {
                             fatal.set(e);
                         }
+                        idle = Duration::ZERO;
                     }
-                    _ => madsim::time::sleep(env.pull_interval).await,
+                    _ => {
+                        idle = (idle * 2).clamp(Duration::from_millis(1), env.pull_interval);
+                        madsim::time::sleep(idle).await;
+                        continue;
+                    }
                 }
             }
         });
@@ -286,6 +300,8 @@ pub async fn run_settlement(env: NodeEnv) -> DurableError {
     {
         let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
         madsim::task::spawn(async move {
+            // Back off while upstream has nothing new; pull again at once after data.
+            let mut idle = Duration::ZERO;
             while !fatal.stopped() {
                 let after = lock(&state).settlement().last_trade_id();
                 let request = Request::PullTrades { after, max: env.batch };
@@ -303,8 +319,13 @@ pub async fn run_settlement(env: NodeEnv) -> DurableError {
                         if let Err(e) = result {
                             fatal.set(e);
                         }
+                        idle = Duration::ZERO;
                     }
-                    _ => madsim::time::sleep(env.pull_interval).await,
+                    _ => {
+                        idle = (idle * 2).clamp(Duration::from_millis(1), env.pull_interval);
+                        madsim::time::sleep(idle).await;
+                        continue;
+                    }
                 }
             }
         });

@@ -23,11 +23,39 @@ fn unframe<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Option<(u64, T)> {
     Some((tag, codec::decode(&bytes[8..]).ok()?))
 }
 
+#[cfg(madsim)]
+thread_local! {
+    /// Probability that the simulated network delivers a message twice (each simulation
+    /// runs on its own thread, so this is per simulation).
+    static DUPLICATE_RATE: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
+    /// Messages duplicated so far in this simulation.
+    static DUPLICATED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Messages the simulated network duplicated in this simulation (and resets the count).
+#[cfg(madsim)]
+pub fn take_duplicated() -> u64 {
+    DUPLICATED.with(|d| d.replace(0))
+}
+
+/// Sets the probability that the simulated network duplicates a message.
+#[cfg(madsim)]
+pub fn set_duplicate_rate(p: f64) {
+    DUPLICATE_RATE.with(|r| r.set(p.clamp(0.0, 1.0)));
+}
+
 /// Sends encoded bytes. In the simulation the bytes travel as one message object (no
-/// copy into a receive buffer); on a real network as a datagram-like frame.
+/// copy into a receive buffer), and may be delivered twice; on a real network as a frame.
 async fn send(ep: &Endpoint, dst: SocketAddr, tag: u64, bytes: Vec<u8>) -> io::Result<()> {
     #[cfg(madsim)]
-    return ep.send_to_raw(dst, tag, Box::new(bytes)).await;
+    {
+        let p = DUPLICATE_RATE.with(|r| r.get());
+        if p > 0.0 && rand::Rng::gen_bool(&mut madsim::rand::thread_rng(), p) {
+            DUPLICATED.with(|d| d.set(d.get() + 1));
+            ep.send_to_raw(dst, tag, Box::new(bytes.clone())).await?;
+        }
+        return ep.send_to_raw(dst, tag, Box::new(bytes)).await;
+    }
     #[cfg(not(madsim))]
     return ep.send_to(dst, tag, &bytes).await;
 }

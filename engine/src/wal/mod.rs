@@ -150,6 +150,20 @@ impl Wal {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         config: WalConfig,
+        each: impl FnMut(Entry<'_>) -> Result<(), WalError>,
+    ) -> Result<(Wal, Recovery), WalError> {
+        Wal::open_from(fs, dir, config, 0, each)
+    }
+
+    /// Like [`Wal::open`], for a caller that needs only the entries from `skip_below` on
+    /// (its snapshot covers the rest): sealed segments holding only older entries are not
+    /// read (they are verified whenever a later replay reads them). `each` may still see
+    /// some older entries (those sharing a segment with newer ones).
+    pub fn open_from(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        config: WalConfig,
+        skip_below: u64,
         mut each: impl FnMut(Entry<'_>) -> Result<(), WalError>,
     ) -> Result<(Wal, Recovery), WalError> {
         crate::storage::create_dir_durable(fs.as_ref(), dir).map_err(io("create_dir", dir))?;
@@ -174,9 +188,19 @@ impl Wal {
         let mut next: Option<u64> = None;
         let mut tail = TailCache { cap: config.tail_cache_bytes, ..TailCache::default() };
         let count = found.len();
+        let firsts: Vec<u64> = found.iter().map(|(_, first, _)| *first).collect();
         for (i, (_, _, path)) in found.into_iter().enumerate() {
-            let bytes = fs.read_all(&path).map_err(io("read", &path))?;
             let last = i + 1 == count;
+            if !last && firsts[i + 1] <= skip_below {
+                // Sealed and wholly below what the caller needs: trust its name for now.
+                if let Some(expected) = next.filter(|n| *n != firsts[i]) {
+                    return Err(WalError::Gap { path, offset: 0, expected, found: firsts[i] });
+                }
+                next = Some(firsts[i + 1]);
+                segments.push(Segment { path, first_seq: firsts[i] });
+                continue;
+            }
+            let bytes = fs.read_all(&path).map_err(io("read", &path))?;
             let scan = segment::scan(&path, &bytes, next, last, |r| {
                 tail.push(r.seq, r.kind, r.payload.to_vec());
                 each(Entry { seq: r.seq, kind: r.kind, payload: r.payload })

@@ -188,6 +188,7 @@ impl Disk {
     pub fn run<T>(
         &mut self,
         what: &str,
+        path: &Path,
         bytes: usize,
         f: impl FnOnce(&mut Disk) -> io::Result<T>,
     ) -> io::Result<T> {
@@ -198,22 +199,26 @@ impl Disk {
         self.owed_latency_us += self.config.latency_us + (bytes as u64 * self.config.latency_us) / 4096;
         let hit = self.crash.filter(|c| c.op == self.ops);
         if let Some(c) = hit.filter(|c| c.before) {
-            self.die(c, what);
+            self.die(c, what, path);
             return Err(crashed());
         }
         let result = f(self);
         if let Some(c) = hit {
-            self.die(c, what);
+            self.die(c, what, path);
             return Err(crashed());
         }
         result
     }
 
-    fn die(&mut self, c: CrashPoint, what: &str) {
+    fn die(&mut self, c: CrashPoint, what: &str, path: &Path) {
         self.dead = true;
         self.crashed_now = true;
         self.crash = None;
-        self.faults.push(Fault::CrashPoint { op: c.op, before: c.before, what: what.to_string() });
+        self.faults.push(Fault::CrashPoint {
+            op: c.op,
+            before: c.before,
+            what: format!("{what} {}", path.display()),
+        });
     }
 
     fn roll(&mut self, p: f64) -> bool {

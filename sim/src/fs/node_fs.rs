@@ -47,7 +47,7 @@ impl NodeFs {
     ) -> io::Result<T> {
         let (result, crashed) = {
             let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
-            let result = disk.run(&format!("{what} {}", path.display()), bytes, f);
+            let result = disk.run(what, path, bytes, f);
             (result, disk.take_crashed_now())
         };
         if crashed {
