@@ -35,46 +35,95 @@ enum Cmd {
         #[command(subcommand)]
         which: BenchCmd,
     },
-    /// One seeded run of a scenario; prints the verdict (on failure, first line: the
-    /// command that reproduces it).
+    /// One seeded run of a scenario. Prints the verdict (on failure, first line: the
+    /// command that reproduces it); the last line is the run's trace hash.
     Run {
-        /// Scenario (differential, baseline, crash, chaos).
+        /// Scenario (see `exsim list`).
         #[arg(long, default_value = "crash")]
         scenario: String,
         /// The seed.
         #[arg(long)]
         seed: u64,
-        /// Commands per run (default: the scenario's).
-        #[arg(long)]
-        commands: Option<usize>,
+        #[command(flatten)]
+        params: ParamArgs,
         /// Print the trace of the run.
         #[arg(long)]
         trace: bool,
     },
-    /// Many seeds of some scenarios, with a progress bar, a summary table and reports.
+    /// The scenarios, one a line, with what each does.
+    List,
+    /// Many runs over scenarios and seeds, with a progress bar, a summary table and reports.
     Sweep {
-        /// Comma-separated scenarios (default: baseline,crash,chaos).
+        /// Comma-separated scenarios (default: every simulation scenario).
         #[arg(long)]
         scenarios: Option<String>,
         /// Seed range `A..B` (end exclusive) or `A..=B`.
         #[arg(long, conflicts_with = "count")]
         seeds: Option<String>,
-        /// Number of seeds per scenario, starting at 0 (default 100).
+        /// Number of seeds per scenario, starting at 0 (default 30).
         #[arg(long)]
         count: Option<u64>,
-        /// Worker threads (default: available cores).
+        /// Worker threads, each running one simulation at a time (default: available cores).
         #[arg(long)]
         jobs: Option<usize>,
         /// Run only shard K of N (`K/N`, 1-based): every N-th run, for CI job matrices.
         #[arg(long)]
         shard: Option<String>,
-        /// Commands per run (default: each scenario's).
+        #[command(flatten)]
+        params: ParamArgs,
+        /// Write a JSON report (every run: scenario, seed, verdict, trace hash, wall time).
+        #[arg(long, alias = "report")]
+        json: Option<PathBuf>,
+        /// Write a JUnit XML report.
         #[arg(long)]
-        commands: Option<usize>,
-        /// Also write a JSON report to this file.
-        #[arg(long)]
-        report: Option<PathBuf>,
+        junit: Option<PathBuf>,
     },
+    /// Reruns recorded failures: a sweep's JSON report, or seeds of one scenario.
+    Repro {
+        /// A JSON report written by `sweep --json`, or seeds.
+        #[arg(required = true)]
+        what: Vec<String>,
+        /// Scenario of the seeds (when seeds are given).
+        #[arg(long, default_value = "crash")]
+        scenario: String,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+    /// Reduces a failing run (fewer commands, fewer faults) while it still fails, and prints
+    /// the reduced reproduce command.
+    Shrink {
+        /// Scenario.
+        #[arg(long)]
+        scenario: String,
+        /// The failing seed.
+        #[arg(long)]
+        seed: u64,
+        #[command(flatten)]
+        params: ParamArgs,
+    },
+}
+
+/// Run parameters shared by run, sweep, repro and shrink.
+#[derive(clap::Args, Clone, Copy)]
+struct ParamArgs {
+    /// Commands per run (default: the scenario's).
+    #[arg(long)]
+    commands: Option<usize>,
+    /// Mean simulated ms between faults (default: the scenario's; larger = fewer faults).
+    #[arg(long)]
+    fault_every_ms: Option<u64>,
+}
+
+impl ParamArgs {
+    fn params(self, trace: bool) -> Result<Params, Failure> {
+        if self.commands == Some(0) {
+            return Err(Failure::Usage("--commands must be at least 1".into()));
+        }
+        if self.fault_every_ms == Some(0) {
+            return Err(Failure::Usage("--fault-every-ms must be at least 1".into()));
+        }
+        Ok(Params { commands: self.commands, fault_every_ms: self.fault_every_ms, trace })
+    }
 }
 
 #[derive(Subcommand)]
@@ -146,20 +195,27 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
         }
         Cmd::Bench { which: BenchCmd::Storage { json, dir, entries } } => bench_storage(json, &dir, entries),
         Cmd::Bench { which: BenchCmd::Sim { json, max_commands } } => bench_sim(json, max_commands),
-        Cmd::Run { scenario, seed, commands, trace } => {
+        Cmd::Run { scenario, seed, params, trace } => {
             let scenario = Scenario::parse(&scenario).map_err(Failure::Usage)?;
             require_simulation(&[scenario])?;
-            let params = Params { commands: positive(commands, "--commands")?, trace };
+            let params = params.params(trace)?;
             let report = scenario::run(scenario, seed, &params);
+            let hash = format!("trace hash: 0x{:016x}", report.trace_hash);
             match &report.failure {
                 None => {
-                    println!("{}", verdict_line(&report));
+                    println!("{}\n{hash}", verdict_line(&report));
                     Ok(())
                 }
-                Some(f) => Err(Failure::Check(failure_text(&report, &params, f))),
+                Some(f) => Err(Failure::Check(format!("{}{hash}", failure_text(&report, &params, f)))),
             }
         }
-        Cmd::Sweep { scenarios, seeds, count, jobs, shard, commands, report } => {
+        Cmd::List => {
+            for s in Scenario::ALL {
+                println!("{:<17} {}", s.name(), s.describe());
+            }
+            Ok(())
+        }
+        Cmd::Sweep { scenarios, seeds, count, jobs, shard, params, json, junit } => {
             let scenarios = match scenarios {
                 Some(list) => list
                     .split(',')
@@ -172,30 +228,124 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
             let seeds = match (seeds, count) {
                 (Some(range), _) => parse_seed_range(&range).map_err(Failure::Usage)?,
                 (None, Some(0)) => return Err(Failure::Usage("--count must be at least 1".into())),
-                (None, count) => (0..count.unwrap_or(100)).collect(),
+                (None, count) => (0..count.unwrap_or(30)).collect(),
             };
-            let jobs = match jobs {
-                Some(0) => return Err(Failure::Usage("--jobs must be at least 1".into())),
-                Some(j) => j,
-                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            };
+            let jobs = parse_jobs(jobs)?;
             let runs: Vec<(Scenario, u64)> =
                 scenarios.iter().flat_map(|s| seeds.iter().map(move |seed| (*s, *seed))).collect();
             let runs = match shard {
                 Some(shard) => select_shard(runs, &shard).map_err(Failure::Usage)?,
                 None => runs,
             };
-            let params = Params { commands: positive(commands, "--commands")?, trace: false };
-            sweep_cmd(&runs, &params, jobs, report)
+            sweep_cmd(&runs, &params.params(false)?, jobs, json, junit)
+        }
+        Cmd::Repro { what, scenario, params } => repro_cmd(&what, &scenario, params.params(false)?),
+        Cmd::Shrink { scenario, seed, params } => {
+            let scenario = Scenario::parse(&scenario).map_err(Failure::Usage)?;
+            require_simulation(&[scenario])?;
+            shrink_cmd(scenario, seed, params.params(false)?)
         }
     }
 }
 
-fn positive(n: Option<usize>, flag: &str) -> Result<Option<usize>, Failure> {
-    match n {
-        Some(0) => Err(Failure::Usage(format!("{flag} must be at least 1"))),
-        n => Ok(n),
+fn parse_jobs(jobs: Option<usize>) -> Result<usize, Failure> {
+    match jobs {
+        Some(0) => Err(Failure::Usage("--jobs must be at least 1".into())),
+        Some(j) => Ok(j),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
     }
+}
+
+/// Reruns the failing runs of a JSON report, or seeds of one scenario.
+fn repro_cmd(what: &[String], scenario: &str, params: Params) -> Result<(), Failure> {
+    let mut runs: Vec<(Scenario, u64, Params)> = Vec::new();
+    for item in what {
+        if let Ok(seed) = item.parse::<u64>() {
+            let s = Scenario::parse(scenario).map_err(Failure::Usage)?;
+            runs.push((s, seed, params));
+            continue;
+        }
+        let text = std::fs::read_to_string(item)
+            .map_err(|e| Failure::Usage(format!("{item}: not a seed and not a readable report: {e}")))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Failure::Usage(format!("{item}: not a JSON report: {e}")))?;
+        let failing =
+            json["failing"].as_array().ok_or_else(|| Failure::Usage(format!("{item}: no `failing` list")))?;
+        for f in failing {
+            let (Some(s), Some(seed)) = (f["scenario"].as_str(), f["seed"].as_u64()) else {
+                return Err(Failure::Usage(format!("{item}: malformed failing entry {f}")));
+            };
+            let p = Params {
+                commands: f["commands"].as_u64().map(|n| n as usize),
+                fault_every_ms: f["fault_every_ms"].as_u64(),
+                trace: false,
+            };
+            runs.push((Scenario::parse(s).map_err(Failure::Usage)?, seed, p));
+        }
+    }
+    if runs.is_empty() {
+        println!("nothing to reproduce: the report has no failing runs");
+        return Ok(());
+    }
+    require_simulation(&runs.iter().map(|r| r.0).collect::<Vec<_>>())?;
+    let mut failed = 0;
+    for (s, seed, p) in &runs {
+        let report = scenario::run(*s, *seed, p);
+        match &report.failure {
+            None => println!("{}", verdict_line(&report)),
+            Some(f) => {
+                failed += 1;
+                println!("{}", failure_text(&report, p, f));
+            }
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        n => Err(Failure::Check(format!("{n} of {} runs still fail", runs.len()))),
+    }
+}
+
+/// Halves the commands, then the fault rate, while the run still fails.
+fn shrink_cmd(scenario: Scenario, seed: u64, params: Params) -> Result<(), Failure> {
+    let fails = |p: &Params| scenario::run(scenario, seed, p).failure;
+    let Some(first) = fails(&params) else {
+        println!("{scenario} seed {seed} passes: nothing to shrink");
+        return Ok(());
+    };
+    let mut best = params;
+    let mut failure = first;
+    let mut tries = 1;
+    let mut commands = params.commands.unwrap_or(scenario.default_commands());
+    while commands > 1 {
+        let candidate = Params { commands: Some(commands / 2), ..best };
+        tries += 1;
+        match fails(&candidate) {
+            Some(f) => {
+                best = candidate;
+                failure = f;
+                commands /= 2;
+            }
+            None => break,
+        }
+    }
+    if scenario.needs_simulation() {
+        let mut every = params.fault_every_ms.unwrap_or(300);
+        for _ in 0..6 {
+            let candidate = Params { fault_every_ms: Some(every * 2), ..best };
+            tries += 1;
+            match fails(&candidate) {
+                Some(f) => {
+                    best = candidate;
+                    failure = f;
+                    every *= 2;
+                }
+                None => break,
+            }
+        }
+    }
+    println!("reproduce: {}", scenario::repro_command(scenario, seed, &best));
+    println!("shrunk in {tries} runs; still fails with:\n{failure}");
+    Err(Failure::Check("the reduced run still fails (as intended)".into()))
 }
 
 /// Simulation scenarios need the `--cfg madsim` build.
@@ -360,7 +510,8 @@ fn sweep_cmd(
     runs: &[(Scenario, u64)],
     params: &Params,
     jobs: usize,
-    report: Option<PathBuf>,
+    json: Option<PathBuf>,
+    junit: Option<PathBuf>,
 ) -> Result<(), Failure> {
     let bar = ProgressBar::new(runs.len() as u64);
     bar.set_style(
@@ -382,49 +533,117 @@ fn sweep_cmd(
     for r in &failed {
         println!("{}", failure_text(r, params, r.failure.as_deref().unwrap_or_default()));
     }
-    println!("| scenario | runs | failures | commands | kills | faults injected | simulated | wall (sum) |");
-    println!("|---|---:|---:|---:|---:|---|---:|---:|");
-    let mut scenarios: Vec<Scenario> = reports.iter().map(|r| r.scenario).collect();
-    scenarios.dedup();
-    for s in scenarios {
-        let rs: Vec<_> = reports.iter().filter(|r| r.scenario == s).collect();
-        let mut faults: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
-        for r in &rs {
-            for (k, v) in &r.faults {
-                *faults.entry(k).or_default() += v;
-            }
-        }
-        let faults = faults.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-        println!(
-            "| {s} | {} | {} | {} | {} | {} | {:.1} s | {:.2} s |",
-            rs.len(),
-            rs.iter().filter(|r| r.failure.is_some()).count(),
-            bench::thousands(rs.iter().map(|r| r.commands as u64).sum()),
-            rs.iter().map(|r| r.kills).sum::<u64>(),
-            if faults.is_empty() { "-".to_string() } else { faults },
-            rs.iter().map(|r| r.sim_ms).sum::<u64>() as f64 / 1e3,
-            rs.iter().map(|r| r.wall_us).sum::<u64>() as f64 / 1e6,
-        );
-    }
+    print!("{}", summary_table(&reports));
     println!(
-        "{} runs in {:.2} s wall ({:.0} runs/minute on {jobs} jobs)",
+        "{} runs in {:.2} s wall on {jobs} jobs: {:.1} runs/s ({:.0} runs/minute)",
         reports.len(),
         wall.as_secs_f64(),
+        reports.len() as f64 / wall.as_secs_f64().max(1e-9),
         reports.len() as f64 / wall.as_secs_f64().max(1e-9) * 60.0
     );
-    if let Some(path) = report {
+    if let Some(path) = json {
+        let runs_json: Vec<_> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "scenario": r.scenario, "seed": r.seed, "verdict": if r.failure.is_some() { "fail" } else { "pass" },
+                    "trace_hash": format!("0x{:016x}", r.trace_hash), "wall_us": r.wall_us, "sim_ms": r.sim_ms,
+                    "commands": r.commands, "kills": r.kills, "faults": r.faults, "crash_points": r.crash_points,
+                    "failure": r.failure,
+                })
+            })
+            .collect();
         let json = serde_json::json!({
             "runs": reports.len(),
             "failures": failed.len(),
-            "failing": failed.iter().map(|r| serde_json::json!({"scenario": r.scenario, "seed": r.seed, "reproduce": scenario::repro_command(r.scenario, r.seed, params)})).collect::<Vec<_>>(),
-            "reports": reports,
+            "failing": failed.iter().map(|r| serde_json::json!({
+                "scenario": r.scenario, "seed": r.seed, "commands": params.commands, "fault_every_ms": params.fault_every_ms,
+                "reproduce": scenario::repro_command(r.scenario, r.seed, params),
+            })).collect::<Vec<_>>(),
+            "reports": runs_json,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json).expect("plain data serializes"))
             .map_err(|e| Failure::Usage(format!("{}: cannot write report: {e}", path.display())))?;
+    }
+    if let Some(path) = junit {
+        std::fs::write(&path, junit_xml(&reports, params))
+            .map_err(|e| Failure::Usage(format!("{}: cannot write JUnit report: {e}", path.display())))?;
     }
     if failed.is_empty() {
         Ok(())
     } else {
         Err(Failure::Check(format!("{} of {} runs failed", failed.len(), reports.len())))
     }
+}
+
+fn summary_table(reports: &[RunReport]) -> String {
+    use std::collections::BTreeMap;
+    let mut out = String::from(
+        "| scenario | runs | failures | commands | kills | faults injected | crash points hit | simulated | wall | seeds/s |\n|---|---:|---:|---:|---:|---|---|---:|---:|---:|\n",
+    );
+    let mut scenarios: Vec<Scenario> = reports.iter().map(|r| r.scenario).collect();
+    scenarios.dedup();
+    let join = |m: &BTreeMap<&str, u64>| {
+        if m.is_empty() {
+            "-".to_string()
+        } else {
+            m.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    for s in scenarios {
+        let rs: Vec<_> = reports.iter().filter(|r| r.scenario == s).collect();
+        let mut faults: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut points: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in &rs {
+            for (k, v) in &r.faults {
+                *faults.entry(k).or_default() += v;
+            }
+            for (k, v) in &r.crash_points {
+                *points.entry(k).or_default() += v;
+            }
+        }
+        let wall = rs.iter().map(|r| r.wall_us).sum::<u64>() as f64 / 1e6;
+        out += &format!(
+            "| {s} | {} | {} | {} | {} | {} | {} | {:.1} s | {wall:.2} s | {:.1} |\n",
+            rs.len(),
+            rs.iter().filter(|r| r.failure.is_some()).count(),
+            bench::thousands(rs.iter().map(|r| r.commands as u64).sum()),
+            rs.iter().map(|r| r.kills).sum::<u64>(),
+            join(&faults),
+            join(&points),
+            rs.iter().map(|r| r.sim_ms).sum::<u64>() as f64 / 1e3,
+            rs.len() as f64 / wall.max(1e-9),
+        );
+    }
+    out
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn junit_xml(reports: &[RunReport], params: &Params) -> String {
+    let failures = reports.iter().filter(|r| r.failure.is_some()).count();
+    let total: f64 = reports.iter().map(|r| r.wall_us as f64 / 1e6).sum();
+    let mut x = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"exsim sweep\" tests=\"{}\" failures=\"{failures}\" time=\"{total:.3}\">\n",
+        reports.len()
+    );
+    for r in reports {
+        x += &format!(
+            "  <testcase classname=\"exsim.{}\" name=\"seed {}\" time=\"{:.3}\">",
+            r.scenario,
+            r.seed,
+            r.wall_us as f64 / 1e6
+        );
+        if let Some(f) = &r.failure {
+            x += &format!(
+                "\n    <failure message=\"{}\">{}</failure>\n  ",
+                xml_escape(&scenario::repro_command(r.scenario, r.seed, params)),
+                xml_escape(f)
+            );
+        }
+        x += "</testcase>\n";
+    }
+    x + "</testsuite>\n"
 }

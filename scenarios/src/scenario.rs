@@ -1,12 +1,5 @@
 //! The scenario catalog: named, parameterised values. A run is reproduced from
-//! (scenario, seed, parameters).
-//!
-//! | scenario | what runs | faults |
-//! |---|---|---|
-//! | `differential` | the in-memory pipeline beside the model, compared every 500 commands | none |
-//! | `baseline` | the three services as simulated nodes, clients, the checker at the end | none |
-//! | `crash` | as baseline | kills and filesystem crash points of every service; lost and torn unsynced writes, rolled-back entry operations at each power failure |
-//! | `chaos` | as baseline | crash, plus packet loss, duplicated messages and partitions between services |
+//! (scenario, seed, parameters); `exsim list` prints the catalog.
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -15,26 +8,55 @@ use std::time::Instant;
 
 /// A named scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Scenario {
     /// In-memory engine vs model.
     Differential,
     /// Simulated services without faults.
     Baseline,
-    /// Simulated services with crashes and disk faults.
+    /// Kills and crash points of every service.
     Crash,
-    /// Crash plus network faults.
+    /// Crashes in the middle of group commits with torn and lost unsynced writes.
+    TornTail,
+    /// Crashes during snapshot creation (snapshots every few dozen entries).
+    SnapshotCrash,
+    /// Crashes during recovery, repeatedly.
+    RecoveryCrash,
+    /// The newest snapshot is damaged at restart: fallback to the previous one.
+    CorruptSnapshot,
+    /// fsync fails with EIO (fsyncgate): the service stops and recovers.
+    FsyncEio,
+    /// Writes fail with ENOSPC: the service stops and recovers.
+    DiskFull,
+    /// Loss, duplication, partitions; no node faults.
+    Network,
+    /// Crashes plus network faults.
     Chaos,
+    /// Everything, with rates drawn per seed.
+    Swarm,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 4] =
-        [Scenario::Differential, Scenario::Baseline, Scenario::Crash, Scenario::Chaos];
+    pub const ALL: [Scenario; 12] = [
+        Scenario::Differential,
+        Scenario::Baseline,
+        Scenario::Crash,
+        Scenario::TornTail,
+        Scenario::SnapshotCrash,
+        Scenario::RecoveryCrash,
+        Scenario::CorruptSnapshot,
+        Scenario::FsyncEio,
+        Scenario::DiskFull,
+        Scenario::Network,
+        Scenario::Chaos,
+        Scenario::Swarm,
+    ];
 
     /// The scenarios a plain `exsim sweep` runs.
     pub fn defaults() -> Vec<Scenario> {
         if sim::SIMULATION_BUILD {
-            vec![Scenario::Baseline, Scenario::Crash, Scenario::Chaos]
+            Scenario::ALL.into_iter().filter(|s| *s != Scenario::Differential).collect()
         } else {
             vec![Scenario::Differential]
         }
@@ -46,7 +68,43 @@ impl Scenario {
             Scenario::Differential => "differential",
             Scenario::Baseline => "baseline",
             Scenario::Crash => "crash",
+            Scenario::TornTail => "torn-tail",
+            Scenario::SnapshotCrash => "snapshot-crash",
+            Scenario::RecoveryCrash => "recovery-crash",
+            Scenario::CorruptSnapshot => "corrupt-snapshot",
+            Scenario::FsyncEio => "fsync-eio",
+            Scenario::DiskFull => "disk-full",
+            Scenario::Network => "network",
             Scenario::Chaos => "chaos",
+            Scenario::Swarm => "swarm",
+        }
+    }
+
+    /// One line on what the scenario does.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scenario::Differential => {
+                "in-memory pipeline beside the reference model, compared every 500 commands"
+            }
+            Scenario::Baseline => "the three services as simulated nodes with clients; no faults",
+            Scenario::Crash => {
+                "kills and filesystem crash points of every service, power failure of its disk"
+            }
+            Scenario::TornTail => "crashes inside group commits; unsynced writes mostly torn or lost",
+            Scenario::SnapshotCrash => {
+                "snapshots every few dozen entries, crash points inside their creation"
+            }
+            Scenario::RecoveryCrash => "crash points inside recovery, again and again",
+            Scenario::CorruptSnapshot => {
+                "the newest snapshot damaged at restart: fallback to the previous one"
+            }
+            Scenario::FsyncEio => {
+                "fsync fails with EIO (fsyncgate); the service stops and recovers from disk"
+            }
+            Scenario::DiskFull => "writes fail with ENOSPC; the service stops and recovers",
+            Scenario::Network => "packet loss, duplicated messages and partitions; no node faults",
+            Scenario::Chaos => "crashes plus loss, duplication and partitions",
+            Scenario::Swarm => "every fault, with rates drawn per seed (quiet runs to storms)",
         }
     }
 
@@ -79,10 +137,13 @@ impl fmt::Display for Scenario {
 }
 
 /// Parameters of a run besides scenario and seed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Params {
     /// Commands after the initial deposits (`None`: the scenario's default).
     pub commands: Option<usize>,
+    /// Mean simulated ms between node and network faults (`None`: the scenario's; larger
+    /// means fewer faults; `shrink` raises it).
+    pub fault_every_ms: Option<u64>,
     /// Print the trace as it happens.
     pub trace: bool,
 }
@@ -110,6 +171,8 @@ pub struct RunReport {
     pub kills: u64,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
+    /// Crash points hit, by operation and timing (e.g. `fsync before`).
+    pub crash_points: BTreeMap<String, u64>,
     /// The trace hash (0 for in-memory runs).
     pub trace_hash: u64,
 }
@@ -119,6 +182,9 @@ pub fn repro_command(scenario: Scenario, seed: u64, params: &Params) -> String {
     let mut cmd = format!("cargo run --release -- run --scenario {scenario} --seed {seed}");
     if let Some(n) = params.commands.filter(|n| *n != scenario.default_commands()) {
         cmd += &format!(" --commands {n}");
+    }
+    if let Some(ms) = params.fault_every_ms {
+        cmd += &format!(" --fault-every-ms {ms}");
     }
     cmd
 }
@@ -138,6 +204,7 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
         messages: 0,
         kills: 0,
         faults: BTreeMap::new(),
+        crash_points: BTreeMap::new(),
         trace_hash: 0,
     };
     match scenario {
@@ -157,20 +224,7 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
 
 #[cfg(madsim)]
 fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, report: &mut RunReport) {
-    let mut cfg = crate::simrun::crash_world(seed, commands);
-    cfg.print_trace = params.trace;
-    match scenario {
-        Scenario::Baseline => {
-            cfg.chaos = sim::world::Chaos::none();
-            cfg.faults = sim::fs::FaultConfig::perfect();
-        }
-        Scenario::Crash => {
-            cfg.chaos.partitions = false;
-            cfg.chaos.loss = 0.0;
-            cfg.chaos.duplicate = 0.0;
-        }
-        _ => {}
-    }
+    let cfg = crate::simrun::world_config(scenario, seed, commands, params);
     let markets = cfg.markets.clone();
     report.commands = cfg.commands.len();
     let result = sim::world::run_world(cfg);
@@ -178,6 +232,7 @@ fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, re
     report.messages = result.messages;
     report.kills = result.kills;
     report.faults = result.faults.clone();
+    report.crash_points = result.crash_points.clone();
     report.trace_hash = result.trace_hash;
     if let Err(e) = crate::simrun::check(&result, &markets) {
         report.failure = Some(e);

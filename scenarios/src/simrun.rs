@@ -6,14 +6,94 @@
 
 use crate::checker::{self, ExchangeView};
 use crate::model::Model;
+use crate::scenario::{Params, Scenario};
 use crate::workload::{self, WorkloadConfig};
 use engine::durable::{DurableConfig, SnapshotPolicy, UbsEntry};
 use engine::wal::WalConfig;
 use engine::{CommandKey, Markets};
+use rand::Rng;
 use sim::fs::FaultConfig;
 use sim::world::{Chaos, WorldConfig, WorldResult};
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The world of one (scenario, seed, parameters).
+pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Params) -> WorldConfig {
+    let mut cfg = crash_world(seed, commands);
+    let c = &mut cfg.chaos;
+    match scenario {
+        Scenario::Differential | Scenario::Baseline => {
+            *c = Chaos::none();
+            cfg.faults = FaultConfig::perfect();
+        }
+        Scenario::Crash => {}
+        Scenario::TornTail => {
+            cfg.faults = FaultConfig { lose_write: 0.2, tear_write: 0.7, ..FaultConfig::default() };
+            c.crash_window = 12;
+        }
+        Scenario::SnapshotCrash => {
+            cfg.storage.snapshots = SnapshotPolicy::every(40, 0);
+            c.crash_window = 40;
+        }
+        Scenario::RecoveryCrash => c.crash_in_recovery = 0.6,
+        Scenario::CorruptSnapshot => {
+            cfg.storage.snapshots = SnapshotPolicy::every(150, 0);
+            c.corrupt_snapshot = 0.5;
+        }
+        Scenario::FsyncEio => cfg.faults.eio_fsync = 0.01,
+        Scenario::DiskFull => cfg.faults.enospc_write = 0.01,
+        Scenario::Network => {
+            c.node_faults = false;
+            c.partitions = true;
+            c.loss = 0.05;
+            c.duplicate = 0.05;
+        }
+        Scenario::Chaos => {
+            c.partitions = true;
+            c.loss = 0.01;
+            c.duplicate = 0.02;
+        }
+        Scenario::Swarm => swarm(seed, &mut cfg),
+    }
+    if let Some(ms) = params.fault_every_ms {
+        cfg.chaos.fault_every_ms = ms;
+    }
+    cfg.print_trace = params.trace;
+    cfg
+}
+
+/// Swarm testing: every rate drawn from the seed's swarm stream, so that a sweep covers
+/// quiet runs, storms and everything between.
+fn swarm(seed: u64, cfg: &mut WorldConfig) {
+    let mut r = sim::seed::rng(seed, sim::seed::Stream::Swarm);
+    let mut maybe = |p: f64, hi: f64| if r.gen_bool(p) { r.gen_range(0.0..hi) } else { 0.0 };
+    let (loss, duplicate) = (maybe(0.5, 0.05), maybe(0.5, 0.05));
+    let (crash_in_recovery, corrupt_snapshot) = (maybe(0.3, 0.7), maybe(0.3, 0.6));
+    let (eio_fsync, enospc, tear) = (maybe(0.3, 0.02), maybe(0.3, 0.02), maybe(0.8, 0.8));
+    let fault_every_ms = [50, 150, 300, 1_000, 5_000][r.gen_range(0..5)];
+    let crash_window = [5, 20, 60, 200][r.gen_range(0..4)];
+    let snapshot_every = [20, 100, 400, 2_000][r.gen_range(0..4)];
+    let partitions = r.gen_bool(0.5);
+    cfg.chaos = Chaos {
+        fault_every_ms,
+        max_down_ms: 200,
+        partitions,
+        loss,
+        duplicate,
+        crash_window,
+        crash_in_recovery,
+        corrupt_snapshot,
+        node_faults: true,
+    };
+    cfg.faults = FaultConfig {
+        lose_write: (1.0 - tear) / 2.0,
+        tear_write: tear,
+        eio_fsync,
+        enospc_write: enospc,
+        ..FaultConfig::default()
+    };
+    cfg.storage.snapshots = SnapshotPolicy::every(snapshot_every, 0);
+}
 
 /// A world with the seeded workload, crashes of every service, torn and lost writes.
 pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
@@ -26,7 +106,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
         markets: workload::default_markets(),
         commands,
         clients: 4,
-        chaos: Chaos { fault_every_ms: 300, max_down_ms: 200, partitions: true, loss: 0.01, duplicate: 0.02 },
+        chaos: Chaos { fault_every_ms: 300, max_down_ms: 200, node_faults: true, ..Chaos::none() },
         faults: FaultConfig::default(),
         storage: DurableConfig {
             wal: WalConfig::segments(64 << 10),

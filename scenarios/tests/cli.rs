@@ -73,6 +73,10 @@ fn bad_arguments_exit_2_without_panicking() {
         &["run", "--seed", "1", "--commands", "0"],
         &["run", "--scenario", "nope", "--seed", "1"],
         &["sweep", "--scenarios", "crash,nope", "--count", "1"],
+        &["sweep", "--count", "1", "--shard", "x"],
+        &["repro", "not-a-file-or-seed"],
+        &["shrink", "--scenario", "nope", "--seed", "1"],
+        &["run", "--seed", "1", "--fault-every-ms", "0"],
         &["bench", "pipeline", "--runs", "0"],
         &["bench", "storage", "--entries", "0"],
         &["no-such-command"],
@@ -91,11 +95,12 @@ fn run_and_sweep_pass_and_report() {
     let o = exsim(&["run", "--scenario", "crash", "--seed", "3", "--commands", "200"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let out = text(&o.stdout);
-    assert!(out.starts_with("crash seed 3: ok") && out.contains("trace hash"), "{out}");
+    assert!(out.starts_with("crash seed 3: ok"), "{out}");
+    let last = out.lines().last().unwrap_or_default();
+    assert!(last.starts_with("trace hash: 0x") && last.len() == "trace hash: 0x".len() + 16, "{last}");
     // The same seed prints the same line (same trace hash, same faults), wall time aside.
     let again = text(&exsim(&["run", "--scenario", "crash", "--seed", "3", "--commands", "200"]).stdout);
-    let strip = |s: &str| s.split(" ms wall").nth(1).unwrap_or_default().to_string();
-    assert_eq!(strip(&out), strip(&again));
+    assert_eq!(out.lines().last(), again.lines().last(), "the same seed gives the same trace hash");
     let report = scratch("sweep").join("report.json");
     let o = exsim(&[
         "sweep",
@@ -143,4 +148,43 @@ fn bench_storage_prints_every_row_as_json() {
         assert!(names.contains(&want), "{want} in {names:?}");
     }
     assert!(rows.iter().all(|r| r["per_second"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn list_names_every_scenario_with_a_description() {
+    let o = exsim(&["list"]);
+    assert!(o.status.success());
+    let out = text(&o.stdout);
+    for name in [
+        "differential",
+        "baseline",
+        "crash",
+        "torn-tail",
+        "snapshot-crash",
+        "recovery-crash",
+        "corrupt-snapshot",
+        "fsync-eio",
+        "disk-full",
+        "network",
+        "chaos",
+        "swarm",
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} listed"));
+        assert!(line.split_whitespace().count() > 3, "{line}");
+        // Every listed scenario runs.
+        let o = exsim(&["run", "--scenario", name, "--seed", "1", "--commands", "60"]);
+        assert!(o.status.success(), "{name}: {}", text(&o.stderr));
+    }
+}
+
+#[test]
+fn shrink_and_repro_of_seeds_report_passing_runs() {
+    let o = exsim(&["shrink", "--scenario", "crash", "--seed", "2", "--commands", "80"]);
+    assert!(o.status.success() && text(&o.stdout).contains("nothing to shrink"), "{}", text(&o.stdout));
+    let o = exsim(&["repro", "3", "4", "--scenario", "torn-tail", "--commands", "80"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().filter(|l| l.starts_with("torn-tail seed")).count(), 2);
 }

@@ -39,12 +39,30 @@ pub struct Chaos {
     pub loss: f64,
     /// Probability that a message is delivered twice during the safety phase.
     pub duplicate: f64,
+    /// Crash points are armed within this many filesystem operations of now.
+    pub crash_window: u64,
+    /// Probability that a restarting node crashes again during its recovery.
+    pub crash_in_recovery: f64,
+    /// Probability that a restarting node finds its newest snapshot damaged.
+    pub corrupt_snapshot: f64,
+    /// Whether kills and crash points happen at all (network chaos alone otherwise).
+    pub node_faults: bool,
 }
 
 impl Chaos {
     /// No faults at all.
     pub fn none() -> Chaos {
-        Chaos { fault_every_ms: 0, max_down_ms: 0, partitions: false, loss: 0.0, duplicate: 0.0 }
+        Chaos {
+            fault_every_ms: 0,
+            max_down_ms: 0,
+            partitions: false,
+            loss: 0.0,
+            duplicate: 0.0,
+            crash_window: 200,
+            crash_in_recovery: 0.0,
+            corrupt_snapshot: 0.0,
+            node_faults: false,
+        }
     }
 }
 
@@ -99,6 +117,8 @@ pub struct WorldResult {
     pub kills: u64,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
+    /// Crash points hit, by operation and timing (e.g. `fsync before`).
+    pub crash_points: BTreeMap<String, u64>,
     /// Every acknowledged command with its ack.
     pub acked: Vec<(Command, Ack)>,
     /// Problems found by the world itself (unexpected service errors, no convergence).
@@ -289,8 +309,30 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     // Safety phase: chaos until the clients are done (or time runs out).
     let mut chaos_rng = rng(cfg.seed, Stream::Crash);
     let mut kills = 0u64;
-    let restart = |name: &str, why: &str| {
+    // Faults that hit a node as it comes back: a damaged newest snapshot, a crash point
+    // inside its recovery (possibly again and again).
+    let recovery_rng = std::cell::RefCell::new(rng(cfg.seed, Stream::Swarm));
+    let on_restart = |name: &str, chaos: bool| {
+        if !chaos {
+            return;
+        }
+        let mut r = recovery_rng.borrow_mut();
+        let disk = simfs.disk(nodes[name]);
+        let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+        if cfg.chaos.corrupt_snapshot > 0.0 && r.gen_bool(cfg.chaos.corrupt_snapshot) {
+            if let Some(path) = disk.corrupt_newest_snapshot(&PathBuf::from("/data").join(name)) {
+                tracer(name, format!("snapshot corrupted: {}", path.display()));
+            }
+        }
+        if cfg.chaos.crash_in_recovery > 0.0 && r.gen_bool(cfg.chaos.crash_in_recovery) {
+            let crash = CrashPoint { op: r.gen_range(1..60), before: r.gen_bool(0.5) };
+            disk.set_crash_point(Some(crash));
+            tracer(name, format!("crash point armed in recovery: op +{}", crash.op));
+        }
+    };
+    let restart = |name: &str, why: &str, chaos: bool| {
         handle.kill(nodes[name]);
+        on_restart(name, chaos);
         handle.restart(nodes[name]);
         tracer(name, format!("restart ({why})"));
     };
@@ -304,24 +346,29 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         let self_stopped: Vec<String> =
             std::mem::take(&mut *stopped.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
         for name in self_stopped {
-            restart(&name, "stopped itself");
+            restart(&name, "stopped itself", true);
         }
         if cfg.chaos.fault_every_ms == 0 {
             continue;
         }
         let victim = SERVICES[chaos_rng.gen_range(0..SERVICES.len())];
-        match chaos_rng.gen_range(0..3) {
+        let action = if cfg.chaos.node_faults { chaos_rng.gen_range(0..3) } else { 2 };
+        match action {
             0 => {
                 handle.kill(nodes[victim]);
                 kills += 1;
                 tracer(victim, "kill".into());
                 let down = chaos_rng.gen_range(1..=cfg.chaos.max_down_ms.max(1));
                 madsim::time::sleep(Duration::from_millis(down)).await;
+                on_restart(victim, true);
                 handle.restart(nodes[victim]);
                 tracer(victim, "restart".into());
             }
             1 => {
-                let crash = CrashPoint { op: chaos_rng.gen_range(1..200), before: chaos_rng.gen_bool(0.5) };
+                let crash = CrashPoint {
+                    op: chaos_rng.gen_range(1..cfg.chaos.crash_window.max(2)),
+                    before: chaos_rng.gen_bool(0.5),
+                };
                 simfs
                     .disk(nodes[victim])
                     .lock()
@@ -359,7 +406,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                     chaos_rng.gen_range(1..=cfg.chaos.max_down_ms.max(1)),
                 ))
                 .await;
-                restart(name, "after crash point");
+                restart(name, "after crash point", true);
             }
         }
     }
@@ -369,11 +416,16 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     net.update_config(|c| c.packet_loss_rate = 0.0);
     engine::service::rpc::set_duplicate_rate(0.0);
     for name in SERVICES {
-        simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).set_crash_point(None);
+        {
+            let disk = simfs.disk(nodes[name]);
+            let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+            disk.set_crash_point(None);
+            disk.set_config(cfg.faults.healed());
+        }
         let dead = simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).is_dead();
         let stopped_itself = stopped.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
         if dead || stopped_itself {
-            restart(name, "liveness");
+            restart(name, "liveness", false);
         }
         for other in SERVICES {
             net.unclog_link(nodes[name], nodes[other]);
@@ -401,7 +453,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         let self_stopped: Vec<String> =
             std::mem::take(&mut *stopped.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
         for name in self_stopped {
-            restart(&name, "stopped itself");
+            restart(&name, "stopped itself", false);
         }
         madsim::time::sleep(Duration::from_millis(50)).await;
     }
@@ -417,11 +469,18 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         errors.lock().unwrap_or_else(|x| x.into_inner()).push(format!("final recovery: {e}"));
     });
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
+    let mut crash_points: BTreeMap<String, u64> = BTreeMap::new();
     for name in SERVICES {
         let disk = simfs.disk(nodes[name]);
         let disk = disk.lock().unwrap_or_else(|e| e.into_inner());
         for f in disk.faults() {
             *faults.entry(f.kind().to_string()).or_default() += 1;
+            if let Fault::CrashPoint { before, what, .. } = f {
+                let op = what.split(' ').next().unwrap_or("?");
+                *crash_points
+                    .entry(format!("{op} {}", if *before { "before" } else { "after" }))
+                    .or_default() += 1;
+            }
             trace.absorb(&fault_line(f));
         }
     }
@@ -444,6 +503,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         messages,
         kills,
         faults,
+        crash_points,
         acked: acked.into_iter().map(|(_, c, a)| (c, a)).collect(),
         errors,
         final_state: final_state.ok(),

@@ -64,7 +64,7 @@ impl SimBench {
 
 fn row(scenario: Scenario, commands: usize, seeds: u64, progress: &impl Fn(&str)) -> Result<SimRow, String> {
     progress(&format!("{scenario}, {commands} commands"));
-    let params = Params { commands: Some(commands), trace: false };
+    let params = Params { commands: Some(commands), ..Params::default() };
     let mut walls = Vec::new();
     let mut sims = Vec::new();
     let mut msgs = Vec::new();
@@ -109,7 +109,7 @@ pub fn run_sim_bench(max_commands: usize, progress: impl Fn(&str)) -> Result<Sim
     }
     progress("determinism check");
     let n = 10_000.min(max_commands);
-    let params = Params { commands: Some(n), trace: false };
+    let params = Params { commands: Some(n), ..Params::default() };
     let t = Instant::now();
     let one = scenario::run(Scenario::Crash, 42, &params);
     let single = t.elapsed().as_secs_f64();

@@ -165,8 +165,28 @@ impl Disk {
 
     /// Brings the node's disk back after a restart: operations work again.
     pub fn revive(&mut self) {
+        // A crash point armed while the node was down stays armed: it hits the recovery.
         self.dead = false;
-        self.crash = None;
+    }
+
+    /// Damages the newest snapshot of the service directory `service_dir` (flips a byte of
+    /// one of its state files, durably), as media corruption would. Returns the file hit.
+    pub fn corrupt_newest_snapshot(&mut self, service_dir: &Path) -> Option<PathBuf> {
+        let snaps = service_dir.join("snapshots");
+        let newest = self.list(&snaps).ok()?.into_iter().filter(|n| n.starts_with("snapshot-")).max()?;
+        let dir = snaps.join(newest);
+        let file = self.list(&dir).ok()?.into_iter().find(|n| n.ends_with(".bin") || n.ends_with(".json"))?;
+        let path = dir.join(file);
+        let f = self.file_mut(&path).ok()?;
+        if f.durable.is_empty() {
+            return None;
+        }
+        let at = f.durable.len() / 2;
+        f.durable[at] ^= 0x5A;
+        f.current = f.durable.clone();
+        f.pending.clear();
+        self.faults.push(Fault::SnapshotCorrupted { path: path.clone() });
+        Some(path)
     }
 
     /// Operations performed so far.
@@ -307,6 +327,13 @@ impl Disk {
 
     /// Writes `data` at `offset` (`None`: append).
     pub fn write(&mut self, path: &Path, offset: Option<u64>, data: &[u8]) -> io::Result<()> {
+        if self.roll(self.config.enospc_write) {
+            self.faults.push(Fault::NoSpace { path: path.to_path_buf() });
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("simfs: ENOSPC writing {}", path.display()),
+            ));
+        }
         if self.roll(self.config.eio_write) {
             self.faults.push(Fault::WriteEio { path: path.to_path_buf() });
             return Err(eio("write", path));

@@ -22,6 +22,8 @@ pub struct FaultConfig {
     pub eio_fsync: f64,
     /// Bytes the disk holds; a write beyond fails with ENOSPC. `u64::MAX`: unlimited.
     pub capacity: u64,
+    /// Probability that a write fails with ENOSPC (a transiently full disk).
+    pub enospc_write: f64,
     /// At power failure: probability per file of one flipped bit in its durable bytes.
     pub bit_rot: f64,
     /// Simulated microseconds per operation, plus per KiB written.
@@ -38,6 +40,7 @@ impl Default for FaultConfig {
             eio_write: 0.0,
             eio_fsync: 0.0,
             capacity: u64::MAX,
+            enospc_write: 0.0,
             bit_rot: 0.0,
             latency_us: 20,
         }
@@ -45,6 +48,11 @@ impl Default for FaultConfig {
 }
 
 impl FaultConfig {
+    /// The same disk without injected errors (EIO, ENOSPC, bit rot): the liveness phase.
+    pub fn healed(self) -> FaultConfig {
+        FaultConfig { eio_read: 0.0, eio_write: 0.0, eio_fsync: 0.0, enospc_write: 0.0, bit_rot: 0.0, ..self }
+    }
+
     /// A disk that loses nothing and never fails (pending writes all persist at power
     /// failure): the behaviour naive code silently relies on.
     pub fn perfect() -> FaultConfig {
@@ -71,6 +79,8 @@ pub enum Fault {
     NoSpace { path: PathBuf },
     /// A durable bit flipped.
     BitRot { path: PathBuf, offset: u64 },
+    /// A snapshot file was damaged on purpose (fallback scenarios).
+    SnapshotCorrupted { path: PathBuf },
     /// The node died at a crash point.
     CrashPoint { op: u64, before: bool, what: String },
     /// The node lost power (kill).
@@ -89,6 +99,7 @@ impl Fault {
             Fault::FsyncEio { .. } => "fsync_eio",
             Fault::NoSpace { .. } => "enospc",
             Fault::BitRot { .. } => "bit_rot",
+            Fault::SnapshotCorrupted { .. } => "snapshot_corrupted",
             Fault::CrashPoint { .. } => "crash_point",
             Fault::PowerFailure => "power_failure",
         }
