@@ -2,6 +2,7 @@
 //! Settlement) as pure, synchronous state machines (inputs in, events out, no I/O), and the
 //! storage layer they persist through: the filesystem trait, the codec and the WAL.
 
+pub mod bugs;
 pub mod codec;
 pub mod command;
 pub mod durable;

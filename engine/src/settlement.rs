@@ -41,6 +41,10 @@ impl Settlement {
     /// nothing; one beyond the next id is a gap and is refused (the caller re-requests).
     pub fn apply(&mut self, trade: &Trade) -> Result<Applied, TradeGap> {
         let expected = self.last_trade_id() + 1;
+        if trade.trade_id < expected && crate::bugs::planted(crate::bugs::Bug::SettlementNotIdempotent) {
+            self.ledger.push(*trade);
+            return Ok(Applied::Applied);
+        }
         if trade.trade_id < expected {
             debug_assert_eq!(self.ledger[(trade.trade_id - 1) as usize], *trade);
             return Ok(Applied::Duplicate);
@@ -58,7 +62,15 @@ impl Settlement {
 
     /// The watermark: the id of the last settled trade (0 if none).
     pub fn last_trade_id(&self) -> TradeId {
-        self.ledger.len() as TradeId
+        self.ledger.last().map_or(0, |t| t.trade_id)
+    }
+
+    /// Forgets everything after `trade_id` (the planted bug "resume from the checkpoint").
+    pub fn forget_after(&mut self, trade_id: TradeId) {
+        self.ledger.retain(|t| t.trade_id <= trade_id);
+        for ids in self.by_user.values_mut() {
+            ids.retain(|id| *id <= trade_id);
+        }
     }
 
     /// All settled trades in `trade_id` order.

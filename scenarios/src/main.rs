@@ -52,6 +52,16 @@ enum Cmd {
     },
     /// The scenarios, one a line, with what each does.
     List,
+    /// Plants each known bug in turn and counts the seeds until a run catches it (needs a
+    /// build with `--features planted-bugs`).
+    Planted {
+        /// Seeds to try per bug.
+        #[arg(long, default_value_t = 300)]
+        max_seeds: u64,
+        /// Commands per run.
+        #[arg(long, default_value_t = 2_000)]
+        commands: usize,
+    },
     /// Many runs over scenarios and seeds, with a progress bar, a summary table and reports.
     Sweep {
         /// Comma-separated scenarios (default: every simulation scenario).
@@ -60,7 +70,7 @@ enum Cmd {
         /// Seed range `A..B` (end exclusive) or `A..=B`.
         #[arg(long, conflicts_with = "count")]
         seeds: Option<String>,
-        /// Number of seeds per scenario, starting at 0 (default 30).
+        /// Number of seeds per scenario, starting at 0 (default 100).
         #[arg(long)]
         count: Option<u64>,
         /// Worker threads, each running one simulation at a time (default: available cores).
@@ -122,7 +132,7 @@ impl ParamArgs {
         if self.fault_every_ms == Some(0) {
             return Err(Failure::Usage("--fault-every-ms must be at least 1".into()));
         }
-        Ok(Params { commands: self.commands, fault_every_ms: self.fault_every_ms, trace })
+        Ok(Params { commands: self.commands, fault_every_ms: self.fault_every_ms, trace, planted: None })
     }
 }
 
@@ -209,6 +219,7 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
                 Some(f) => Err(Failure::Check(format!("{}{hash}", failure_text(&report, &params, f)))),
             }
         }
+        Cmd::Planted { max_seeds, commands } => planted_cmd(max_seeds, commands),
         Cmd::List => {
             for s in Scenario::ALL {
                 println!("{:<17} {}", s.name(), s.describe());
@@ -228,7 +239,7 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
             let seeds = match (seeds, count) {
                 (Some(range), _) => parse_seed_range(&range).map_err(Failure::Usage)?,
                 (None, Some(0)) => return Err(Failure::Usage("--count must be at least 1".into())),
-                (None, count) => (0..count.unwrap_or(30)).collect(),
+                (None, count) => (0..count.unwrap_or(100)).collect(),
             };
             let jobs = parse_jobs(jobs)?;
             let runs: Vec<(Scenario, u64)> =
@@ -245,6 +256,39 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
             require_simulation(&[scenario])?;
             shrink_cmd(scenario, seed, params.params(false)?)
         }
+    }
+}
+
+fn planted_cmd(max_seeds: u64, commands: usize) -> Result<(), Failure> {
+    require_simulation(&[Scenario::Crash])?;
+    if !engine::bugs::AVAILABLE {
+        return Err(Failure::Usage(
+            "this build cannot plant bugs: run `cargo run --release --features planted-bugs -- planted`"
+                .into(),
+        ));
+    }
+    if max_seeds == 0 || commands == 0 {
+        return Err(Failure::Usage("--max-seeds and --commands must be at least 1".into()));
+    }
+    println!("| planted bug | scenario | seeds to detection | first failed check |\n|---|---|---:|---|");
+    let mut missed = 0;
+    for bug in engine::bugs::Bug::ALL {
+        let (seeds, failure) = scenario::hunt(bug, commands, max_seeds);
+        let check = failure.as_deref().and_then(|f| f.lines().next()).unwrap_or("NOT CAUGHT");
+        let check: String = check.chars().take(110).collect();
+        if failure.is_none() {
+            missed += 1;
+        }
+        println!(
+            "| {bug} | {} | {} | {} |",
+            scenario::hunting_ground(bug),
+            if failure.is_some() { seeds.to_string() } else { format!("> {seeds}") },
+            check.replace('|', "/")
+        );
+    }
+    match missed {
+        0 => Ok(()),
+        n => Err(Failure::Check(format!("{n} planted bugs were not caught"))),
     }
 }
 
@@ -279,6 +323,7 @@ fn repro_cmd(what: &[String], scenario: &str, params: Params) -> Result<(), Fail
                 commands: f["commands"].as_u64().map(|n| n as usize),
                 fault_every_ms: f["fault_every_ms"].as_u64(),
                 trace: false,
+                planted: None,
             };
             runs.push((Scenario::parse(s).map_err(Failure::Usage)?, seed, p));
         }

@@ -146,6 +146,9 @@ pub struct Params {
     pub fault_every_ms: Option<u64>,
     /// Print the trace as it happens.
     pub trace: bool,
+    /// A bug planted in the engine (builds with the `planted-bugs` feature only).
+    #[serde(skip)]
+    pub planted: Option<engine::bugs::Bug>,
 }
 
 /// The outcome of one run.
@@ -216,7 +219,25 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
             report.commands = r.commands;
             report.failure = r.failure;
         }
-        _ => run_world(scenario, seed, commands, params, &mut report),
+        _ => {
+            // A panic anywhere in the simulated exchange is a finding, not a crash of the tool.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut r = report.clone();
+                run_world(scenario, seed, commands, params, &mut r);
+                r
+            }));
+            match outcome {
+                Ok(r) => report = r,
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    report.failure = Some(format!("panicked: {msg}"));
+                }
+            }
+        }
     }
     report.wall_us = started.elapsed().as_micros() as u64;
     report
@@ -243,4 +264,27 @@ fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, re
 #[cfg(not(madsim))]
 fn run_world(scenario: Scenario, _seed: u64, _commands: usize, _params: &Params, report: &mut RunReport) {
     report.failure = Some(format!("scenario {scenario} needs the simulation build (--cfg madsim)"));
+}
+
+/// The scenario a planted bug is hunted with: the faults that can expose it.
+pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
+    use engine::bugs::Bug;
+    match bug {
+        Bug::NonAtomicLatest | Bug::IndexNotRebuilt => Scenario::SnapshotCrash,
+        Bug::CrcNotChecked | Bug::SeqReusedAfterBadRecord => Scenario::TornTail,
+        _ => Scenario::Crash,
+    }
+}
+
+/// Seeds `0..max_seeds` of the bug's scenario until a run fails: (seeds run, first
+/// failure), or `None` if none failed.
+pub fn hunt(bug: engine::bugs::Bug, commands: usize, max_seeds: u64) -> (u64, Option<String>) {
+    let scenario = hunting_ground(bug);
+    let params = Params { commands: Some(commands), planted: Some(bug), ..Params::default() };
+    for seed in 0..max_seeds {
+        if let Some(f) = run(scenario, seed, &params).failure {
+            return (seed + 1, Some(f));
+        }
+    }
+    (max_seeds, None)
 }

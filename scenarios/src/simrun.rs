@@ -59,6 +59,7 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
         cfg.chaos.fault_every_ms = ms;
     }
     cfg.print_trace = params.trace;
+    cfg.planted = params.planted;
     cfg
 }
 
@@ -116,6 +117,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
         },
         print_trace: false,
         max_safety: Duration::from_secs(600),
+        planted: None,
     }
 }
 

@@ -87,6 +87,8 @@ pub struct WorldConfig {
     pub print_trace: bool,
     /// Simulated time after which the safety phase is cut short and liveness must follow.
     pub max_safety: Duration,
+    /// A bug planted in the engine for this run (needs the `planted-bugs` feature).
+    pub planted: Option<engine::bugs::Bug>,
 }
 
 /// The services recovered from their disks after the run.
@@ -150,6 +152,7 @@ pub fn run_world(config: WorldConfig) -> WorldResult {
 }
 
 async fn world(cfg: WorldConfig) -> WorldResult {
+    engine::bugs::plant(cfg.planted);
     let handle = Handle::current();
     let simfs = SimFs::current();
     simfs.set_default_config(cfg.faults);

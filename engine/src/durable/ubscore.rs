@@ -60,12 +60,14 @@ impl DurableUbs {
         };
         let mut index = SparseIndex::default();
         let mut replayed = 0;
+        let skip_to =
+            if crate::bugs::planted(crate::bugs::Bug::ReplayOffByOne) { snap_seq + 1 } else { snap_seq };
         let mut first_seen = None;
         let (wal, wal_info) = Wal::open(fs.clone(), &dir.join("wal"), config.wal, |e| {
             first_seen.get_or_insert(e.seq);
             let refuse = |reason: String| WalError::Replay { seq: e.seq, reason };
             match e.kind {
-                kind::UBS_COMMAND if e.seq <= snap_seq => {
+                kind::UBS_COMMAND if e.seq <= skip_to => {
                     // Covered by the snapshot: only the index needs its ubs_seq.
                     let [ubs_seq] = codec::leading_varints::<1>(e.payload)
                         .ok_or_else(|| refuse("undecodable record".into()))?;
@@ -81,7 +83,7 @@ impl DurableUbs {
                     replayed += 1;
                 }
                 kind::UBS_APPLIED_EVENT => {
-                    if e.seq > snap_seq {
+                    if e.seq > skip_to {
                         let ev: MeEvent = codec::decode(e.payload).map_err(|c| refuse(c.to_string()))?;
                         match core.apply_event(&ev) {
                             Ok(Applied::Applied) => replayed += 1,
@@ -152,6 +154,11 @@ impl DurableUbs {
 
     /// Group commit: makes everything logged so far durable. Returns the durable `ubs_seq`.
     pub fn commit(&mut self) -> Result<UbsSeq, DurableError> {
+        if crate::bugs::planted(crate::bugs::Bug::ApplyBeforeWal) && self.wal.next_seq() % 4 != 0 {
+            // Applied and acknowledged, but written and fsynced only with a later commit.
+            self.durable_ubs_seq = self.appended_ubs_seq;
+            return Ok(self.durable_ubs_seq);
+        }
         self.wal.commit()?;
         self.durable_ubs_seq = self.appended_ubs_seq;
         Ok(self.durable_ubs_seq)

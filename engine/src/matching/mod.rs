@@ -123,7 +123,9 @@ impl MatchingEngine {
                     return Err(format!("resting order {} crosses the book", order.order_id));
                 }
                 let slot = book.insert(&order);
-                me.index.insert(order.order_id, Locator { symbol, slot });
+                if !crate::bugs::planted(crate::bugs::Bug::IndexNotRebuilt) {
+                    me.index.insert(order.order_id, Locator { symbol, slot });
+                }
             }
         }
         me.last_ubs_seq = state.last_ubs_seq;

@@ -38,6 +38,9 @@ pub fn load(fs: &dyn FileSystem, dir: &Path, service: &str) -> Result<Option<Loa
         fs.sync_dir(dir).map_err(err("sync_dir", dir))?;
     }
 
+    if crate::bugs::planted(crate::bugs::Bug::NonAtomicLatest) {
+        return Ok(trust_latest(fs, dir));
+    }
     // Newest first. `latest` is kept for operators and tools, but not trusted: after a
     // crash between the rename of a complete snapshot and the pointer update it lags, and
     // the newer, verified snapshot is the right one.
@@ -78,4 +81,28 @@ fn verify(fs: &dyn FileSystem, dir: &Path, service: &str) -> Option<(Metadata, B
         files.insert(f.name.clone(), data);
     }
     Some((meta, files))
+}
+
+/// The planted bug: whatever `latest` names is loaded, unverified.
+fn trust_latest(fs: &dyn FileSystem, dir: &Path) -> Option<Loaded> {
+    let name = String::from_utf8(fs.read_all(&dir.join(LATEST)).ok()?).ok()?;
+    let seq = super::parse_snapshot_name(name.trim())?;
+    let snap = dir.join(name.trim());
+    let meta: Metadata =
+        fs.read_all(&snap.join(METADATA)).ok().and_then(|j| serde_json::from_slice(&j).ok()).unwrap_or(
+            Metadata {
+                format_version: FORMAT_VERSION,
+                service: String::new(),
+                seq,
+                fields: BTreeMap::new(),
+                files: Vec::new(),
+            },
+        );
+    let mut files = BTreeMap::new();
+    for name in fs.list_dir(&snap).unwrap_or_default() {
+        if let Ok(data) = fs.read_all(&snap.join(&name)) {
+            files.insert(name, data);
+        }
+    }
+    Some(Loaded { meta: Metadata { seq, ..meta }, files, skipped: Vec::new() })
 }

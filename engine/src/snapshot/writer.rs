@@ -19,6 +19,9 @@ pub fn write(
     keep: usize,
 ) -> Result<(), SnapshotError> {
     assert!(keep >= 1, "keep at least the snapshot just written");
+    if crate::bugs::planted(crate::bugs::Bug::NonAtomicLatest) {
+        return write_in_place(fs, dir, service, seq, fields, files, keep);
+    }
     crate::storage::create_dir_durable(fs, dir).map_err(err("create_dir", dir))?;
     let tmp = dir.join(super::tmp_name(seq));
     if fs.exists(&tmp).map_err(err("exists", &tmp))? {
@@ -58,6 +61,44 @@ pub fn write(
     fs.rename(&pointer_tmp, &dir.join(LATEST)).map_err(err("rename", &pointer_tmp))?;
     fs.sync_dir(dir).map_err(err("sync_dir", dir))?;
 
+    prune(fs, dir, keep)
+}
+
+/// The planted bug: the pointer first, then the files in place, nothing fsynced.
+fn write_in_place(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    service: &str,
+    seq: u64,
+    fields: BTreeMap<String, u64>,
+    files: &[(String, Vec<u8>)],
+    keep: usize,
+) -> Result<(), SnapshotError> {
+    fs.create_dir_all(dir).map_err(err("create_dir", dir))?;
+    let latest = dir.join(LATEST);
+    if fs.exists(&latest).map_err(err("exists", &latest))? {
+        fs.remove_file(&latest).map_err(err("remove", &latest))?;
+    }
+    fs.create_new(&latest).map_err(err("create", &latest))?;
+    fs.append(&latest, super::snapshot_name(seq).as_bytes()).map_err(err("write", &latest))?;
+    let target = dir.join(super::snapshot_name(seq));
+    if fs.exists(&target).map_err(err("exists", &target))? {
+        fs.remove_dir_all(&target).map_err(err("remove", &target))?;
+    }
+    fs.create_dir_all(&target).map_err(err("create_dir", &target))?;
+    let mut metas = Vec::new();
+    for (name, data) in files {
+        let path = target.join(name);
+        fs.create_new(&path).map_err(err("create", &path))?;
+        fs.append(&path, data).map_err(err("write", &path))?;
+        metas.push(FileMeta { name: name.clone(), size: data.len() as u64, crc32: crc32fast::hash(data) });
+    }
+    let meta =
+        Metadata { format_version: FORMAT_VERSION, service: service.to_string(), seq, fields, files: metas };
+    let json = serde_json::to_vec_pretty(&meta).expect("metadata serializes");
+    let path = target.join(METADATA);
+    fs.create_new(&path).map_err(err("create", &path))?;
+    fs.append(&path, &json).map_err(err("write", &path))?;
     prune(fs, dir, keep)
 }
 

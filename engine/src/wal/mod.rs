@@ -167,6 +167,11 @@ impl Wal {
         mut each: impl FnMut(Entry<'_>) -> Result<(), WalError>,
     ) -> Result<(Wal, Recovery), WalError> {
         crate::storage::create_dir_durable(fs.as_ref(), dir).map_err(io("create_dir", dir))?;
+        if crate::bugs::planted(crate::bugs::Bug::WalTruncatedOnReopen) {
+            for (_, _, path) in list_segments(fs.as_ref(), dir)? {
+                fs.remove_file(&path).map_err(io("remove", &path))?;
+            }
+        }
         let mut found = list_segments(fs.as_ref(), dir)?;
         let mut recovery = Recovery { segments: found.len(), ..Recovery::default() };
         let max_epoch = found.iter().map(|(e, _, _)| *e).max().unwrap_or(0);
@@ -207,7 +212,7 @@ impl Wal {
                     .map(|()| ControlFlow::Continue(()))
             })?;
             recovery.entries += scan.records;
-            if scan.torn {
+            if scan.torn && !crate::bugs::planted(crate::bugs::Bug::SeqReusedAfterBadRecord) {
                 let cut = bytes.len() as u64 - scan.valid_len;
                 fs.truncate(&path, scan.valid_len).map_err(io("truncate", &path))?;
                 recovery.truncated = Some((path.clone(), scan.valid_len, cut));
@@ -283,7 +288,10 @@ impl Wal {
         }
         let path = self.segments.last().expect("an open WAL has a current segment").path.clone();
         let written = self.fs.append(&path, &self.buf).map_err(io("write", &path));
-        let synced = written.and_then(|()| self.fs.sync_file(&path).map_err(io("sync", &path)));
+        let skip_fsync = crate::bugs::planted(crate::bugs::Bug::SkipFsync);
+        let synced = written.and_then(|()| {
+            if skip_fsync { Ok(()) } else { self.fs.sync_file(&path).map_err(io("sync", &path)) }
+        });
         if let Err(e) = synced {
             self.poisoned = true;
             self.uncommitted.clear();

@@ -1,0 +1,97 @@
+//! Planted bugs: test-only switches that re-create, one at a time, mistakes a storage or
+//! exchange engineer makes (several are the known bugs of the reference implementation),
+//! so that tests can prove the simulator and its oracle catch each one. Compiled in only
+//! with the `planted-bugs` feature; without it every switch reads "off". The switch is per
+//! thread, and every simulation runs on its own thread.
+
+use serde::Serialize;
+use std::fmt;
+
+/// A bug that can be planted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bug {
+    /// The WAL "commits" without fsync.
+    SkipFsync,
+    /// UBSCore changes state and acknowledges before the WAL entry is durable.
+    ApplyBeforeWal,
+    /// `latest` is written first and trusted; snapshot files are written in place, unverified.
+    NonAtomicLatest,
+    /// WAL records are read without checking their CRC.
+    CrcNotChecked,
+    /// Opening the WAL removes what was there (the reference implementation's truncation).
+    WalTruncatedOnReopen,
+    /// A torn tail is left in place and the next segment reuses its sequence numbers.
+    SeqReusedAfterBadRecord,
+    /// Loading a matching snapshot does not rebuild the order-id index.
+    IndexNotRebuilt,
+    /// Settlement resumes from its checkpoint and appends trades it already has.
+    SettlementNotIdempotent,
+    /// UBSCore's recovery skips the first WAL entry after its snapshot.
+    ReplayOffByOne,
+}
+
+impl Bug {
+    /// Every plantable bug.
+    pub const ALL: [Bug; 9] = [
+        Bug::SkipFsync,
+        Bug::ApplyBeforeWal,
+        Bug::NonAtomicLatest,
+        Bug::CrcNotChecked,
+        Bug::WalTruncatedOnReopen,
+        Bug::SeqReusedAfterBadRecord,
+        Bug::IndexNotRebuilt,
+        Bug::SettlementNotIdempotent,
+        Bug::ReplayOffByOne,
+    ];
+
+    /// Kebab-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::SkipFsync => "skip-fsync",
+            Bug::ApplyBeforeWal => "apply-before-wal",
+            Bug::NonAtomicLatest => "non-atomic-latest",
+            Bug::CrcNotChecked => "crc-not-checked",
+            Bug::WalTruncatedOnReopen => "wal-truncated-on-reopen",
+            Bug::SeqReusedAfterBadRecord => "seq-reused-after-bad-record",
+            Bug::IndexNotRebuilt => "index-not-rebuilt",
+            Bug::SettlementNotIdempotent => "settlement-not-idempotent",
+            Bug::ReplayOffByOne => "replay-off-by-one",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(feature = "planted-bugs")]
+thread_local! {
+    static PLANTED: std::cell::Cell<Option<Bug>> = const { std::cell::Cell::new(None) };
+}
+
+/// Plants `bug` (or none) for the current thread. Without the `planted-bugs` feature this
+/// does nothing, and a test relying on it fails to detect anything.
+pub fn plant(bug: Option<Bug>) {
+    #[cfg(feature = "planted-bugs")]
+    PLANTED.with(|p| p.set(bug));
+    #[cfg(not(feature = "planted-bugs"))]
+    let _ = bug;
+}
+
+/// Whether `bug` is planted on this thread.
+#[inline]
+pub fn planted(bug: Bug) -> bool {
+    #[cfg(feature = "planted-bugs")]
+    return PLANTED.with(|p| p.get() == Some(bug));
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        let _ = bug;
+        false
+    }
+}
+
+/// Whether this build can plant bugs.
+pub const AVAILABLE: bool = cfg!(feature = "planted-bugs");
