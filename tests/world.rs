@@ -47,3 +47,35 @@ fn a_seed_replays_to_the_same_trace_hash() {
     let c = sim::world::run_world(simrun::crash_world(8, 300));
     assert_ne!(a.trace_hash, c.trace_hash);
 }
+
+/// The checker runs at every recovery: each service's recovered state is compared with the
+/// model at the point of history it recovered to; a tampered recovery is reported.
+#[test]
+fn every_recovery_is_checked_against_the_model() {
+    use engine::service::Recovered;
+    let cfg = simrun::crash_world(3, 1500);
+    let markets = cfg.markets.clone();
+    let mut result = sim::world::run_world(cfg);
+    simrun::check(&result, &markets).unwrap();
+    let count = |pred: fn(&Recovered) -> bool| result.recoveries.iter().filter(|(_, _, r)| pred(r)).count();
+    let (u, m, s) = (
+        count(|r| matches!(r, Recovered::Ubs { .. })),
+        count(|r| matches!(r, Recovered::Matching { .. })),
+        count(|r| matches!(r, Recovered::Settlement { .. })),
+    );
+    assert!(u >= 3 && m >= 3 && s >= 3, "recoveries: ubscore {u}, matching {m}, settlement {s}");
+    // Tamper with the last UBSCore recovery that holds a balance: the checker must notice.
+    let (i, _, r) = result
+        .recoveries
+        .iter_mut()
+        .enumerate()
+        .map(|(i, (n, t, r))| (i, (n, t), r))
+        .filter(|(_, _, r)| matches!(r, Recovered::Ubs { state, .. } if !state.balances.is_empty()))
+        .last()
+        .expect("a UBSCore recovery with balances");
+    if let Recovered::Ubs { state, .. } = r {
+        state.balances[0].1.avail += 1;
+    }
+    let err = simrun::check(&result, &markets).unwrap_err();
+    assert!(err.contains(&format!("recovery #{i} of ubscore")), "{err}");
+}

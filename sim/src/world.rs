@@ -11,7 +11,7 @@ use engine::durable::pipeline::me_input;
 use engine::durable::{
     DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs, UbsEntry,
 };
-use engine::service::{Addrs, NodeEnv, Request, Response, Tracer, rpc};
+use engine::service::{Addrs, NodeEnv, Recovered, RecoveryHook, Request, Response, Tracer, rpc};
 use engine::storage::FileSystem;
 use engine::wal::WalError;
 use engine::{Ack, Command, Markets, UbsRecord};
@@ -129,6 +129,8 @@ pub struct WorldResult {
     pub final_state: Option<FinalState>,
     /// The last trace lines of every node.
     pub tails: BTreeMap<String, Vec<String>>,
+    /// Every recovery of every service, in order: (node, simulated ms, recovered state).
+    pub recoveries: Vec<(String, u64, Recovered)>,
 }
 
 const SERVICES: [&str; 3] = ["ubscore", "matching", "settlement"];
@@ -168,6 +170,14 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         Arc::new(move |node: &str, event: String| trace.record(start.elapsed(), node, &event))
     };
     let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let recoveries = Arc::new(Mutex::new(Vec::<(String, u64, Recovered)>::new()));
+    let on_recovered: RecoveryHook = {
+        let recoveries = recoveries.clone();
+        Arc::new(move |node: &str, state: Recovered| {
+            let at = start.elapsed().as_millis() as u64;
+            recoveries.lock().unwrap_or_else(|e| e.into_inner()).push((node.to_string(), at, state));
+        })
+    };
     let stopped = Arc::new(Mutex::new(BTreeSet::<String>::new()));
 
     // The three services.
@@ -175,6 +185,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     for (i, name) in SERVICES.iter().enumerate() {
         let (tracer, errors, stopped, markets) =
             (tracer.clone(), errors.clone(), stopped.clone(), cfg.markets.clone());
+        let on_recovered = on_recovered.clone();
         let storage = cfg.storage;
         let node = handle
             .create_node()
@@ -183,6 +194,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             .init(move || {
                 let (tracer, errors, stopped, markets) =
                     (tracer.clone(), errors.clone(), stopped.clone(), markets.clone());
+                let on_recovered = on_recovered.clone();
                 async move {
                     let id = madsim::plugin::node();
                     let simfs = SimFs::current();
@@ -198,6 +210,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                         rpc_timeout: Duration::from_millis(100),
                         batch: 256,
                         trace: tracer.clone(),
+                        on_recovered: Some(on_recovered),
                     };
                     tracer(name, "start".into());
                     let err = match *name {
@@ -511,6 +524,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         errors,
         final_state: final_state.ok(),
         tails,
+        recoveries: std::mem::take(&mut *recoveries.lock().unwrap_or_else(|e| e.into_inner())),
     }
 }
 

@@ -5,5 +5,5 @@ pub mod node;
 pub mod protocol;
 pub mod rpc;
 
-pub use node::{Addrs, NodeEnv, Tracer, run_matching, run_settlement, run_ubscore};
+pub use node::{Addrs, NodeEnv, Recovered, RecoveryHook, Tracer, run_matching, run_settlement, run_ubscore};
 pub use protocol::{Request, Response, Status};

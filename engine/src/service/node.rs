@@ -30,6 +30,20 @@ pub struct Addrs {
 /// A sink for trace lines: (node, event).
 pub type Tracer = Arc<dyn Fn(&str, String) + Send + Sync>;
 
+/// A service's state right after it recovered, handed to the checker.
+#[derive(Clone, Debug)]
+pub enum Recovered {
+    /// UBSCore: its state and the last durable WAL sequence number it holds.
+    Ubs { wal_seq: u64, state: crate::ubscore::UbsState },
+    /// Matching: its state as loaded (before catching up with UBSCore).
+    Matching { state: crate::matching::MeState },
+    /// Settlement: its ledger.
+    Settlement { ledger: Vec<crate::Trade> },
+}
+
+/// Where recovered states go (the simulation's checker); `None` outside simulations.
+pub type RecoveryHook = Arc<dyn Fn(&str, Recovered) + Send + Sync>;
+
 /// Everything a service node needs.
 #[derive(Clone)]
 pub struct NodeEnv {
@@ -53,11 +67,19 @@ pub struct NodeEnv {
     pub batch: u32,
     /// Trace sink.
     pub trace: Tracer,
+    /// Receives the recovered state after every recovery.
+    pub on_recovered: Option<RecoveryHook>,
 }
 
 impl NodeEnv {
     fn trace(&self, event: String) {
         (self.trace)(&self.name, event);
+    }
+
+    fn recovered(&self, state: impl FnOnce() -> Recovered) {
+        if let Some(hook) = &self.on_recovered {
+            hook(&self.name, state());
+        }
     }
 }
 
@@ -144,6 +166,7 @@ pub async fn run_ubscore(env: NodeEnv) -> DurableError {
         info.snapshot_seq,
         info.replayed
     ));
+    env.recovered(|| Recovered::Ubs { wal_seq: ubs.wal().durable_seq(), state: ubs.core().export_state() });
     let ep = match bind(&env, env.addrs.ubscore).await {
         Ok(ep) => ep,
         Err(e) => return e,
@@ -221,6 +244,7 @@ pub async fn run_matching(env: NodeEnv) -> DurableError {
         info.snapshot_seq,
         info.replayed
     ));
+    env.recovered(|| Recovered::Matching { state: me.engine().export_state() });
     let ep = match bind(&env, env.addrs.matching).await {
         Ok(ep) => ep,
         Err(e) => return e,
@@ -291,6 +315,7 @@ pub async fn run_settlement(env: NodeEnv) -> DurableError {
         settlement.durable_trade_id(),
         info.snapshot_seq
     ));
+    env.recovered(|| Recovered::Settlement { ledger: settlement.settlement().ledger().to_vec() });
     let ep = match bind(&env, env.addrs.settlement).await {
         Ok(ep) => ep,
         Err(e) => return e,
