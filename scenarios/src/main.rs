@@ -114,7 +114,7 @@ enum Cmd {
 }
 
 /// Run parameters shared by run, sweep, repro and shrink.
-#[derive(clap::Args, Clone, Copy)]
+#[derive(clap::Args, Clone)]
 struct ParamArgs {
     /// Commands per run (default: the scenario's).
     #[arg(long)]
@@ -122,6 +122,10 @@ struct ParamArgs {
     /// Mean simulated ms between faults (default: the scenario's; larger = fewer faults).
     #[arg(long)]
     fault_every_ms: Option<u64>,
+    /// Plant a known bug in the engine (builds with `--features planted-bugs`; see
+    /// `exsim planted`), e.g. to watch `shrink` work on a failing run.
+    #[arg(long)]
+    plant: Option<String>,
 }
 
 impl ParamArgs {
@@ -132,7 +136,20 @@ impl ParamArgs {
         if self.fault_every_ms == Some(0) {
             return Err(Failure::Usage("--fault-every-ms must be at least 1".into()));
         }
-        Ok(Params { commands: self.commands, fault_every_ms: self.fault_every_ms, trace, planted: None })
+        let planted = match &self.plant {
+            None => None,
+            Some(name) => {
+                let bug = engine::bugs::Bug::ALL.into_iter().find(|b| b.name() == name).ok_or_else(|| {
+                    let names: Vec<_> = engine::bugs::Bug::ALL.iter().map(|b| b.name()).collect();
+                    Failure::Usage(format!("unknown bug `{name}` (known: {})", names.join(", ")))
+                })?;
+                if !engine::bugs::AVAILABLE {
+                    return Err(Failure::Usage("--plant needs a build with --features planted-bugs".into()));
+                }
+                Some(bug)
+            }
+        };
+        Ok(Params { commands: self.commands, fault_every_ms: self.fault_every_ms, trace, planted })
     }
 }
 
@@ -429,7 +446,7 @@ fn failure_text(r: &RunReport, params: &Params, failure: &str) -> String {
     let mut text = format!(
         "reproduce: {}\ncommit: {}\n{} seed {}: FAILED\n{failure}\n",
         scenario::repro_command(r.scenario, r.seed, params),
-        option_env!("EXSIM_COMMIT").unwrap_or("(see git log)"),
+        env!("EXSIM_COMMIT"),
         r.scenario,
         r.seed
     );
@@ -465,9 +482,7 @@ fn bench_pipeline(json: bool, fixture: PathBuf, runs: usize, max_commands: usize
         eprintln!("note: {} not found; skipping the golden-set rows", fixture.display());
         None
     };
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let spinner = spinner();
     let result = bench::run_pipeline_bench(fixture.as_deref(), runs, max_commands, |m| {
         spinner.set_message(m.to_string())
     });
@@ -485,9 +500,7 @@ fn bench_pipeline(json: bool, fixture: PathBuf, runs: usize, max_commands: usize
 }
 
 fn bench_storage(json: bool, dir: &std::path::Path, entries: u64) -> Result<(), Failure> {
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let spinner = spinner();
     let result = bench::run_storage_bench(dir, entries, |m| spinner.set_message(m.to_string()));
     spinner.finish_and_clear();
     let result = result.map_err(Failure::Usage)?;
@@ -504,9 +517,7 @@ fn bench_sim(json: bool, max_commands: usize) -> Result<(), Failure> {
     if max_commands < 1_000 {
         return Err(Failure::Usage("--max-commands must be at least 1000".into()));
     }
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let spinner = spinner();
     let result = bench::run_sim_bench(max_commands, |m| spinner.set_message(m.to_string()));
     spinner.finish_and_clear();
     let result = result.map_err(Failure::Check)?;
@@ -521,6 +532,14 @@ fn bench_sim(json: bool, max_commands: usize) -> Result<(), Failure> {
 #[cfg(not(madsim))]
 fn bench_sim(_json: bool, _max_commands: usize) -> Result<(), Failure> {
     require_simulation(&[Scenario::Crash])
+}
+
+/// A spinner for long benchmarks (progress messages on stderr).
+fn spinner() -> ProgressBar {
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    spinner
 }
 
 fn parse_seed_range(text: &str) -> Result<Vec<u64>, String> {

@@ -189,6 +189,10 @@ pub fn repro_command(scenario: Scenario, seed: u64, params: &Params) -> String {
     if let Some(ms) = params.fault_every_ms {
         cmd += &format!(" --fault-every-ms {ms}");
     }
+    if let Some(bug) = params.planted {
+        cmd = cmd.replacen("cargo run --release --", "cargo run --release --features planted-bugs --", 1);
+        cmd += &format!(" --plant {bug}");
+    }
     cmd
 }
 

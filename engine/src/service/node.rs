@@ -151,6 +151,46 @@ async fn serve(
     }
 }
 
+/// What a puller did with a reply: nothing new (back off), or applied (and the result).
+type Pulled = Option<Result<(), DurableError>>;
+
+/// Spawns the node's puller: asks `upstream` for durable entries after the node's own
+/// watermark (`request`), applies and commits what arrives (`apply`), and backs off while
+/// nothing is new. A fatal error stops every task of the node.
+fn spawn_puller<S: Send + 'static>(
+    ep: Arc<Endpoint>,
+    state: Arc<Mutex<S>>,
+    fatal: Arc<Fatal>,
+    env: NodeEnv,
+    upstream: SocketAddr,
+    request: impl Fn(&S, u32) -> Request + Send + 'static,
+    apply: impl Fn(&mut S, Response) -> Pulled + Send + 'static,
+) {
+    madsim::task::spawn(async move {
+        let mut idle = Duration::ZERO;
+        while !fatal.stopped() {
+            let req = request(&lock(&state), env.batch);
+            let pulled = match rpc::call(&ep, upstream, &req, env.rpc_timeout).await {
+                Some(response) => apply(&mut lock(&state), response),
+                None => None,
+            };
+            match pulled {
+                Some(result) => {
+                    settle_disk(env.fs.as_ref()).await;
+                    if let Err(e) = result {
+                        fatal.set(e);
+                    }
+                    idle = Duration::ZERO;
+                }
+                None => {
+                    idle = (idle * 2).clamp(Duration::from_millis(1), env.pull_interval);
+                    madsim::time::sleep(idle).await;
+                }
+            }
+        }
+    });
+}
+
 /// Runs UBSCore until a fatal error (an I/O error: stop and recover from disk).
 pub async fn run_ubscore(env: NodeEnv) -> DurableError {
     let start = madsim::time::Instant::now();
@@ -174,38 +214,23 @@ pub async fn run_ubscore(env: NodeEnv) -> DurableError {
     let state = Arc::new(Mutex::new(ubs));
     let fatal = Arc::new(Fatal::default());
     // Pull the ME's durable events after the applied watermark.
-    {
-        let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
-        madsim::task::spawn(async move {
-            // Back off while upstream has nothing new; pull again at once after data.
-            let mut idle = Duration::ZERO;
-            while !fatal.stopped() {
-                let after = lock(&state).core().last_event_id();
-                let request = Request::PullEvents { after, max: env.batch };
-                match rpc::call(&ep, env.addrs.matching, &request, env.rpc_timeout).await {
-                    Some(Response::Events(events)) if !events.is_empty() => {
-                        let result = {
-                            let mut s = lock(&state);
-                            events
-                                .iter()
-                                .try_for_each(|e| s.apply_event(e).map(|_| ()))
-                                .and_then(|()| s.commit().map(|_| ()))
-                        };
-                        settle_disk(env.fs.as_ref()).await;
-                        if let Err(e) = result {
-                            fatal.set(e);
-                        }
-                        idle = Duration::ZERO;
-                    }
-                    _ => {
-                        idle = (idle * 2).clamp(Duration::from_millis(1), env.pull_interval);
-                        madsim::time::sleep(idle).await;
-                        continue;
-                    }
-                }
-            }
-        });
-    }
+    spawn_puller(
+        ep.clone(),
+        state.clone(),
+        fatal.clone(),
+        env.clone(),
+        env.addrs.matching,
+        |s: &DurableUbs, max| Request::PullEvents { after: s.core().last_event_id(), max },
+        |s, response| match response {
+            Response::Events(events) if !events.is_empty() => Some(
+                events
+                    .iter()
+                    .try_for_each(|e| s.apply_event(e).map(|_| ()))
+                    .and_then(|()| s.commit().map(|_| ())),
+            ),
+            _ => None,
+        },
+    );
     let fs = env.fs.clone();
     serve(ep, fatal, fs, move |request| {
         let mut s = lock(&state);
@@ -251,39 +276,25 @@ pub async fn run_matching(env: NodeEnv) -> DurableError {
     };
     let state = Arc::new(Mutex::new(me));
     let fatal = Arc::new(Fatal::default());
-    {
-        let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
-        madsim::task::spawn(async move {
-            // Back off while upstream has nothing new; pull again at once after data.
-            let mut idle = Duration::ZERO;
-            while !fatal.stopped() {
-                let after = lock(&state).last_ubs_seq();
-                let request = Request::PullRecords { after, max: env.batch };
-                match rpc::call(&ep, env.addrs.ubscore, &request, env.rpc_timeout).await {
-                    Some(Response::Records(records)) if !records.is_empty() => {
-                        let result = {
-                            let mut s = lock(&state);
-                            records
-                                .iter()
-                                .try_for_each(|r| s.process(r.seq, me_input(r).as_ref()).map(|_| ()))
-                                .and_then(|()| s.commit().map(|_| ()))
-                                .and_then(|()| s.maybe_snapshot(ms_since(start)).map(|_| ()))
-                        };
-                        settle_disk(env.fs.as_ref()).await;
-                        if let Err(e) = result {
-                            fatal.set(e);
-                        }
-                        idle = Duration::ZERO;
-                    }
-                    _ => {
-                        idle = (idle * 2).clamp(Duration::from_millis(1), env.pull_interval);
-                        madsim::time::sleep(idle).await;
-                        continue;
-                    }
-                }
-            }
-        });
-    }
+    // Pull UBSCore's durable records after the consumed watermark.
+    spawn_puller(
+        ep.clone(),
+        state.clone(),
+        fatal.clone(),
+        env.clone(),
+        env.addrs.ubscore,
+        |s: &DurableMatching, max| Request::PullRecords { after: s.last_ubs_seq(), max },
+        move |s, response| match response {
+            Response::Records(records) if !records.is_empty() => Some(
+                records
+                    .iter()
+                    .try_for_each(|r| s.process(r.seq, me_input(r).as_ref()).map(|_| ()))
+                    .and_then(|()| s.commit().map(|_| ()))
+                    .and_then(|()| s.maybe_snapshot(ms_since(start)).map(|_| ())),
+            ),
+            _ => None,
+        },
+    );
     let fs = env.fs.clone();
     serve(ep, fatal, fs, move |request| {
         let s = lock(&state);
@@ -322,39 +333,25 @@ pub async fn run_settlement(env: NodeEnv) -> DurableError {
     };
     let state = Arc::new(Mutex::new(settlement));
     let fatal = Arc::new(Fatal::default());
-    {
-        let (ep, state, fatal, env) = (ep.clone(), state.clone(), fatal.clone(), env.clone());
-        madsim::task::spawn(async move {
-            // Back off while upstream has nothing new; pull again at once after data.
-            let mut idle = Duration::ZERO;
-            while !fatal.stopped() {
-                let after = lock(&state).settlement().last_trade_id();
-                let request = Request::PullTrades { after, max: env.batch };
-                match rpc::call(&ep, env.addrs.matching, &request, env.rpc_timeout).await {
-                    Some(Response::Trades(trades)) if !trades.is_empty() => {
-                        let result = {
-                            let mut s = lock(&state);
-                            trades
-                                .iter()
-                                .try_for_each(|t| s.apply(t).map(|_| ()))
-                                .and_then(|()| s.commit().map(|_| ()))
-                                .and_then(|()| s.maybe_checkpoint(ms_since(start)).map(|_| ()))
-                        };
-                        settle_disk(env.fs.as_ref()).await;
-                        if let Err(e) = result {
-                            fatal.set(e);
-                        }
-                        idle = Duration::ZERO;
-                    }
-                    _ => {
-                        idle = (idle * 2).clamp(Duration::from_millis(1), env.pull_interval);
-                        madsim::time::sleep(idle).await;
-                        continue;
-                    }
-                }
-            }
-        });
-    }
+    // Pull the ME's durable trades after the settled watermark.
+    spawn_puller(
+        ep.clone(),
+        state.clone(),
+        fatal.clone(),
+        env.clone(),
+        env.addrs.matching,
+        |s: &DurableSettlement, max| Request::PullTrades { after: s.settlement().last_trade_id(), max },
+        move |s, response| match response {
+            Response::Trades(trades) if !trades.is_empty() => Some(
+                trades
+                    .iter()
+                    .try_for_each(|t| s.apply(t).map(|_| ()))
+                    .and_then(|()| s.commit().map(|_| ()))
+                    .and_then(|()| s.maybe_checkpoint(ms_since(start)).map(|_| ())),
+            ),
+            _ => None,
+        },
+    );
     let fs = env.fs.clone();
     serve(ep, fatal, fs, move |request| {
         let s = lock(&state);
