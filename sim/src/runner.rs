@@ -33,14 +33,13 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::Rng;
 
     async fn jittery() -> Vec<(u64, u128)> {
         // Draws from madsim's seeded RNG and sleeps in simulated time: both must repeat.
         let start = madsim::time::Instant::now();
         let mut out = Vec::new();
         for _ in 0..5 {
-            let ms: u64 = madsim::rand::thread_rng().gen_range(1..100);
+            let ms: u64 = 1 + madsim::rand::random::<u64>() % 99;
             madsim::time::sleep(Duration::from_millis(ms)).await;
             out.push((ms, start.elapsed().as_millis()));
         }

@@ -12,7 +12,6 @@ use crate::storage::FileSystem;
 use crate::wal::{Wal, WalError};
 use crate::{Applied, EventId, Markets, MeEvent, MeEventKind, MeInput, RestingOrder, Trade, TradeId, UbsSeq};
 use std::collections::{BTreeMap, VecDeque};
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -226,31 +225,9 @@ impl DurableMatching {
         max: usize,
         keep: impl Fn(&[u8]) -> bool,
     ) -> Result<Vec<MeEvent>, DurableError> {
-        let mut out = Vec::new();
-        let mut error = None;
-        if max == 0 {
-            return Ok(out);
-        }
-        self.wal.replay(from, None, |e| {
-            if !keep(e.payload) {
-                return ControlFlow::Continue(());
-            }
-            match codec::decode::<MeEvent>(e.payload) {
-                Ok(ev) => {
-                    out.push(ev);
-                    if out.len() >= max { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-                }
-                Err(c) => {
-                    error =
-                        Some(DurableError::Codec { what: format!("matching WAL entry {}", e.seq), error: c });
-                    ControlFlow::Break(())
-                }
-            }
-        })?;
-        match error {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        super::collect(&self.wal, "matching", from, max, |_, payload| {
+            keep(payload).then(|| codec::decode::<MeEvent>(payload))
+        })
     }
 
     /// Takes a snapshot if due (only once recovery has caught up with the WAL).

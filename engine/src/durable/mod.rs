@@ -26,6 +26,7 @@ use crate::codec::CodecError;
 use crate::snapshot::SnapshotError;
 use crate::wal::{WalConfig, WalError};
 use std::fmt;
+use std::ops::ControlFlow;
 
 /// WAL entry types (one byte in each record).
 pub mod kind {
@@ -122,6 +123,38 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<T, DurableError> {
     crate::codec::decode(bytes).map_err(|error| DurableError::Codec { what: what(), error })
+}
+
+/// Streams durable WAL entries from `from`, keeping up to `max` of those `pick` decodes
+/// (`pick` returns `None` to skip an entry without decoding it). `service` names the WAL
+/// in errors.
+pub(crate) fn collect<T>(
+    wal: &crate::wal::Wal,
+    service: &str,
+    from: u64,
+    max: usize,
+    mut pick: impl FnMut(u8, &[u8]) -> Option<Result<T, CodecError>>,
+) -> Result<Vec<T>, DurableError> {
+    let mut out = Vec::new();
+    let mut error = None;
+    if max == 0 {
+        return Ok(out);
+    }
+    wal.replay(from, None, |e| match pick(e.kind, e.payload) {
+        None => ControlFlow::Continue(()),
+        Some(Ok(item)) => {
+            out.push(item);
+            if out.len() >= max { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        }
+        Some(Err(c)) => {
+            error = Some(DurableError::Codec { what: format!("{service} WAL entry {}", e.seq), error: c });
+            ControlFlow::Break(())
+        }
+    })?;
+    match error {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// What a service found when it opened.

@@ -9,7 +9,6 @@ use crate::ubscore::{Submission, UbsCore, UbsState};
 use crate::wal::{Wal, WalError};
 use crate::{Applied, Command, Markets, MeEvent, UbsRecord, UbsSeq};
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -167,36 +166,17 @@ impl DurableUbs {
     /// Up to `max` durable command records with `ubs_seq > after`, in order (what the
     /// matching engine pulls).
     pub fn records_after(&self, after: UbsSeq, max: usize) -> Result<Vec<UbsRecord>, DurableError> {
-        let mut out = Vec::new();
         if after >= self.durable_ubs_seq || max == 0 {
-            return Ok(out);
+            return Ok(Vec::new());
         }
         let start = self.index.start_for(after, self.wal.first_seq());
-        let mut error = None;
-        self.wal.replay(start, None, |e| {
-            // Skip cheaply what is not wanted: other entry types, and records at or below
-            // the watermark (their ubs_seq is the payload's first integer).
-            if e.kind != kind::UBS_COMMAND
-                || codec::leading_varints::<1>(e.payload).is_some_and(|[seq]| seq <= after)
-            {
-                return ControlFlow::Continue(());
-            }
-            match codec::decode::<UbsRecord>(e.payload) {
-                Ok(rec) if rec.seq <= after => ControlFlow::Continue(()),
-                Ok(rec) => {
-                    out.push(rec);
-                    if out.len() >= max { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-                }
-                Err(c) => {
-                    error =
-                        Some(DurableError::Codec { what: format!("ubscore WAL entry {}", e.seq), error: c });
-                    ControlFlow::Break(())
-                }
-            }
+        // Skip cheaply what is not wanted: other entry types, and records at or below the
+        // watermark (their ubs_seq is the payload's first integer).
+        let out = super::collect(&self.wal, "ubscore", start, max, |kind, payload| {
+            let wanted = kind == kind::UBS_COMMAND
+                && codec::leading_varints::<1>(payload).is_none_or(|[seq]| seq > after);
+            wanted.then(|| codec::decode::<UbsRecord>(payload))
         })?;
-        if let Some(e) = error {
-            return Err(e);
-        }
         if out.first().is_some_and(|r| r.seq != after + 1) {
             return Err(DurableError::Divergence(format!(
                 "records after ubs_seq {after} were compacted away (oldest kept: {})",
@@ -209,29 +189,12 @@ impl DurableUbs {
     /// Every durable WAL entry still kept, in order: commands with their outcomes and the
     /// ME events UBSCore applied between them (the agreed history a checker replays).
     pub fn history(&self) -> Result<Vec<UbsEntry>, DurableError> {
-        let mut out = Vec::new();
-        let mut error = None;
-        self.wal.replay(self.wal.first_seq(), None, |e| {
-            let entry = match e.kind {
-                kind::UBS_COMMAND => codec::decode(e.payload).map(UbsEntry::Command),
-                _ => codec::decode(e.payload).map(UbsEntry::Event),
-            };
-            match entry {
-                Ok(entry) => {
-                    out.push(entry);
-                    ControlFlow::Continue(())
-                }
-                Err(c) => {
-                    error =
-                        Some(DurableError::Codec { what: format!("ubscore WAL entry {}", e.seq), error: c });
-                    ControlFlow::Break(())
-                }
-            }
-        })?;
-        match error {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        super::collect(&self.wal, "ubscore", self.wal.first_seq(), usize::MAX, |kind, payload| {
+            Some(match kind {
+                kind::UBS_COMMAND => codec::decode(payload).map(UbsEntry::Command),
+                _ => codec::decode(payload).map(UbsEntry::Event),
+            })
+        })
     }
 
     /// Takes a snapshot if the policy says it is due at `now_ms`.

@@ -50,7 +50,7 @@ async fn send(ep: &Endpoint, dst: SocketAddr, tag: u64, bytes: Vec<u8>) -> io::R
     #[cfg(madsim)]
     {
         let p = DUPLICATE_RATE.with(|r| r.get());
-        if p > 0.0 && rand::Rng::gen_bool(&mut madsim::rand::thread_rng(), p) {
+        if p > 0.0 && madsim::rand::random::<f64>() < p {
             DUPLICATED.with(|d| d.set(d.get() + 1));
             ep.send_to_raw(dst, tag, Box::new(bytes.clone())).await?;
         }

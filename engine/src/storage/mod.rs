@@ -1,6 +1,6 @@
 //! The filesystem the storage layer talks to. Everything durable goes through
 //! [`FileSystem`]; [`StdFs`] is the real implementation (the only code in `engine` that
-//! touches `std::fs`), the simulator provides its own, and [`MemFs`] is an in-memory test
+//! touches the operating system's filesystem), the simulator provides its own, and [`MemFs`] is an in-memory test
 //! double that can stop after the k-th operation.
 
 mod mem_fs;
