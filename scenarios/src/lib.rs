@@ -10,3 +10,8 @@ pub mod scenario;
 pub mod simrun;
 pub mod sweep;
 pub mod workload;
+
+/// Whether this build can plant bugs (the `planted-bugs` feature reached the engine).
+pub fn bugs_available() -> bool {
+    engine::bugs::AVAILABLE
+}

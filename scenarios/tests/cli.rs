@@ -188,3 +188,31 @@ fn shrink_and_repro_of_seeds_report_passing_runs() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout).lines().filter(|l| l.starts_with("torn-tail seed")).count(), 2);
 }
+
+/// A failing run, as a user sees it: exit code 1, the reproduce command as the first line,
+/// the failed check, the nodes' last trace lines, and the trace hash last. Failures are
+/// provoked by planting a bug, which needs the `planted-bugs` feature; without it,
+/// `--plant` is refused with exit code 2.
+#[test]
+fn a_failing_run_prints_its_reproduce_command_first() {
+    let o =
+        exsim(&["run", "--scenario", "crash", "--seed", "2", "--commands", "300", "--plant", "skip-fsync"]);
+    if !exsim_scenarios::bugs_available() {
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("planted-bugs"));
+        return;
+    }
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    let first = err.lines().next().unwrap_or_default();
+    assert_eq!(
+        first,
+        "reproduce: cargo run --release --features planted-bugs -- run --scenario crash --seed 2 --commands 300 --plant skip-fsync"
+    );
+    assert!(err.contains("crash seed 2: FAILED") && err.contains("--- last trace lines of"), "{err}");
+    assert!(err.lines().last().unwrap_or_default().starts_with("trace hash: 0x"), "{err}");
+    // The printed command reproduces the same failure.
+    let again =
+        exsim(&["run", "--scenario", "crash", "--seed", "2", "--commands", "300", "--plant", "skip-fsync"]);
+    assert_eq!(text(&again.stderr).lines().last(), err.lines().last());
+}
