@@ -54,6 +54,9 @@ pub struct OrderBook {
     nodes: Vec<Node>,
     free: Vec<Slot>,
     len: usize,
+    /// Cached best prices (the maps' last bid and first ask), kept in step with the maps.
+    best_bid: Option<Price>,
+    best_ask: Option<Price>,
 }
 
 impl OrderBook {
@@ -66,7 +69,15 @@ impl OrderBook {
             nodes: Vec::new(),
             free: Vec::new(),
             len: 0,
+            best_bid: None,
+            best_ask: None,
         }
+    }
+
+    /// Re-reads the cached best prices after a level was removed.
+    fn refresh_best(&mut self) {
+        self.best_bid = self.bids.last_key_value().map(|(p, _)| *p);
+        self.best_ask = self.asks.first_key_value().map(|(p, _)| *p);
     }
 
     /// The symbol of this book.
@@ -86,12 +97,14 @@ impl OrderBook {
 
     /// Highest bid price.
     pub fn best_bid(&self) -> Option<Price> {
-        self.bids.last_key_value().map(|(p, _)| *p)
+        debug_assert_eq!(self.best_bid, self.bids.last_key_value().map(|(p, _)| *p));
+        self.best_bid
     }
 
     /// Lowest ask price.
     pub fn best_ask(&self) -> Option<Price> {
-        self.asks.first_key_value().map(|(p, _)| *p)
+        debug_assert_eq!(self.best_ask, self.asks.first_key_value().map(|(p, _)| *p));
+        self.best_ask
     }
 
     /// Number of price levels per side: (bids, asks).
@@ -150,6 +163,7 @@ impl OrderBook {
             }
             if levels.head == NIL {
                 level.remove();
+                self.refresh_best();
             }
         }
         qty
@@ -192,6 +206,12 @@ impl OrderBook {
         match levels.entry(order.price) {
             Entry::Vacant(v) => {
                 v.insert(Level { head: slot, tail: slot });
+                match order.side {
+                    Side::Buy => self.best_bid = self.best_bid.max(Some(order.price)),
+                    Side::Sell => {
+                        self.best_ask = Some(self.best_ask.map_or(order.price, |a| a.min(order.price)))
+                    }
+                }
             }
             Entry::Occupied(mut o) => {
                 let level = o.get_mut();
@@ -247,6 +267,7 @@ impl OrderBook {
         }
         if l.head == NIL {
             level.remove();
+            self.refresh_best();
         }
         self.free.push(slot);
         self.len -= 1;
