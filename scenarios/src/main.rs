@@ -200,6 +200,13 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, which turns `exsim … | head` into a panic on the next print;
+    // a command-line tool should simply stop, as other Unix tools do.
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,

@@ -194,6 +194,9 @@ impl Wal {
         let mut tail = TailCache { cap: config.tail_cache_bytes, ..TailCache::default() };
         let count = found.len();
         let firsts: Vec<u64> = found.iter().map(|(_, first, _)| *first).collect();
+        // Only the newest segments can end up in the tail cache: fill it from those alone.
+        let cached_segments = (config.tail_cache_bytes as u64 / config.segment_bytes.max(1)) as usize + 1;
+        let cache_from = count.saturating_sub(cached_segments);
         for (i, (_, _, path)) in found.into_iter().enumerate() {
             let last = i + 1 == count;
             if !last && firsts[i + 1] <= skip_below {
@@ -206,8 +209,11 @@ impl Wal {
                 continue;
             }
             let bytes = fs.read_all(&path).map_err(io("read", &path))?;
+            let cache = i >= cache_from;
             let scan = segment::scan(&path, &bytes, next, last, |r| {
-                tail.push(r.seq, r.kind, r.payload.to_vec());
+                if cache {
+                    tail.push(r.seq, r.kind, r.payload.to_vec());
+                }
                 each(Entry { seq: r.seq, kind: r.kind, payload: r.payload })
                     .map(|()| ControlFlow::Continue(()))
             })?;
