@@ -216,3 +216,18 @@ fn a_failing_run_prints_its_reproduce_command_first() {
         exsim(&["run", "--scenario", "crash", "--seed", "2", "--commands", "300", "--plant", "skip-fsync"]);
     assert_eq!(text(&again.stderr).lines().last(), err.lines().last());
 }
+
+/// `exsim … | head` must end quietly when the reader goes away, not panic.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_exsim"))
+        .args(["sweep", "--scenarios", "differential", "--count", "3", "--commands", "50"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exsim runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("exsim ends");
+    assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+}
