@@ -489,33 +489,17 @@ fn bench_pipeline(json: bool, fixture: PathBuf, runs: usize, max_commands: usize
         eprintln!("note: {} not found; skipping the golden-set rows", fixture.display());
         None
     };
-    let spinner = spinner();
-    let result = bench::run_pipeline_bench(fixture.as_deref(), runs, max_commands, |m| {
-        spinner.set_message(m.to_string())
-    });
-    spinner.finish_and_clear();
-    let result = result.map_err(Failure::Usage)?;
-    if json {
-        println!("{}", serde_json::to_string(&result).expect("plain data serializes"));
-    } else {
-        print!("{}", result.table());
-        if !bench::alloc::installed() {
-            println!("(peak heap not measured: counting allocator not installed)");
-        }
-    }
+    let result =
+        with_spinner(|progress| bench::run_pipeline_bench(fixture.as_deref(), runs, max_commands, progress))
+            .map_err(Failure::Usage)?;
+    print_bench(json, &result, result.table());
     Ok(())
 }
 
 fn bench_storage(json: bool, dir: &std::path::Path, entries: u64) -> Result<(), Failure> {
-    let spinner = spinner();
-    let result = bench::run_storage_bench(dir, entries, |m| spinner.set_message(m.to_string()));
-    spinner.finish_and_clear();
-    let result = result.map_err(Failure::Usage)?;
-    if json {
-        println!("{}", serde_json::to_string(&result).expect("plain data serializes"));
-    } else {
-        print!("{}", result.table());
-    }
+    let result =
+        with_spinner(|progress| bench::run_storage_bench(dir, entries, progress)).map_err(Failure::Usage)?;
+    print_bench(json, &result, result.table());
     Ok(())
 }
 
@@ -524,15 +508,9 @@ fn bench_sim(json: bool, max_commands: usize) -> Result<(), Failure> {
     if max_commands < 1_000 {
         return Err(Failure::Usage("--max-commands must be at least 1000".into()));
     }
-    let spinner = spinner();
-    let result = bench::run_sim_bench(max_commands, |m| spinner.set_message(m.to_string()));
-    spinner.finish_and_clear();
-    let result = result.map_err(Failure::Check)?;
-    if json {
-        println!("{}", serde_json::to_string(&result).expect("plain data serializes"));
-    } else {
-        print!("{}", result.table());
-    }
+    let result =
+        with_spinner(|progress| bench::run_sim_bench(max_commands, progress)).map_err(Failure::Check)?;
+    print_bench(json, &result, result.table());
     Ok(())
 }
 
@@ -541,12 +519,23 @@ fn bench_sim(_json: bool, _max_commands: usize) -> Result<(), Failure> {
     require_simulation(&[Scenario::Crash])
 }
 
-/// A spinner for long benchmarks (progress messages on stderr).
-fn spinner() -> ProgressBar {
+/// Runs a long benchmark behind a spinner that shows its progress messages (on stderr).
+fn with_spinner<T>(run: impl FnOnce(&dyn Fn(&str)) -> T) -> T {
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
-    spinner
+    let result = run(&|m: &str| spinner.set_message(m.to_string()));
+    spinner.finish_and_clear();
+    result
+}
+
+/// Prints a benchmark result as one JSON object or as its table.
+fn print_bench<T: serde::Serialize>(json: bool, result: &T, table: String) {
+    if json {
+        println!("{}", serde_json::to_string(result).expect("plain data serializes"));
+    } else {
+        print!("{table}");
+    }
 }
 
 fn parse_seed_range(text: &str) -> Result<Vec<u64>, String> {

@@ -8,7 +8,7 @@ use crate::scenario::{Params, RunReport, Scenario};
 use crate::workload::{self, WorkloadConfig};
 use engine::Pipeline;
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// How often (in commands) the invariants and the state comparison run during a run.
 pub const CHECK_EVERY: usize = 500;
@@ -101,9 +101,4 @@ pub fn sweep(
     let mut reports = reports.into_inner().unwrap_or_else(|e| e.into_inner());
     reports.sort_by_key(|r| (r.scenario, r.seed));
     reports
-}
-
-/// Total wall time of a set of runs.
-pub fn total_wall(reports: &[RunReport]) -> Duration {
-    Duration::from_micros(reports.iter().map(|r| r.wall_us).sum())
 }

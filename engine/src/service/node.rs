@@ -10,6 +10,7 @@ use crate::durable::pipeline::me_input;
 use crate::durable::{DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs};
 use crate::storage::FileSystem;
 use madsim::net::Endpoint;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -191,15 +192,52 @@ fn spawn_puller<S: Send + 'static>(
     });
 }
 
+/// The result of a disk operation, after its simulated time has passed.
+async fn after_disk<T>(env: &NodeEnv, result: Result<T, DurableError>) -> Result<T, DurableError> {
+    settle_disk(env.fs.as_ref()).await;
+    result
+}
+
+/// Binds the node's endpoint and shares the recovered service between the serving and
+/// pulling tasks.
+async fn attach<S>(
+    env: &NodeEnv,
+    addr: SocketAddr,
+    service: S,
+) -> Result<(Arc<Endpoint>, Arc<Mutex<S>>, Arc<Fatal>), DurableError> {
+    Ok((bind(env, addr).await?, Arc::new(Mutex::new(service)), Arc::new(Fatal::default())))
+}
+
 /// Runs UBSCore until a fatal error (an I/O error: stop and recover from disk).
 pub async fn run_ubscore(env: NodeEnv) -> DurableError {
+    match ubscore(env).await {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+/// Runs the matching engine until a fatal error.
+pub async fn run_matching(env: NodeEnv) -> DurableError {
+    match matching(env).await {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+/// Runs settlement until a fatal error.
+pub async fn run_settlement(env: NodeEnv) -> DurableError {
+    match settlement(env).await {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+/// UBSCore's node: recovery, the puller of ME events, the server.
+async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
     let start = madsim::time::Instant::now();
-    let opened = DurableUbs::open(env.fs.clone(), &env.dir, env.markets.clone(), env.config, 0);
-    settle_disk(env.fs.as_ref()).await;
-    let (ubs, info) = match opened {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
+    let (ubs, info) =
+        after_disk(&env, DurableUbs::open(env.fs.clone(), &env.dir, env.markets.clone(), env.config, 0))
+            .await?;
     env.trace(format!(
         "recovered ubs_seq={} snapshot={:?} replayed={}",
         ubs.durable_ubs_seq(),
@@ -207,12 +245,7 @@ pub async fn run_ubscore(env: NodeEnv) -> DurableError {
         info.replayed
     ));
     env.recovered(|| Recovered::Ubs { wal_seq: ubs.wal().durable_seq(), state: ubs.core().export_state() });
-    let ep = match bind(&env, env.addrs.ubscore).await {
-        Ok(ep) => ep,
-        Err(e) => return e,
-    };
-    let state = Arc::new(Mutex::new(ubs));
-    let fatal = Arc::new(Fatal::default());
+    let (ep, state, fatal) = attach(&env, env.addrs.ubscore, ubs).await?;
     // Pull the ME's durable events after the applied watermark.
     spawn_puller(
         ep.clone(),
@@ -232,7 +265,7 @@ pub async fn run_ubscore(env: NodeEnv) -> DurableError {
         },
     );
     let fs = env.fs.clone();
-    serve(ep, fatal, fs, move |request| {
+    Err(serve(ep, fatal, fs, move |request| {
         let mut s = lock(&state);
         Ok(match request {
             Request::Submit(command) => {
@@ -250,18 +283,15 @@ pub async fn run_ubscore(env: NodeEnv) -> DurableError {
             other => Response::Error(format!("ubscore does not serve {other:?}")),
         })
     })
-    .await
+    .await)
 }
 
-/// Runs the matching engine until a fatal error.
-pub async fn run_matching(env: NodeEnv) -> DurableError {
+/// The matching engine's node: recovery, the puller of UBSCore's records, the server.
+async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
     let start = madsim::time::Instant::now();
-    let opened = DurableMatching::open(env.fs.clone(), &env.dir, env.markets.clone(), env.config, 0);
-    settle_disk(env.fs.as_ref()).await;
-    let (me, info) = match opened {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
+    let (me, info) =
+        after_disk(&env, DurableMatching::open(env.fs.clone(), &env.dir, env.markets.clone(), env.config, 0))
+            .await?;
     env.trace(format!(
         "recovered last_ubs_seq={} events={} snapshot={:?} to_verify={}",
         me.last_ubs_seq(),
@@ -270,12 +300,7 @@ pub async fn run_matching(env: NodeEnv) -> DurableError {
         info.replayed
     ));
     env.recovered(|| Recovered::Matching { state: me.engine().export_state() });
-    let ep = match bind(&env, env.addrs.matching).await {
-        Ok(ep) => ep,
-        Err(e) => return e,
-    };
-    let state = Arc::new(Mutex::new(me));
-    let fatal = Arc::new(Fatal::default());
+    let (ep, state, fatal) = attach(&env, env.addrs.matching, me).await?;
     // Pull UBSCore's durable records after the consumed watermark.
     spawn_puller(
         ep.clone(),
@@ -296,7 +321,7 @@ pub async fn run_matching(env: NodeEnv) -> DurableError {
         },
     );
     let fs = env.fs.clone();
-    serve(ep, fatal, fs, move |request| {
+    Err(serve(ep, fatal, fs, move |request| {
         let s = lock(&state);
         Ok(match request {
             Request::PullEvents { after, max } => Response::Events(s.events_after(after, max as usize)?),
@@ -309,30 +334,21 @@ pub async fn run_matching(env: NodeEnv) -> DurableError {
             other => Response::Error(format!("matching does not serve {other:?}")),
         })
     })
-    .await
+    .await)
 }
 
-/// Runs settlement until a fatal error.
-pub async fn run_settlement(env: NodeEnv) -> DurableError {
+/// Settlement's node: recovery, the puller of trades, the server.
+async fn settlement(env: NodeEnv) -> Result<Infallible, DurableError> {
     let start = madsim::time::Instant::now();
-    let opened = DurableSettlement::open(env.fs.clone(), &env.dir, env.config, 0);
-    settle_disk(env.fs.as_ref()).await;
-    let (settlement, info) = match opened {
-        Ok(x) => x,
-        Err(e) => return e,
-    };
+    let (settlement, info) =
+        after_disk(&env, DurableSettlement::open(env.fs.clone(), &env.dir, env.config, 0)).await?;
     env.trace(format!(
         "recovered last_trade_id={} checkpoint={:?}",
         settlement.durable_trade_id(),
         info.snapshot_seq
     ));
     env.recovered(|| Recovered::Settlement { ledger: settlement.settlement().ledger().to_vec() });
-    let ep = match bind(&env, env.addrs.settlement).await {
-        Ok(ep) => ep,
-        Err(e) => return e,
-    };
-    let state = Arc::new(Mutex::new(settlement));
-    let fatal = Arc::new(Fatal::default());
+    let (ep, state, fatal) = attach(&env, env.addrs.settlement, settlement).await?;
     // Pull the ME's durable trades after the settled watermark.
     spawn_puller(
         ep.clone(),
@@ -353,7 +369,7 @@ pub async fn run_settlement(env: NodeEnv) -> DurableError {
         },
     );
     let fs = env.fs.clone();
-    serve(ep, fatal, fs, move |request| {
+    Err(serve(ep, fatal, fs, move |request| {
         let s = lock(&state);
         Ok(match request {
             Request::Status => {
@@ -362,5 +378,5 @@ pub async fn run_settlement(env: NodeEnv) -> DurableError {
             other => Response::Error(format!("settlement does not serve {other:?}")),
         })
     })
-    .await
+    .await)
 }

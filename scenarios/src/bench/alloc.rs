@@ -51,8 +51,3 @@ pub fn start() -> usize {
 pub fn peak_since(base: usize) -> usize {
     PEAK.load(Ordering::Relaxed).saturating_sub(base)
 }
-
-/// Whether the counting allocator is installed (it counted anything at all).
-pub fn installed() -> bool {
-    PEAK.load(Ordering::Relaxed) > 0
-}
