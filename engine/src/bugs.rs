@@ -29,11 +29,14 @@ pub enum Bug {
     SettlementNotIdempotent,
     /// UBSCore's recovery skips the first WAL entry after its snapshot.
     ReplayOffByOne,
+    /// Reopening the WAL fsyncs the newest segment in place and trusts what the page cache
+    /// shows (the landed engine's behaviour: wrong after an fsync error and a process crash).
+    TrustCacheOnReopen,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -43,6 +46,7 @@ impl Bug {
         Bug::IndexNotRebuilt,
         Bug::SettlementNotIdempotent,
         Bug::ReplayOffByOne,
+        Bug::TrustCacheOnReopen,
     ];
 
     /// Kebab-case name.
@@ -57,6 +61,7 @@ impl Bug {
             Bug::IndexNotRebuilt => "index-not-rebuilt",
             Bug::SettlementNotIdempotent => "settlement-not-idempotent",
             Bug::ReplayOffByOne => "replay-off-by-one",
+            Bug::TrustCacheOnReopen => "trust-cache-on-reopen",
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum Scenario {
     Baseline,
     /// Kills and crash points of every service.
     Crash,
+    /// Kills that take the process but not the machine (page cache survives), mixed with
+    /// power failures, and fsync errors.
+    ProcessCrash,
     /// Crashes in the middle of group commits with torn and lost unsynced writes.
     TornTail,
     /// Crashes during snapshot creation (snapshots every few dozen entries).
@@ -38,10 +41,11 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 12] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
+        Scenario::ProcessCrash,
         Scenario::TornTail,
         Scenario::SnapshotCrash,
         Scenario::RecoveryCrash,
@@ -68,6 +72,7 @@ impl Scenario {
             Scenario::Differential => "differential",
             Scenario::Baseline => "baseline",
             Scenario::Crash => "crash",
+            Scenario::ProcessCrash => "process-crash",
             Scenario::TornTail => "torn-tail",
             Scenario::SnapshotCrash => "snapshot-crash",
             Scenario::RecoveryCrash => "recovery-crash",
@@ -89,6 +94,9 @@ impl Scenario {
             Scenario::Baseline => "the three services as simulated nodes with clients; no faults",
             Scenario::Crash => {
                 "kills and filesystem crash points of every service, power failure of its disk"
+            }
+            Scenario::ProcessCrash => {
+                "process crashes (page cache survives) mixed with power failures, and fsync EIO"
             }
             Scenario::TornTail => "crashes inside group commits; unsynced writes mostly torn or lost",
             Scenario::SnapshotCrash => {
@@ -276,6 +284,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
     match bug {
         Bug::NonAtomicLatest | Bug::IndexNotRebuilt => Scenario::SnapshotCrash,
         Bug::CrcNotChecked | Bug::SeqReusedAfterBadRecord => Scenario::TornTail,
+        Bug::TrustCacheOnReopen => Scenario::ProcessCrash,
         _ => Scenario::Crash,
     }
 }

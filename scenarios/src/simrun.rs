@@ -28,6 +28,10 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             cfg.faults = FaultConfig::perfect();
         }
         Scenario::Crash => {}
+        Scenario::ProcessCrash => {
+            c.process_crash = 0.7;
+            cfg.faults.eio_fsync = 0.01;
+        }
         Scenario::TornTail => {
             cfg.faults = FaultConfig { lose_write: 0.2, tear_write: 0.7, ..FaultConfig::default() };
             c.crash_window = 12;
@@ -68,14 +72,19 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
 /// quiet runs, storms and everything between.
 fn swarm(seed: u64, cfg: &mut WorldConfig) {
     let mut r = sim::seed::rng(seed, sim::seed::Stream::Swarm);
-    let mut maybe = |p: f64, hi: f64| if r.gen_bool(p) { r.gen_range(0.0..hi) } else { 0.0 };
-    let (loss, duplicate) = (maybe(0.5, 0.05), maybe(0.5, 0.05));
-    let (crash_in_recovery, corrupt_snapshot) = (maybe(0.3, 0.7), maybe(0.3, 0.6));
-    let (eio_fsync, enospc, tear) = (maybe(0.3, 0.02), maybe(0.3, 0.02), maybe(0.8, 0.8));
+    // With probability `p` a rate in `0..hi`, else 0.
+    fn maybe(r: &mut rand_chacha::ChaCha8Rng, p: f64, hi: f64) -> f64 {
+        if r.gen_bool(p) { r.gen_range(0.0..hi) } else { 0.0 }
+    }
+    let (loss, duplicate) = (maybe(&mut r, 0.5, 0.05), maybe(&mut r, 0.5, 0.05));
+    let (crash_in_recovery, corrupt_snapshot) = (maybe(&mut r, 0.3, 0.7), maybe(&mut r, 0.3, 0.6));
+    let (eio_fsync, enospc, tear) =
+        (maybe(&mut r, 0.3, 0.02), maybe(&mut r, 0.3, 0.02), maybe(&mut r, 0.8, 0.8));
     let fault_every_ms = [50, 150, 300, 1_000, 5_000][r.gen_range(0..5)];
     let crash_window = [5, 20, 60, 200][r.gen_range(0..4)];
     let snapshot_every = [20, 100, 400, 2_000][r.gen_range(0..4)];
     let partitions = r.gen_bool(0.5);
+    let process_crash = maybe(&mut r, 0.5, 1.0);
     cfg.chaos = Chaos {
         fault_every_ms,
         max_down_ms: 200,
@@ -86,6 +95,7 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
         crash_in_recovery,
         corrupt_snapshot,
         node_faults: true,
+        process_crash,
     };
     cfg.faults = FaultConfig {
         lose_write: (1.0 - tear) / 2.0,

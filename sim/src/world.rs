@@ -4,7 +4,7 @@
 //! then a liveness phase without faults, and finally the services recovered from their
 //! disks for the checker. One seed determines everything.
 
-use crate::fs::{CrashPoint, Fault, FaultConfig, SimFs};
+use crate::fs::{CrashPoint, Death, Fault, FaultConfig, SimFs};
 use crate::seed::{Stream, rng};
 use crate::trace::Trace;
 use engine::durable::pipeline::me_input;
@@ -47,6 +47,9 @@ pub struct Chaos {
     pub corrupt_snapshot: f64,
     /// Whether kills and crash points happen at all (network chaos alone otherwise).
     pub node_faults: bool,
+    /// Probability that a kill or a crash point kills only the process (the page cache
+    /// survives) instead of cutting the power.
+    pub process_crash: f64,
 }
 
 impl Chaos {
@@ -62,6 +65,7 @@ impl Chaos {
             crash_in_recovery: 0.0,
             corrupt_snapshot: 0.0,
             node_faults: false,
+            process_crash: 0.0,
         }
     }
 }
@@ -132,6 +136,9 @@ pub struct WorldResult {
     /// Every recovery of every service, in order: (node, simulated ms, recovered state).
     pub recoveries: Vec<(String, u64, Recovered)>,
 }
+
+/// Why a node is restarted when it stopped itself (after an I/O error).
+const STOPPED_ITSELF: &str = "stopped itself";
 
 const SERVICES: [&str; 3] = ["ubscore", "matching", "settlement"];
 
@@ -346,7 +353,24 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             tracer(name, format!("crash point armed in recovery: op +{}", crash.op));
         }
     };
+    // How the next death of `name` treats its disk (drawn only when the scenario mixes
+    // kinds, so that power-failure-only scenarios keep their random streams).
+    let set_death = |name: &str, death: Death| {
+        simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).set_next_death(death);
+    };
+    let draw_death = |r: &mut rand_chacha::ChaCha8Rng| {
+        if cfg.chaos.process_crash > 0.0 && r.gen_bool(cfg.chaos.process_crash.min(1.0)) {
+            Death::ProcessCrash
+        } else {
+            Death::PowerFailure
+        }
+    };
+    // A service that stopped itself (after an I/O error) is restarted by its supervisor:
+    // the process goes, the machine and its page cache stay.
     let restart = |name: &str, why: &str, chaos: bool| {
+        if why == STOPPED_ITSELF {
+            set_death(name, Death::ProcessCrash);
+        }
         handle.kill(nodes[name]);
         on_restart(name, chaos);
         handle.restart(nodes[name]);
@@ -362,7 +386,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         let self_stopped: Vec<String> =
             std::mem::take(&mut *stopped.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
         for name in self_stopped {
-            restart(&name, "stopped itself", true);
+            restart(&name, STOPPED_ITSELF, true);
         }
         if cfg.chaos.fault_every_ms == 0 {
             continue;
@@ -371,9 +395,11 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         let action = if cfg.chaos.node_faults { chaos_rng.gen_range(0..3) } else { 2 };
         match action {
             0 => {
+                let death = draw_death(&mut chaos_rng);
+                set_death(victim, death);
                 handle.kill(nodes[victim]);
                 kills += 1;
-                tracer(victim, "kill".into());
+                tracer(victim, format!("kill{}", death_note(death)));
                 let down = chaos_rng.gen_range(1..=cfg.chaos.max_down_ms.max(1));
                 madsim::time::sleep(Duration::from_millis(down)).await;
                 on_restart(victim, true);
@@ -385,17 +411,20 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                     op: chaos_rng.gen_range(1..cfg.chaos.crash_window.max(2)),
                     before: chaos_rng.gen_bool(0.5),
                 };
-                simfs
-                    .disk(nodes[victim])
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .set_crash_point(Some(crash));
+                let death = draw_death(&mut chaos_rng);
+                {
+                    let disk = simfs.disk(nodes[victim]);
+                    let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+                    disk.set_crash_point(Some(crash));
+                    disk.set_next_death(death);
+                }
                 tracer(
                     victim,
                     format!(
-                        "crash point armed: op +{} {}",
+                        "crash point armed: op +{} {}{}",
                         crash.op,
-                        if crash.before { "before" } else { "after" }
+                        if crash.before { "before" } else { "after" },
+                        death_note(death)
                     ),
                 );
             }
@@ -440,7 +469,9 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         }
         let dead = simfs.disk(nodes[name]).lock().unwrap_or_else(|e| e.into_inner()).is_dead();
         let stopped_itself = stopped.lock().unwrap_or_else(|e| e.into_inner()).remove(name);
-        if dead || stopped_itself {
+        if stopped_itself {
+            restart(name, STOPPED_ITSELF, false);
+        } else if dead {
             restart(name, "liveness", false);
         }
         for other in SERVICES {
@@ -469,7 +500,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         let self_stopped: Vec<String> =
             std::mem::take(&mut *stopped.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
         for name in self_stopped {
-            restart(&name, "stopped itself", false);
+            restart(&name, STOPPED_ITSELF, false);
         }
         madsim::time::sleep(Duration::from_millis(50)).await;
     }
@@ -479,6 +510,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
 
     // Power off and recover every service from its disk for the checker.
     for name in SERVICES {
+        set_death(name, Death::PowerFailure);
         handle.kill(nodes[name]);
     }
     let final_state = recover_final(&simfs, &nodes, &cfg).map_err(|e| {
@@ -525,6 +557,14 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         final_state: final_state.ok(),
         tails,
         recoveries: std::mem::take(&mut *recoveries.lock().unwrap_or_else(|e| e.into_inner())),
+    }
+}
+
+/// How a kill is written in the trace: power failures as before kinds existed.
+fn death_note(death: Death) -> &'static str {
+    match death {
+        Death::PowerFailure => "",
+        Death::ProcessCrash => " (process crash)",
     }
 }
 

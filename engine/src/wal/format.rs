@@ -127,6 +127,10 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// Extension of the fresh copy of the newest segment that [`super::Wal::open`] writes and
+/// renames over it (never a segment name; a leftover one is removed).
+pub const REWRITE_EXTENSION: &str = "rewrite";
+
 /// The file name of a segment: `wal-{EPOCH:05}-{FIRST_SEQ:020}.wal`.
 pub fn segment_name(epoch: u32, first_seq: u64) -> String {
     format!("wal-{epoch:05}-{first_seq:020}.wal")

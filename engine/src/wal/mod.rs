@@ -142,6 +142,27 @@ fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(u32, u64, PathB
     Ok(found)
 }
 
+/// Makes `bytes` the durable content of `path`, whatever the page cache shows. Why not
+/// just fsync `path`: after a failed fsync (fsyncgate) Linux marks the dropped pages clean,
+/// so a process that restarts still reads them, and its own fsync has nothing to write and
+/// returns Ok, although the bytes never reached the disk. Bytes written anew to a fresh
+/// file are dirty again: fsync, rename over the original, fsync the directory.
+fn rewrite_durably(fs: &dyn FileSystem, dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), WalError> {
+    if crate::bugs::planted(crate::bugs::Bug::TrustCacheOnReopen) {
+        fs.truncate(path, bytes.len() as u64).map_err(io("truncate", path))?;
+        return fs.sync_file(path).map_err(io("sync", path));
+    }
+    let tmp = path.with_extension(format::REWRITE_EXTENSION);
+    if fs.exists(&tmp).map_err(io("exists", &tmp))? {
+        fs.remove_file(&tmp).map_err(io("remove", &tmp))?;
+    }
+    fs.create_new(&tmp).map_err(io("create", &tmp))?;
+    fs.append(&tmp, bytes).map_err(io("write", &tmp))?;
+    fs.sync_file(&tmp).map_err(io("sync", &tmp))?;
+    fs.rename(&tmp, path).map_err(io("rename", &tmp))?;
+    fs.sync_dir(dir).map_err(io("sync_dir", dir))
+}
+
 impl Wal {
     /// Opens (or creates) the WAL in `dir`: verifies every segment, cuts a torn tail of
     /// the newest one, makes what remains durable, and starts a new epoch's segment.
@@ -176,12 +197,22 @@ impl Wal {
         let mut recovery = Recovery { segments: found.len(), ..Recovery::default() };
         let max_epoch = found.iter().map(|(e, _, _)| *e).max().unwrap_or(0);
 
-        // A newest segment whose header is not valid was being created when the process
-        // died: nothing in it was ever acknowledged.
-        while let Some((_, _, path)) = found.last() {
-            let bytes = fs.read_at(path, 0, format::SEGMENT_HEADER).map_err(io("read", path))?;
+        // A newest segment whose header is not valid and that holds nothing beyond it was
+        // being created when the node died: nothing in it was ever acknowledged. One that
+        // holds more had a durable header once (records are appended only after the header's
+        // fsync): its header was damaged afterwards, and its records may be acknowledged.
+        while let Some((_, first, path)) = found.last() {
+            let bytes = fs.read_at(path, 0, format::SEGMENT_HEADER + 1).map_err(io("read", path))?;
             if SegmentHeader::decode(&bytes).is_some() {
                 break;
+            }
+            if bytes.len() > format::SEGMENT_HEADER {
+                return Err(WalError::Corrupt {
+                    path: path.clone(),
+                    offset: 0,
+                    seq: *first,
+                    reason: "damaged segment header in front of records".into(),
+                });
             }
             fs.remove_file(path).map_err(io("remove", path))?;
             fs.sync_dir(dir).map_err(io("sync_dir", dir))?;
@@ -218,14 +249,15 @@ impl Wal {
                     .map(|()| ControlFlow::Continue(()))
             })?;
             recovery.entries += scan.records;
+            let mut keep = bytes.len();
             if scan.torn && !crate::bugs::planted(crate::bugs::Bug::SeqReusedAfterBadRecord) {
-                let cut = bytes.len() as u64 - scan.valid_len;
-                fs.truncate(&path, scan.valid_len).map_err(io("truncate", &path))?;
-                recovery.truncated = Some((path.clone(), scan.valid_len, cut));
+                keep = scan.valid_len as usize;
+                recovery.truncated = Some((path.clone(), scan.valid_len, (bytes.len() - keep) as u64));
             }
             if last {
-                // Whatever survived the crash becomes durable before it is served.
-                fs.sync_file(&path).map_err(io("sync", &path))?;
+                // Whatever was read becomes durable before it is served (only the newest
+                // segment can hold unsynced bytes or a torn tail: sealed ones were fsynced).
+                rewrite_durably(fs.as_ref(), dir, &path, &bytes[..keep])?;
             }
             next = Some(scan.next_seq);
             segments.push(Segment { path, first_seq: scan.header.first_seq });

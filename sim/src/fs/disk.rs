@@ -59,6 +59,19 @@ pub struct CrashPoint {
     pub before: bool,
 }
 
+/// How a node dies: the kill's effect on its disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Death {
+    /// The machine loses power: every pending write and entry operation is resolved
+    /// (kept, lost or torn; persisted or rolled back) and the page cache is gone.
+    #[default]
+    PowerFailure,
+    /// Only the process dies (kill -9, OOM, panic, a supervisor restart): the kernel's page
+    /// cache survives, so unsynced writes stay readable and pending; a later power failure
+    /// may still lose or tear them.
+    ProcessCrash,
+}
+
 /// A node's disk.
 #[derive(Debug)]
 pub struct Disk {
@@ -72,6 +85,9 @@ pub struct Disk {
     crashed_now: bool,
     faults: Vec<Fault>,
     owed_latency_us: u64,
+    next_death: Death,
+    /// The node's death has been resolved and it has not been revived since.
+    resolved: bool,
 }
 
 fn crashed() -> io::Error {
@@ -140,6 +156,8 @@ impl Disk {
             crashed_now: false,
             faults: Vec::new(),
             owed_latency_us: 0,
+            next_death: Death::PowerFailure,
+            resolved: false,
         }
     }
 
@@ -163,10 +181,40 @@ impl Disk {
         std::mem::take(&mut self.crashed_now)
     }
 
+    /// Sets how the node's next death (a kill, or a crash point that fires) treats the disk.
+    pub fn set_next_death(&mut self, death: Death) {
+        self.next_death = death;
+    }
+
+    /// The node died (it was killed, or a crash point fired): resolves its disk by the kind
+    /// of death set with [`Disk::set_next_death`] (then back to power failure). A node killed
+    /// again before it was revived is already dead: nothing happens (`None`).
+    pub fn kill(&mut self) -> Option<Death> {
+        if self.resolved {
+            return None;
+        }
+        self.resolved = true;
+        let death = std::mem::take(&mut self.next_death);
+        match death {
+            Death::PowerFailure => self.power_fail(),
+            Death::ProcessCrash => self.process_crash(),
+        }
+        Some(death)
+    }
+
+    /// The process died; the machine did not. Pending writes and entry operations stay
+    /// pending (and readable); nothing else changes.
+    pub fn process_crash(&mut self) {
+        self.faults.push(Fault::ProcessCrash);
+        self.dead = true;
+        self.crash = None;
+    }
+
     /// Brings the node's disk back after a restart: operations work again.
     pub fn revive(&mut self) {
         // A crash point armed while the node was down stays armed: it hits the recovery.
         self.dead = false;
+        self.resolved = false;
     }
 
     /// Damages the newest snapshot of the service directory `service_dir` (flips a byte of

@@ -85,6 +85,8 @@ pub enum Fault {
     CrashPoint { op: u64, before: bool, what: String },
     /// The node lost power (kill).
     PowerFailure,
+    /// The node's process died; its page cache survived.
+    ProcessCrash,
 }
 
 impl Fault {
@@ -102,6 +104,7 @@ impl Fault {
             Fault::SnapshotCorrupted { .. } => "snapshot_corrupted",
             Fault::CrashPoint { .. } => "crash_point",
             Fault::PowerFailure => "power_failure",
+            Fault::ProcessCrash => "process_crash",
         }
     }
 }

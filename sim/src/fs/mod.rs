@@ -5,7 +5,7 @@ mod disk;
 mod faults;
 mod node_fs;
 
-pub use disk::{CrashPoint, Disk, SECTOR};
+pub use disk::{CrashPoint, Death, Disk, SECTOR};
 pub use faults::{Fault, FaultConfig};
 pub use node_fs::NodeFs;
 

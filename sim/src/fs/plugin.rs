@@ -1,4 +1,5 @@
-//! The madsim plugin: one disk per node, power failure on `kill`.
+//! The madsim plugin: one disk per node; `kill` resolves the disk by the kind of death the
+//! world chose (power failure unless told otherwise).
 
 use super::{Disk, FaultConfig, NodeFs};
 use madsim::plugin::Simulator;
@@ -24,7 +25,7 @@ impl Simulator for SimFs {
     fn reset_node(&self, id: NodeId) {
         let disk = self.disks.lock().unwrap_or_else(|e| e.into_inner()).get(&id).cloned();
         if let Some(disk) = disk {
-            disk.lock().unwrap_or_else(|e| e.into_inner()).power_fail();
+            disk.lock().unwrap_or_else(|e| e.into_inner()).kill();
         }
     }
 }
