@@ -22,7 +22,7 @@ fn the_exchange_survives_crashes_and_equals_the_model() {
             result.kills,
             result.faults,
             result.trace_lines,
-            result.final_state.as_ref().map_or(0, |f| f.history.len())
+            result.final_state.as_ref().map_or(0, |f| f.ubs.durable_ubs_seq())
         );
         if let Err(e) = simrun::check(&result, &markets) {
             for (node, lines) in &result.tails {
@@ -77,5 +77,9 @@ fn every_recovery_is_checked_against_the_model() {
         state.balances[0].1.avail += 1;
     }
     let err = simrun::check(&result, &markets).unwrap_err();
-    assert!(err.contains(&format!("recovery #{i} of ubscore")), "{err}");
+    assert!(
+        matches!(&err, scenarios::checker::Violation::RecoveryMismatch { service, recovery, .. }
+            if service == "ubscore" && *recovery == i),
+        "{err}"
+    );
 }

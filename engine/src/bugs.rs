@@ -32,11 +32,14 @@ pub enum Bug {
     /// Reopening the WAL fsyncs the newest segment in place and trusts what the page cache
     /// shows (the landed engine's behaviour: wrong after an fsync error and a process crash).
     TrustCacheOnReopen,
+    /// UBSCore normalises an order (rounds a GTC sell's price) before applying and logging
+    /// it: the log, the books and every ack agree with each other, not with the client.
+    NormalisedBeforeLog,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 10] = [
+    pub const ALL: [Bug; 11] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -47,6 +50,7 @@ impl Bug {
         Bug::SettlementNotIdempotent,
         Bug::ReplayOffByOne,
         Bug::TrustCacheOnReopen,
+        Bug::NormalisedBeforeLog,
     ];
 
     /// Kebab-case name.
@@ -62,6 +66,7 @@ impl Bug {
             Bug::SettlementNotIdempotent => "settlement-not-idempotent",
             Bug::ReplayOffByOne => "replay-off-by-one",
             Bug::TrustCacheOnReopen => "trust-cache-on-reopen",
+            Bug::NormalisedBeforeLog => "normalised-before-log",
         }
     }
 }

@@ -294,19 +294,23 @@ fn planted_cmd(max_seeds: u64, commands: usize) -> Result<(), Failure> {
     if max_seeds == 0 || commands == 0 {
         return Err(Failure::Usage("--max-seeds and --commands must be at least 1".into()));
     }
-    println!("| planted bug | scenario | seeds to detection | first failed check |\n|---|---|---:|---|");
+    println!(
+        "| planted bug | scenario | seeds to detection | violation | first failed check |\n|---|---|---:|---|---|"
+    );
     let mut missed = 0;
     for bug in engine::bugs::Bug::ALL {
-        let (seeds, failure) = scenario::hunt(bug, commands, max_seeds);
-        let check = failure.as_deref().and_then(|f| f.lines().next()).unwrap_or("NOT CAUGHT");
+        let (seeds, violation) = scenario::hunt(bug, commands, max_seeds);
+        let text = violation.as_ref().map(|v| v.to_string());
+        let check = text.as_deref().and_then(|f| f.lines().next()).unwrap_or("NOT CAUGHT");
         let check: String = check.chars().take(110).collect();
-        if failure.is_none() {
+        if violation.is_none() {
             missed += 1;
         }
         println!(
-            "| {bug} | {} | {} | {} |",
+            "| {bug} | {} | {} | {} | {} |",
             scenario::hunting_ground(bug),
-            if failure.is_some() { seeds.to_string() } else { format!("> {seeds}") },
+            if violation.is_some() { seeds.to_string() } else { format!("> {seeds}") },
+            violation.as_ref().map_or("-", |v| v.kind()),
             check.replace('|', "/")
         );
     }
@@ -374,13 +378,15 @@ fn repro_cmd(what: &[String], scenario: &str, params: Params) -> Result<(), Fail
     }
 }
 
-/// Halves the commands, then the fault rate, while the run still fails.
+/// Halves the commands, then the fault rate, while the run still fails with the same kind
+/// of violation (a smaller run that fails differently is another bug, not this one).
 fn shrink_cmd(scenario: Scenario, seed: u64, params: Params) -> Result<(), Failure> {
-    let fails = |p: &Params| scenario::run(scenario, seed, p).failure;
-    let Some(first) = fails(&params) else {
+    let Some(first) = scenario::run(scenario, seed, &params).violation else {
         println!("{scenario} seed {seed} passes: nothing to shrink");
         return Ok(());
     };
+    let kind = first.kind();
+    let fails = |p: &Params| scenario::run(scenario, seed, p).violation.filter(|v| v.kind() == kind);
     let mut best = params;
     let mut failure = first;
     let mut tries = 1;
@@ -609,7 +615,7 @@ fn sweep_cmd(
                     "scenario": r.scenario, "seed": r.seed, "verdict": if r.failure.is_some() { "fail" } else { "pass" },
                     "trace_hash": format!("0x{:016x}", r.trace_hash), "wall_us": r.wall_us, "sim_ms": r.sim_ms,
                     "commands": r.commands, "kills": r.kills, "faults": r.faults, "crash_points": r.crash_points,
-                    "failure": r.failure,
+                    "failure": r.failure, "violation": r.violation,
                 })
             })
             .collect();
@@ -698,7 +704,8 @@ fn junit_xml(reports: &[RunReport], params: &Params) -> String {
         );
         if let Some(f) = &r.failure {
             x += &format!(
-                "\n    <failure message=\"{}\">{}</failure>\n  ",
+                "\n    <failure type=\"{}\" message=\"{}\">{}</failure>\n  ",
+                r.violation.as_ref().map_or("failure", |v| v.kind()),
                 xml_escape(&scenario::repro_command(r.scenario, r.seed, params)),
                 xml_escape(f)
             );

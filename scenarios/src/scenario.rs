@@ -1,6 +1,7 @@
 //! The scenario catalog: named, parameterised values. A run is reproduced from
 //! (scenario, seed, parameters); `exsim list` prints the catalog.
 
+use crate::checker::Violation;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -170,6 +171,8 @@ pub struct RunReport {
     pub commands: usize,
     /// The first failed check, described; `None` when the run passed.
     pub failure: Option<String>,
+    /// The first failed check, typed.
+    pub violation: Option<Violation>,
     /// The last trace lines of the nodes, when the run failed.
     pub tails: BTreeMap<String, Vec<String>>,
     /// Wall time, microseconds.
@@ -213,6 +216,7 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
         seed,
         commands,
         failure: None,
+        violation: None,
         tails: BTreeMap::new(),
         wall_us: 0,
         sim_ms: 0,
@@ -229,7 +233,7 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
                 &crate::workload::WorkloadConfig { commands, users: 100 },
             );
             report.commands = r.commands;
-            report.failure = r.failure;
+            report.violation = r.failure.map(|detail| Violation::Divergence { detail });
         }
         _ => {
             // A panic anywhere in the simulated exchange is a finding, not a crash of the tool.
@@ -246,11 +250,12 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
                         .cloned()
                         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                         .unwrap_or_else(|| "unknown panic".into());
-                    report.failure = Some(format!("panicked: {msg}"));
+                    report.violation = Some(Violation::Panic { message: msg });
                 }
             }
         }
     }
+    report.failure = report.violation.as_ref().map(Violation::to_string);
     report.wall_us = started.elapsed().as_micros() as u64;
     report
 }
@@ -267,15 +272,17 @@ fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, re
     report.faults = result.faults.clone();
     report.crash_points = result.crash_points.clone();
     report.trace_hash = result.trace_hash;
-    if let Err(e) = crate::simrun::check(&result, &markets) {
-        report.failure = Some(e);
+    if let Err(v) = crate::simrun::check(&result, &markets) {
+        report.violation = Some(v);
         report.tails = result.tails.clone();
     }
 }
 
 #[cfg(not(madsim))]
 fn run_world(scenario: Scenario, _seed: u64, _commands: usize, _params: &Params, report: &mut RunReport) {
-    report.failure = Some(format!("scenario {scenario} needs the simulation build (--cfg madsim)"));
+    report.violation = Some(Violation::Unrecoverable {
+        error: format!("scenario {scenario} needs the simulation build (--cfg madsim)"),
+    });
 }
 
 /// The scenario a planted bug is hunted with: the faults that can expose it.
@@ -290,13 +297,13 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
 }
 
 /// Seeds `0..max_seeds` of the bug's scenario until a run fails: (seeds run, first
-/// failure), or `None` if none failed.
-pub fn hunt(bug: engine::bugs::Bug, commands: usize, max_seeds: u64) -> (u64, Option<String>) {
+/// violation), or `None` if none failed.
+pub fn hunt(bug: engine::bugs::Bug, commands: usize, max_seeds: u64) -> (u64, Option<Violation>) {
     let scenario = hunting_ground(bug);
     let params = Params { commands: Some(commands), planted: Some(bug), ..Params::default() };
     for seed in 0..max_seeds {
-        if let Some(f) = run(scenario, seed, &params).failure {
-            return (seed + 1, Some(f));
+        if let Some(v) = run(scenario, seed, &params).violation {
+            return (seed + 1, Some(v));
         }
     }
     (max_seeds, None)

@@ -8,13 +8,11 @@ use crate::fs::{CrashPoint, Death, Fault, FaultConfig, SimFs};
 use crate::seed::{Stream, rng};
 use crate::trace::Trace;
 use engine::durable::pipeline::me_input;
-use engine::durable::{
-    DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs, UbsEntry,
-};
+use engine::durable::{DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs};
 use engine::service::{Addrs, NodeEnv, Recovered, RecoveryHook, Request, Response, Tracer, rpc};
 use engine::storage::FileSystem;
 use engine::wal::WalError;
-use engine::{Ack, Command, Markets, UbsRecord};
+use engine::{Ack, Command, Markets};
 use madsim::net::{Endpoint, NetSim};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
@@ -95,6 +93,22 @@ pub struct WorldConfig {
     pub planted: Option<engine::bugs::Bug>,
 }
 
+/// Something the world itself saw go wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A service stopped with an error the injected faults do not explain.
+    ServiceError {
+        /// The node.
+        node: String,
+        /// The error, displayed.
+        error: String,
+    },
+    /// No convergence after faults stopped.
+    Liveness(String),
+    /// The services could not be recovered from their disks at the end.
+    FinalRecovery(String),
+}
+
 /// The services recovered from their disks after the run.
 pub struct FinalState {
     /// UBSCore.
@@ -103,10 +117,6 @@ pub struct FinalState {
     pub me: DurableMatching,
     /// Settlement.
     pub settlement: DurableSettlement,
-    /// UBSCore's committed command records.
-    pub history: Vec<UbsRecord>,
-    /// UBSCore's whole committed WAL: commands and the ME events applied between them.
-    pub entries: Vec<UbsEntry>,
 }
 
 /// What happened in a run.
@@ -128,9 +138,14 @@ pub struct WorldResult {
     /// Every acknowledged command with its ack.
     pub acked: Vec<(Command, Ack)>,
     /// Problems found by the world itself (unexpected service errors, no convergence).
-    pub errors: Vec<String>,
+    pub problems: Vec<Problem>,
+    /// The commands the clients were given (what was really sent, for the checker).
+    pub sent: Vec<Command>,
     /// The services as recovered from disk at the end, if they could be.
     pub final_state: Option<FinalState>,
+    /// Every version of UBSCore's WAL files that an fsync ever made durable (the disk's own
+    /// record, files removed since included): the agreed history, for the checker.
+    pub ubs_wal_archive: Vec<(PathBuf, Vec<u8>)>,
     /// The last trace lines of every node.
     pub tails: BTreeMap<String, Vec<String>>,
     /// Every recovery of every service, in order: (node, simulated ms, recovered state).
@@ -176,7 +191,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         let trace = trace.clone();
         Arc::new(move |node: &str, event: String| trace.record(start.elapsed(), node, &event))
     };
-    let errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let errors = Arc::new(Mutex::new(Vec::<Problem>::new()));
     let recoveries = Arc::new(Mutex::new(Vec::<(String, u64, Recovered)>::new()));
     let on_recovered: RecoveryHook = {
         let recoveries = recoveries.clone();
@@ -228,7 +243,10 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                     // Reached only when the service stopped itself (not when killed).
                     tracer(name, format!("stopped: {err}"));
                     if !expected(&err) {
-                        errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!("{name}: {err}"));
+                        errors
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(Problem::ServiceError { node: name.to_string(), error: err.to_string() });
                     }
                     stopped.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string());
                 }
@@ -489,12 +507,12 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             break;
         }
         if start.elapsed() > deadline {
-            errors.lock().unwrap_or_else(|e| e.into_inner()).push(format!(
-                "liveness: not converged 120 s after faults stopped ({} of {clients} clients done); \
+            errors.lock().unwrap_or_else(|e| e.into_inner()).push(Problem::Liveness(format!(
+                "not converged 120 s after faults stopped ({} of {clients} clients done); \
                  last statuses (ubscore, matching, settlement): {}",
                 done.load(Ordering::SeqCst),
                 last_statuses.lock().unwrap_or_else(|e| e.into_inner())
-            ));
+            )));
             break;
         }
         let self_stopped: Vec<String> =
@@ -513,9 +531,21 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         set_death(name, Death::PowerFailure);
         handle.kill(nodes[name]);
     }
-    let final_state = recover_final(&simfs, &nodes, &cfg).map_err(|e| {
-        errors.lock().unwrap_or_else(|x| x.into_inner()).push(format!("final recovery: {e}"));
+    // A panic in the engine during the final recovery is a finding, not the end of the run.
+    // The final recoveries are recoveries too: the checker judges each one at its point.
+    let final_hook = |name: &str, state: Recovered| on_recovered(name, state);
+    let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        recover_final(&simfs, &nodes, &cfg, &final_hook)
+    }))
+    .unwrap_or_else(|panic| Err(DurableError::Engine(format!("panicked: {}", panic_message(&*panic)))));
+    let final_state = recovered.map_err(|e| {
+        errors.lock().unwrap_or_else(|x| x.into_inner()).push(Problem::FinalRecovery(e.to_string()));
     });
+    let ubs_wal_archive = simfs
+        .disk(nodes["ubscore"])
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .durable_archive(&PathBuf::from("/data/ubscore/wal"));
     let mut faults: BTreeMap<String, u64> = BTreeMap::new();
     let mut crash_points: BTreeMap<String, u64> = BTreeMap::new();
     for name in SERVICES {
@@ -543,7 +573,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     let mut acked = std::mem::take(&mut *acked.lock().unwrap_or_else(|e| e.into_inner()));
     acked.sort_by_key(|(i, _, _)| *i);
     let tails = SERVICES.iter().chain(["world"].iter()).map(|n| (n.to_string(), trace.tail(n))).collect();
-    let errors = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
+    let problems = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
     WorldResult {
         trace_hash: trace.hash(),
         trace_lines: trace.lines(),
@@ -553,11 +583,22 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         faults,
         crash_points,
         acked: acked.into_iter().map(|(_, c, a)| (c, a)).collect(),
-        errors,
+        problems,
+        sent: cfg.commands.clone(),
         final_state: final_state.ok(),
+        ubs_wal_archive,
         tails,
         recoveries: std::mem::take(&mut *recoveries.lock().unwrap_or_else(|e| e.into_inner())),
     }
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// How a kill is written in the trace: power failures as before kinds existed.
@@ -576,6 +617,7 @@ fn recover_final(
     simfs: &SimFs,
     nodes: &BTreeMap<&str, NodeId>,
     cfg: &WorldConfig,
+    on_recovered: &dyn Fn(&str, Recovered),
 ) -> Result<FinalState, DurableError> {
     let fs = |name: &str| -> Arc<dyn FileSystem> {
         let disk = simfs.disk(nodes[name]);
@@ -585,16 +627,16 @@ fn recover_final(
     let root = PathBuf::from("/data");
     let (ubs, _) =
         DurableUbs::open(fs("ubscore"), &root.join("ubscore"), cfg.markets.clone(), cfg.storage, 0)?;
+    on_recovered("ubscore", Recovered::of_ubs(&ubs));
     let (mut me, _) =
         DurableMatching::open(fs("matching"), &root.join("matching"), cfg.markets.clone(), cfg.storage, 0)?;
+    on_recovered("matching", Recovered::of_matching(&me));
     let (settlement, _) =
         DurableSettlement::open(fs("settlement"), &root.join("settlement"), cfg.storage, 0)?;
-    let history = ubs.records_after(0, usize::MAX)?;
-    let entries = ubs.history()?;
+    on_recovered("settlement", Recovered::of_settlement(&settlement));
     // The matching engine re-derives its books after its snapshot and verifies its WAL.
-    let from = me.last_ubs_seq();
-    for r in history.iter().filter(|r| r.seq > from) {
-        me.process(r.seq, me_input(r).as_ref())?;
+    for r in ubs.records_after(me.last_ubs_seq(), usize::MAX)? {
+        me.process(r.seq, me_input(&r).as_ref())?;
     }
     me.commit()?;
     if !me.caught_up() {
@@ -602,5 +644,5 @@ fn recover_final(
             "matching has logged events UBSCore's history does not produce".into(),
         ));
     }
-    Ok(FinalState { ubs, me, settlement, history, entries })
+    Ok(FinalState { ubs, me, settlement })
 }

@@ -89,6 +89,8 @@ pub enum DurableError {
     Divergence(String),
     /// The state machine refused an input (a bug upstream or here).
     Engine(String),
+    /// An assertion failed (a bug): the service stops and recovers from disk.
+    Panicked(String),
 }
 
 impl fmt::Display for DurableError {
@@ -99,6 +101,7 @@ impl fmt::Display for DurableError {
             DurableError::Codec { what, error } => write!(f, "{what}: {error}"),
             DurableError::Divergence(e) => write!(f, "recovery diverged: {e}"),
             DurableError::Engine(e) => write!(f, "engine: {e}"),
+            DurableError::Panicked(e) => write!(f, "panicked: {e}"),
         }
     }
 }

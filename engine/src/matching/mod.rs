@@ -100,6 +100,15 @@ impl MatchingEngine {
         }
     }
 
+    /// The order-id index (which book each resting order is in), sorted by order id: what
+    /// cancels and fills are looked up by. Must list exactly the resting orders.
+    pub fn index_entries(&self) -> Vec<(OrderId, SymbolId)> {
+        let mut entries: Vec<(OrderId, SymbolId)> =
+            self.index.iter().map(|(id, l)| (*id, l.symbol)).collect();
+        entries.sort_unstable();
+        entries
+    }
+
     /// Rebuilds the engine from an exported state: books in priority order, and the
     /// order-id index derived from them.
     pub fn from_state(markets: Markets, state: MeState) -> Result<MatchingEngine, String> {

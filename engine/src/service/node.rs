@@ -36,10 +36,31 @@ pub type Tracer = Arc<dyn Fn(&str, String) + Send + Sync>;
 pub enum Recovered {
     /// UBSCore: its state and the last durable WAL sequence number it holds.
     Ubs { wal_seq: u64, state: crate::ubscore::UbsState },
-    /// Matching: its state as loaded (before catching up with UBSCore).
-    Matching { state: crate::matching::MeState },
-    /// Settlement: its ledger.
-    Settlement { ledger: Vec<crate::Trade> },
+    /// Matching: its state as loaded (before catching up with UBSCore), and its order-id
+    /// index (which book each resting order is in).
+    Matching { state: crate::matching::MeState, index: Vec<(crate::OrderId, crate::SymbolId)> },
+    /// Settlement: its ledger and its watermark (the last trade it settled).
+    Settlement { ledger: Vec<crate::Trade>, last_trade_id: crate::TradeId },
+}
+
+impl Recovered {
+    /// UBSCore as just recovered.
+    pub fn of_ubs(ubs: &DurableUbs) -> Recovered {
+        Recovered::Ubs { wal_seq: ubs.wal().durable_seq(), state: ubs.core().export_state() }
+    }
+
+    /// The matching engine as just recovered (before catching up with UBSCore).
+    pub fn of_matching(me: &DurableMatching) -> Recovered {
+        Recovered::Matching { state: me.engine().export_state(), index: me.engine().index_entries() }
+    }
+
+    /// Settlement as just recovered.
+    pub fn of_settlement(settlement: &DurableSettlement) -> Recovered {
+        Recovered::Settlement {
+            ledger: settlement.settlement().ledger().to_vec(),
+            last_trade_id: settlement.settlement().last_trade_id(),
+        }
+    }
 }
 
 /// Where recovered states go (the simulation's checker); `None` outside simulations.
@@ -140,7 +161,7 @@ async fn serve(
         }
         let next = madsim::time::timeout(Duration::from_millis(50), rpc::next_request(&ep)).await;
         let Ok(Ok((from, tag, request))) = next else { continue };
-        let response = handle(request);
+        let response = contain(|| handle(request));
         settle_disk(fs.as_ref()).await;
         match response {
             Ok(r) => rpc::reply(&ep, from, tag, &r).await,
@@ -150,6 +171,20 @@ async fn serve(
             }
         }
     }
+}
+
+/// Runs one step of the service; a panic (a broken assertion) becomes a fatal error, so
+/// that the node stops and is restarted like a crashed process instead of taking the
+/// whole process down with every other node's state.
+fn contain<T>(step: impl FnOnce() -> Result<T, DurableError>) -> Result<T, DurableError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(DurableError::Panicked(message))
+    })
 }
 
 /// What a puller did with a reply: nothing new (back off), or applied (and the result).
@@ -172,7 +207,9 @@ fn spawn_puller<S: Send + 'static>(
         while !fatal.stopped() {
             let req = request(&lock(&state), env.batch);
             let pulled = match rpc::call(&ep, upstream, &req, env.rpc_timeout).await {
-                Some(response) => apply(&mut lock(&state), response),
+                Some(response) => {
+                    contain(|| Ok(apply(&mut lock(&state), response))).unwrap_or_else(|e| Some(Err(e)))
+                }
                 None => None,
             };
             match pulled {
@@ -244,7 +281,7 @@ async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
         info.snapshot_seq,
         info.replayed
     ));
-    env.recovered(|| Recovered::Ubs { wal_seq: ubs.wal().durable_seq(), state: ubs.core().export_state() });
+    env.recovered(|| Recovered::of_ubs(&ubs));
     let (ep, state, fatal) = attach(&env, env.addrs.ubscore, ubs).await?;
     // Pull the ME's durable events after the applied watermark.
     spawn_puller(
@@ -299,7 +336,7 @@ async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
         info.snapshot_seq,
         info.replayed
     ));
-    env.recovered(|| Recovered::Matching { state: me.engine().export_state() });
+    env.recovered(|| Recovered::of_matching(&me));
     let (ep, state, fatal) = attach(&env, env.addrs.matching, me).await?;
     // Pull UBSCore's durable records after the consumed watermark.
     spawn_puller(
@@ -347,7 +384,7 @@ async fn settlement(env: NodeEnv) -> Result<Infallible, DurableError> {
         settlement.durable_trade_id(),
         info.snapshot_seq
     ));
-    env.recovered(|| Recovered::Settlement { ledger: settlement.settlement().ledger().to_vec() });
+    env.recovered(|| Recovered::of_settlement(&settlement));
     let (ep, state, fatal) = attach(&env, env.addrs.settlement, settlement).await?;
     // Pull the ME's durable trades after the settled watermark.
     spawn_puller(

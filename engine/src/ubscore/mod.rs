@@ -167,6 +167,7 @@ impl UbsCore {
 
     /// Validates, de-duplicates and applies one client command.
     pub fn submit(&mut self, command: Command) -> Submission {
+        let command = planted_normalisation(command);
         if let Some(outcome) = self.dedup.lookup(&command) {
             return Submission { ack: Ack { outcome, seq: None }, record: None, forward: None };
         }
@@ -385,5 +386,24 @@ impl UbsCore {
     /// The de-duplication table.
     pub fn dedup(&self) -> &DedupTable {
         &self.dedup
+    }
+}
+
+/// The planted normalisation bug: a GTC sell's price is rounded down to a multiple of 100
+/// before the command is applied and logged. Everything downstream agrees with the log;
+/// only a checker that compares the log with what clients sent can tell.
+#[inline]
+fn planted_normalisation(command: Command) -> Command {
+    match command {
+        Command::Place(mut order)
+            if crate::bugs::planted(crate::bugs::Bug::NormalisedBeforeLog)
+                && order.kind == crate::OrderKind::Gtc
+                && order.side == crate::Side::Sell
+                && order.price >= 100 =>
+        {
+            order.price -= order.price % 100;
+            Command::Place(order)
+        }
+        other => other,
     }
 }

@@ -1,10 +1,28 @@
-//! The checker: invariants and state equivalence between the engine and the model.
+//! The checker: the judge of every run. `history` holds the agreed history against what the
+//! clients sent and were told, `recovery` every recovery against the model at its point,
+//! `final_state` the end state, `invariants` the rules any state must keep; every finding
+//! is a typed [`Violation`].
 
+pub mod archive;
+#[cfg(madsim)]
+mod final_state;
+#[cfg(madsim)]
+pub mod history;
 mod invariants;
+#[cfg(madsim)]
+pub mod recovery;
 mod view;
+mod violation;
 
 pub use invariants::{check_event_log, check_state};
 pub use view::ExchangeView;
+pub use violation::Violation;
+
+#[cfg(madsim)]
+pub use judge::judge;
+
+#[cfg(madsim)]
+mod judge;
 
 use crate::model::Model;
 use engine::Pipeline;
@@ -35,21 +53,25 @@ pub fn compare(engine: &Pipeline, model: &Model) -> Result<(), String> {
     first_difference("me events", model.events(), engine.events())?;
     first_difference("settlement ledger", model.ledger(), engine.settlement().ledger())?;
     let (want, got) = (ExchangeView::of_model(model), ExchangeView::of_engine(engine));
-    if want != got {
-        let fields: [(&str, String, String); 7] = [
-            ("balances", format!("{:?}", want.balances), format!("{:?}", got.balances)),
-            ("supply", format!("{:?}", want.supply), format!("{:?}", got.supply)),
-            ("books", format!("{:?}", want.books), format!("{:?}", got.books)),
-            ("locks", format!("{:?}", want.locks), format!("{:?}", got.locks)),
-            ("next_ubs_seq", want.next_ubs_seq.to_string(), got.next_ubs_seq.to_string()),
-            ("events", want.events.to_string(), got.events.to_string()),
-            ("trades", want.trades.to_string(), got.trades.to_string()),
-        ];
-        for (name, w, g) in fields {
-            if w != g {
-                return Err(format!("state.{name}:\n  expected (model): {w}\n  actual (engine):  {g}"));
-            }
-        }
+    match view_difference(&want, &got) {
+        Some((name, w, g)) => Err(format!("state.{name}:\n  expected (model): {w}\n  actual (engine):  {g}")),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The first field in which two views differ: (name, expected, actual).
+pub fn view_difference(want: &ExchangeView, got: &ExchangeView) -> Option<(&'static str, String, String)> {
+    if want == got {
+        return None;
+    }
+    let fields: [(&str, String, String); 7] = [
+        ("balances", format!("{:?}", want.balances), format!("{:?}", got.balances)),
+        ("supply", format!("{:?}", want.supply), format!("{:?}", got.supply)),
+        ("books", format!("{:?}", want.books), format!("{:?}", got.books)),
+        ("locks", format!("{:?}", want.locks), format!("{:?}", got.locks)),
+        ("next_ubs_seq", want.next_ubs_seq.to_string(), got.next_ubs_seq.to_string()),
+        ("events", want.events.to_string(), got.events.to_string()),
+        ("trades", want.trades.to_string(), got.trades.to_string()),
+    ];
+    fields.into_iter().find(|(_, w, g)| w != g)
 }

@@ -61,12 +61,28 @@ pub struct Model {
     staged: Vec<Delta>,
     /// Balance changes of events not yet applied (deferred mode).
     pending: BTreeMap<EventId, Vec<Delta>>,
+    /// What UBSCore holds frozen per open order: locked when the order is accepted,
+    /// spent by trades and released by the close, as UBSCore applies the events.
+    ubs_locks: BTreeMap<OrderId, (UserId, AssetId, Amount)>,
+    /// Lock changes of the event being built.
+    staged_locks: Vec<LockChange>,
+    /// Lock changes of events not yet applied (deferred mode).
+    pending_locks: BTreeMap<EventId, Vec<LockChange>>,
     /// The last event whose balance changes were applied.
     applied: EventId,
 }
 
 /// One balance change of an event: (user, asset, Δavail, Δfrozen).
 type Delta = (UserId, AssetId, i128, i128);
+
+/// One change of an event to UBSCore's per-order locks.
+#[derive(Clone, Copy, Debug)]
+enum LockChange {
+    /// A trade spent this much of the order's lock.
+    Spend(OrderId, Amount),
+    /// The order closed: whatever it held is released.
+    Close(OrderId),
+}
 
 impl Model {
     /// An exchange whose matching results reach the balances when UBSCore applies them:
@@ -88,6 +104,8 @@ impl Model {
         }
         let deltas = self.pending.remove(&event.event_id).unwrap_or_default();
         self.apply_deltas(&deltas);
+        let locks = self.pending_locks.remove(&event.event_id).unwrap_or_default();
+        self.apply_lock_changes(&locks);
         self.applied = event.event_id;
         Ok(())
     }
@@ -113,6 +131,9 @@ impl Model {
             deferred: false,
             staged: Vec::new(),
             pending: BTreeMap::new(),
+            ubs_locks: BTreeMap::new(),
+            staged_locks: Vec::new(),
+            pending_locks: BTreeMap::new(),
             applied: 0,
         }
     }
@@ -197,6 +218,7 @@ impl Model {
         let row = self.balances.entry((order.user, lock_asset)).or_default();
         row.avail -= lock;
         row.frozen += lock;
+        self.ubs_locks.insert(order.order_id, (order.user, lock_asset, lock));
 
         let mut taker = ModelOrder { order, filled: 0, lock_asset, lock_left: lock };
         // Match: repeatedly take the best crossing maker on the other side.
@@ -237,6 +259,9 @@ impl Model {
             let improvement = (u128::from(buy.order.price - maker_price) * u128::from(qty) / unit) as u64;
             buy.lock_left -= value + improvement;
             sell.lock_left -= qty;
+            let (buy_id, sell_id) = (buy.order.order_id, sell.order.order_id);
+            self.staged_locks.push(LockChange::Spend(buy_id, value + improvement));
+            self.staged_locks.push(LockChange::Spend(sell_id, qty));
             let (buyer, seller) = (buy.order.user, sell.order.user);
             self.change(buyer, symbol.quote, improvement as i128, -((value + improvement) as i128));
             self.change(buyer, symbol.base, qty as i128, 0);
@@ -284,6 +309,7 @@ impl Model {
     fn close(&mut self, seq: UbsSeq, order: &ModelOrder, reason: CloseReason) {
         let left = order.lock_left as i128;
         self.change(order.order.user, order.lock_asset, left, -left);
+        self.staged_locks.push(LockChange::Close(order.order.order_id));
         let kind =
             MeEventKind::OrderClosed { order_id: order.order.order_id, user: order.order.user, reason };
         self.emit(seq, kind);
@@ -309,11 +335,29 @@ impl Model {
         let event_id = self.events.len() as EventId + 1;
         self.events.push(MeEvent { event_id, ubs_seq, kind });
         let deltas = std::mem::take(&mut self.staged);
+        let locks = std::mem::take(&mut self.staged_locks);
         if self.deferred {
             self.pending.insert(event_id, deltas);
+            self.pending_locks.insert(event_id, locks);
         } else {
             self.apply_deltas(&deltas);
+            self.apply_lock_changes(&locks);
             self.applied = event_id;
+        }
+    }
+
+    fn apply_lock_changes(&mut self, changes: &[LockChange]) {
+        for change in changes {
+            match *change {
+                LockChange::Spend(order_id, amount) => {
+                    let lock =
+                        self.ubs_locks.get_mut(&order_id).expect("a trade of an order the model locked");
+                    lock.2 = lock.2.checked_sub(amount).expect("model lock went negative");
+                }
+                LockChange::Close(order_id) => {
+                    self.ubs_locks.remove(&order_id).expect("a close of an order the model locked");
+                }
+            }
         }
     }
 
@@ -363,6 +407,17 @@ impl Model {
             });
         }
         books
+    }
+
+    /// What UBSCore holds frozen per open order after the events applied so far:
+    /// order → (user, asset, amount). Equals [`Model::locks`] once every event is applied.
+    pub fn ubs_locks(&self) -> &BTreeMap<OrderId, (UserId, AssetId, Amount)> {
+        &self.ubs_locks
+    }
+
+    /// The de-duplication table: the first command under each id and its outcome.
+    pub fn dedup(&self) -> &BTreeMap<CommandKey, (Command, Outcome)> {
+        &self.seen
     }
 
     /// What each resting order still holds frozen: order → (user, asset, amount).

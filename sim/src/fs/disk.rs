@@ -88,6 +88,19 @@ pub struct Disk {
     next_death: Death,
     /// The node's death has been resolved and it has not been revived since.
     resolved: bool,
+    /// Every version of every file that an fsync made durable, kept even after the file
+    /// is removed: the simulator's own record of what the disk ever promised to keep.
+    archive: BTreeMap<Ino, Archived>,
+}
+
+/// The durable versions of one file, as fsyncs made them.
+#[derive(Clone, Debug, Default)]
+struct Archived {
+    /// Where the file was when last fsynced.
+    path: PathBuf,
+    /// Distinct durable contents, oldest first; a version that extends the previous one
+    /// (an append) replaces it.
+    versions: Vec<Vec<u8>>,
 }
 
 fn crashed() -> io::Error {
@@ -158,6 +171,7 @@ impl Disk {
             owed_latency_us: 0,
             next_death: Death::PowerFailure,
             resolved: false,
+            archive: BTreeMap::new(),
         }
     }
 
@@ -429,9 +443,30 @@ impl Disk {
         Ok(())
     }
 
+    /// Every durable version of every file under `dir` that an fsync ever produced,
+    /// including files removed since: (path when last fsynced, content), in inode order.
+    pub fn durable_archive(&self, dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        self.archive
+            .values()
+            .filter(|a| a.path.starts_with(dir))
+            .flat_map(|a| a.versions.iter().map(|v| (a.path.clone(), v.clone())))
+            .collect()
+    }
+
+    fn archive_synced(&mut self, ino: Ino, path: &Path) {
+        let Some(Node::File(f)) = self.nodes.get(&ino) else { return };
+        let entry = self.archive.entry(ino).or_default();
+        entry.path = path.to_path_buf();
+        match entry.versions.last_mut() {
+            Some(last) if f.durable.starts_with(last) => last.extend_from_slice(&f.durable[last.len()..]),
+            _ => entry.versions.push(f.durable.clone()),
+        }
+    }
+
     /// Makes a file's pending writes durable (or, on an injected EIO, drops them).
     pub fn sync_file(&mut self, path: &Path) -> io::Result<()> {
         let fail = self.roll(self.config.eio_fsync);
+        let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
         let f = self.file_mut(path)?;
         let pending = std::mem::take(&mut f.pending);
         if fail {
@@ -446,6 +481,7 @@ impl Disk {
                 Pending::Truncate { len } => f.durable.resize(len as usize, 0),
             }
         }
+        self.archive_synced(ino, path);
         Ok(())
     }
 

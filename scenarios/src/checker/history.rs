@@ -1,0 +1,64 @@
+//! The agreed history (UBSCore's committed WAL) against what the clients know: every entry
+//! is, byte for byte, a command some client sent, each command id appears once, and every
+//! acknowledgement is in it with exactly the acknowledged outcome. Nothing here takes the
+//! engine's word: the sent commands and the acks come from the simulated clients.
+
+use super::Violation;
+use engine::{Ack, Command, CommandKey, Outcome, RejectReason, UbsRecord};
+use std::collections::BTreeMap;
+
+/// Every history entry was sent by a client, and no command id appears twice.
+pub fn check_sent(history: &[UbsRecord], sent: &[Command]) -> Result<(), Violation> {
+    let mut by_key: BTreeMap<CommandKey, Vec<&Command>> = BTreeMap::new();
+    for command in sent {
+        by_key.entry(command.key()).or_default().push(command);
+    }
+    let mut seen: BTreeMap<CommandKey, u64> = BTreeMap::new();
+    for r in history {
+        let candidates = by_key.get(&r.command.key()).map(Vec::as_slice).unwrap_or_default();
+        if !candidates.contains(&&r.command) {
+            return Err(Violation::ForeignCommand {
+                seq: r.seq,
+                logged: format!("{:?}", r.command),
+                sent: candidates.first().map(|c| format!("{c:?}")),
+            });
+        }
+        if seen.insert(r.command.key(), r.seq).is_some() {
+            return Err(Violation::DuplicateCommand { seq: r.seq, command: format!("{:?}", r.command) });
+        }
+    }
+    Ok(())
+}
+
+/// Every acknowledged command is in the history with the acknowledged outcome: a fresh
+/// acknowledgement (with a sequence number) names its own entry; a retry's names the first
+/// outcome of the same command, or `DuplicateId` for another command reusing the id.
+pub fn check_acks(history: &[UbsRecord], acked: &[(Command, Ack)]) -> Result<(), Violation> {
+    let by_key: BTreeMap<CommandKey, &UbsRecord> = history.iter().map(|r| (r.command.key(), r)).collect();
+    for (command, ack) in acked {
+        let Some(r) = by_key.get(&command.key()) else {
+            return Err(Violation::LostAck { command: format!("{command:?}"), ack: format!("{ack:?}") });
+        };
+        let expected = match ack.seq {
+            Some(seq) if r.command != *command || seq != r.seq => {
+                return Err(Violation::ForeignCommand {
+                    seq: r.seq,
+                    logged: format!("{:?}", r.command),
+                    sent: Some(format!("{command:?} (acknowledged as entry {seq})")),
+                });
+            }
+            Some(_) => r.outcome,
+            None if r.command == *command => r.outcome,
+            None => Outcome::Rejected(RejectReason::DuplicateId),
+        };
+        if ack.outcome != expected {
+            return Err(Violation::OutcomeMismatch {
+                seq: r.seq,
+                against: "acknowledgement".into(),
+                expected: format!("{:?}", ack.outcome),
+                actual: format!("{expected:?} ({r:?})"),
+            });
+        }
+    }
+    Ok(())
+}

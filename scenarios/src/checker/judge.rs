@@ -1,0 +1,72 @@
+//! The verdict on a finished world: the world's own problems first, then the history
+//! against the clients, every recovery against the model at its point, the acknowledgements
+//! and the final state.
+
+use super::recovery::RecoveryPoints;
+use super::{Violation, archive, final_state, history};
+use crate::model::Model;
+use engine::durable::UbsEntry;
+use engine::{Markets, UbsRecord};
+use sim::world::{Problem, WorldResult};
+
+/// The first violation of a finished world, if any. The oracle speaks first: the history
+/// the disk recorded, judged against the clients and the model, with every recovery; then
+/// what the world saw (a service failing, no convergence); then the final state.
+pub fn judge(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
+    let entries = archive::history(&result.ubs_wal_archive)?;
+    let history: Vec<UbsRecord> = entries
+        .iter()
+        .filter_map(|e| match e {
+            UbsEntry::Command(r) => Some(*r),
+            UbsEntry::Event(_) => None,
+        })
+        .collect();
+    history::check_sent(&history, &result.sent)?;
+    let model = replay(result, markets, &entries)?;
+    history::check_acks(&history, &result.acked)?;
+    if let Some(problem) = result.problems.first() {
+        return Err(match problem.clone() {
+            Problem::ServiceError { node, error } => Violation::ServiceError { service: node, error },
+            Problem::Liveness(detail) => Violation::Liveness { detail },
+            Problem::FinalRecovery(error) => Violation::Unrecoverable { error },
+        });
+    }
+    let f = result.final_state.as_ref().ok_or_else(|| Violation::Unrecoverable {
+        error: "the services could not be recovered from disk".into(),
+    })?;
+    final_state::check(f, &model)
+}
+
+/// Replays the history into the model. UBSCore's WAL interleaves commands with the ME
+/// events it applied; each command's outcome depends on the events applied before it, so
+/// the model replays both. On the way, every recovery is judged at its point of history.
+fn replay(result: &WorldResult, markets: &Markets, entries: &[UbsEntry]) -> Result<Model, Violation> {
+    let mut points = RecoveryPoints::new(&result.recoveries);
+    let mut model = Model::deferred(markets.clone());
+    points.check_at_wal(&model, 0)?;
+    points.check_at_ubs_seq(&model, 0)?;
+    for (i, entry) in entries.iter().enumerate() {
+        match entry {
+            UbsEntry::Command(r) => {
+                let ack = model.submit(r.command);
+                if ack.seq != Some(r.seq) || ack.outcome != r.outcome {
+                    return Err(Violation::OutcomeMismatch {
+                        seq: r.seq,
+                        against: "model".into(),
+                        expected: format!("{ack:?}"),
+                        actual: format!("{r:?}"),
+                    });
+                }
+                points.check_at_ubs_seq(&model, r.seq)?;
+            }
+            UbsEntry::Event(e) => model.apply_event(e).map_err(|detail| Violation::LogMismatch {
+                log: "events applied by ubscore".into(),
+                detail,
+            })?,
+        }
+        points.check_at_wal(&model, i as u64 + 1)?;
+    }
+    points.check_settlement(&model)?;
+    points.check_all_placed(entries.len() as u64, model.history().len() as u64)?;
+    Ok(model)
+}

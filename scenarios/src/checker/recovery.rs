@@ -1,0 +1,202 @@
+//! Every recovery of every service, judged at the point of history it recovered to: all of
+//! its state against the model replayed to that point. A recovery that cannot be placed on
+//! the history is a violation of its own.
+
+use super::Violation;
+use crate::model::Model;
+use engine::service::Recovered;
+use engine::{OrderId, SymbolId, Trade};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+
+/// A matching recovery: (its index, its state, its order index).
+type MeRecovery<'r> = (usize, &'r engine::matching::MeState, &'r [(OrderId, SymbolId)]);
+
+/// The recoveries of a run, indexed by the point of history each recovered to.
+pub struct RecoveryPoints<'r> {
+    /// UBSCore recoveries by the number of WAL entries they hold.
+    ubs: BTreeMap<u64, Vec<(usize, &'r engine::ubscore::UbsState)>>,
+    /// Matching recoveries by the last `ubs_seq` their state covers, with their index.
+    me: BTreeMap<u64, Vec<MeRecovery<'r>>>,
+    /// Settlement recoveries: (index, ledger, watermark).
+    settlement: Vec<(usize, &'r [Trade], u64)>,
+    /// The recoveries judged so far.
+    judged: BTreeSet<usize>,
+}
+
+fn mismatch<T: Debug>(service: &str, recovery: usize, at: u64, field: &str, want: T, got: T) -> Violation {
+    Violation::RecoveryMismatch {
+        service: service.into(),
+        recovery,
+        at,
+        field: field.into(),
+        expected: format!("{want:?}"),
+        actual: format!("{got:?}"),
+    }
+}
+
+/// The first key whose values differ between two maps, with both values.
+fn first_key_difference<'m, K: Ord + Copy + Debug, V: PartialEq + Debug>(
+    want: &'m BTreeMap<K, V>,
+    got: &'m BTreeMap<K, V>,
+) -> Option<(K, Option<&'m V>, Option<&'m V>)> {
+    want.keys().chain(got.keys()).find(|k| want.get(k) != got.get(k)).map(|k| (*k, want.get(k), got.get(k)))
+}
+
+impl<'r> RecoveryPoints<'r> {
+    /// Indexes `recoveries` (as the world recorded them).
+    pub fn new<N>(recoveries: &'r [(N, u64, Recovered)]) -> RecoveryPoints<'r> {
+        let mut p = RecoveryPoints {
+            ubs: BTreeMap::new(),
+            me: BTreeMap::new(),
+            settlement: Vec::new(),
+            judged: BTreeSet::new(),
+        };
+        for (i, (_, _, r)) in recoveries.iter().enumerate() {
+            match r {
+                Recovered::Ubs { wal_seq, state } => p.ubs.entry(*wal_seq).or_default().push((i, state)),
+                Recovered::Matching { state, index } => {
+                    p.me.entry(state.last_ubs_seq).or_default().push((i, state, index))
+                }
+                Recovered::Settlement { ledger, last_trade_id } => {
+                    p.settlement.push((i, ledger, *last_trade_id))
+                }
+            }
+        }
+        p
+    }
+
+    /// UBSCore recovered to `wal_seq` entries must hold all of the model's UBSCore state
+    /// there: balances, supply, per-order locks, the de-duplication table and counters.
+    pub fn check_at_wal(&mut self, model: &Model, wal_seq: u64) -> Result<(), Violation> {
+        for (i, state) in self.ubs.get(&wal_seq).into_iter().flatten() {
+            self.judged.insert(*i);
+            let fail =
+                |field: &str, want: String, got: String| mismatch("ubscore", *i, wal_seq, field, want, got);
+            let got: BTreeMap<_, _> =
+                state.balances.iter().filter(|(_, b)| b.avail != 0 || b.frozen != 0).copied().collect();
+            if let Some((key, want, got)) = first_key_difference(&model.balances(), &got) {
+                return Err(fail(&format!("balance of {key:?}"), format!("{want:?}"), format!("{got:?}")));
+            }
+            let got: BTreeMap<_, _> = state.supply.iter().filter(|(_, s)| *s != 0).copied().collect();
+            let want: BTreeMap<_, _> = model.net_deposits().into_iter().filter(|(_, s)| *s != 0).collect();
+            if let Some((asset, want, got)) = first_key_difference(&want, &got) {
+                return Err(fail(
+                    &format!("supply of asset {asset}"),
+                    format!("{want:?}"),
+                    format!("{got:?}"),
+                ));
+            }
+            let got: BTreeMap<_, _> =
+                state.open.iter().map(|(id, l)| (*id, (l.user, l.asset, l.remaining_lock))).collect();
+            if let Some((order, want, got)) = first_key_difference(model.ubs_locks(), &got) {
+                return Err(fail(&format!("lock of order {order}"), format!("{want:?}"), format!("{got:?}")));
+            }
+            let got: BTreeMap<_, _> = state.dedup.iter().copied().collect();
+            if let Some((key, want, got)) = first_key_difference(model.dedup(), &got) {
+                return Err(fail(&format!("de-dup entry {key:?}"), format!("{want:?}"), format!("{got:?}")));
+            }
+            let want_next = model.history().len() as u64 + 1;
+            if state.next_seq != want_next {
+                return Err(fail("next ubs_seq", want_next.to_string(), state.next_seq.to_string()));
+            }
+            if state.last_event_id != model.applied_event_id() {
+                return Err(fail(
+                    "last applied ME event",
+                    model.applied_event_id().to_string(),
+                    state.last_event_id.to_string(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The matching engine recovered to `ubs_seq` must hold the model's books (priority
+    /// order), an order index listing exactly the resting orders, and its counters.
+    pub fn check_at_ubs_seq(&mut self, model: &Model, ubs_seq: u64) -> Result<(), Violation> {
+        for (i, state, index) in self.me.get(&ubs_seq).into_iter().flatten() {
+            self.judged.insert(*i);
+            let fail =
+                |field: &str, want: String, got: String| mismatch("matching", *i, ubs_seq, field, want, got);
+            let books = model.books();
+            if state.books != books {
+                let symbol =
+                    books.keys().chain(state.books.keys()).find(|s| books.get(s) != state.books.get(s));
+                let (want, got) = symbol.map_or((None, None), |s| (books.get(s), state.books.get(s)));
+                return Err(fail(
+                    &format!("book of symbol {symbol:?}"),
+                    format!("{want:?}"),
+                    format!("{got:?}"),
+                ));
+            }
+            let mut want_index: Vec<(OrderId, SymbolId)> =
+                books.values().flatten().map(|o| (o.order_id, o.symbol)).collect();
+            want_index.sort_unstable();
+            if **index != want_index {
+                return Err(fail("order index", format!("{want_index:?}"), format!("{index:?}")));
+            }
+            let want_event = model.events().len() as u64 + 1;
+            if state.next_event_id != want_event {
+                return Err(fail("next event id", want_event.to_string(), state.next_event_id.to_string()));
+            }
+            let want_trade = model.ledger().len() as u64 + 1;
+            if state.next_trade_id != want_trade {
+                return Err(fail("next trade id", want_trade.to_string(), state.next_trade_id.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every recovered settlement ledger is a prefix of the model's trades, and its
+    /// watermark is its last trade.
+    pub fn check_settlement(&mut self, model: &Model) -> Result<(), Violation> {
+        for (i, ledger, last) in &self.settlement {
+            self.judged.insert(*i);
+            let at = ledger.len() as u64;
+            if ledger.len() > model.ledger().len() {
+                return Err(Violation::UnplacedRecovery {
+                    service: "settlement".into(),
+                    recovery: *i,
+                    at,
+                    history: model.ledger().len() as u64,
+                });
+            }
+            if let Some(k) = (0..ledger.len()).find(|k| ledger[*k] != model.ledger()[*k]) {
+                return Err(mismatch(
+                    "settlement",
+                    *i,
+                    at,
+                    &format!("ledger[{k}]"),
+                    model.ledger()[k],
+                    ledger[k],
+                ));
+            }
+            if *last != at {
+                return Err(mismatch("settlement", *i, at, "last settled trade id", at, *last));
+            }
+        }
+        Ok(())
+    }
+
+    /// After the whole history was replayed: a recovery never judged claimed a point the
+    /// history never reached.
+    pub fn check_all_placed(&self, history_entries: u64, history_seq: u64) -> Result<(), Violation> {
+        let unplaced = |service: &str, recovery: usize, at: u64, history: u64| Violation::UnplacedRecovery {
+            service: service.into(),
+            recovery,
+            at,
+            history,
+        };
+        for (at, list) in &self.ubs {
+            if let Some((i, _)) = list.iter().find(|(i, _)| !self.judged.contains(i)) {
+                return Err(unplaced("ubscore", *i, *at, history_entries));
+            }
+        }
+        for (at, list) in &self.me {
+            if let Some((i, _, _)) = list.iter().find(|(i, _, _)| !self.judged.contains(i)) {
+                return Err(unplaced("matching", *i, *at, history_seq));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! What the checker can find, typed: each violation names the rule it breaks and carries
+//! the evidence (what was expected, what was found, where). Reports, JSON and JUnit carry
+//! the kind; tests assert which kind catches which bug.
+
+use serde::Serialize;
+use std::fmt;
+
+/// A broken rule, with its evidence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Violation {
+    /// The durable history itself is broken: an entry made durable twice with different
+    /// bytes, a hole, or a durable entry that does not decode.
+    HistoryBroken {
+        /// What is wrong, where.
+        detail: String,
+    },
+    /// An acknowledged command is not in the agreed history.
+    LostAck {
+        /// The command a client sent and got acknowledged.
+        command: String,
+        /// The acknowledgement it got.
+        ack: String,
+    },
+    /// A command in the history that no client sent, byte for byte.
+    ForeignCommand {
+        /// Its sequence number.
+        seq: u64,
+        /// What the history holds.
+        logged: String,
+        /// What a client sent under the same id, if any did.
+        sent: Option<String>,
+    },
+    /// A command id appears twice in the history.
+    DuplicateCommand {
+        /// The second occurrence's sequence number.
+        seq: u64,
+        /// The command.
+        command: String,
+    },
+    /// An outcome differs: the model's for a history entry, or the history's for an ack.
+    OutcomeMismatch {
+        /// The history entry's sequence number.
+        seq: u64,
+        /// Who disagrees with the history: `model` or `acknowledgement`.
+        against: String,
+        /// What the model (or the acknowledgement) says.
+        expected: String,
+        /// What the history says.
+        actual: String,
+    },
+    /// A service's state right after a recovery differs from the model at that point.
+    RecoveryMismatch {
+        /// The service.
+        service: String,
+        /// The recovery's index among all recoveries of the run.
+        recovery: usize,
+        /// The point of history it recovered to (UBSCore: WAL seq; matching: ubs_seq;
+        /// settlement: trades).
+        at: u64,
+        /// The field that differs.
+        field: String,
+        /// The model's value.
+        expected: String,
+        /// The recovered value.
+        actual: String,
+    },
+    /// A recovery to a point the agreed history never reached.
+    UnplacedRecovery {
+        /// The service.
+        service: String,
+        /// The recovery's index.
+        recovery: usize,
+        /// The point it claims.
+        at: u64,
+        /// How far the history goes.
+        history: u64,
+    },
+    /// The final recovered state differs from the model's.
+    StateMismatch {
+        /// The field that differs.
+        field: String,
+        /// The model's value.
+        expected: String,
+        /// The engine's value.
+        actual: String,
+    },
+    /// A log (the ME's events, the settlement ledger) differs from the model's.
+    LogMismatch {
+        /// Which log.
+        log: String,
+        /// The first difference.
+        detail: String,
+    },
+    /// An invariant (conservation, exact frozen amounts, uncrossed books …) is broken.
+    Invariant {
+        /// Which, and how.
+        detail: String,
+    },
+    /// Under media faults, acknowledged data was lost or changed and no service noticed.
+    SilentCorruption {
+        /// What the checker found.
+        found: Box<Violation>,
+    },
+    /// A service stopped with an error the injected faults do not explain.
+    ServiceError {
+        /// The service.
+        service: String,
+        /// Its error.
+        error: String,
+    },
+    /// The exchange did not converge after faults stopped.
+    Liveness {
+        /// The last watermarks seen.
+        detail: String,
+    },
+    /// The services could not be recovered from their disks at the end.
+    Unrecoverable {
+        /// The error.
+        error: String,
+    },
+    /// The simulated exchange panicked.
+    Panic {
+        /// The panic message.
+        message: String,
+    },
+    /// The in-memory engine diverged from the model (differential scenario).
+    Divergence {
+        /// The first difference.
+        detail: String,
+    },
+}
+
+impl Violation {
+    /// The kind, as carried in reports (`lost-ack`, `recovery-mismatch` …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Violation::HistoryBroken { .. } => "history-broken",
+            Violation::LostAck { .. } => "lost-ack",
+            Violation::ForeignCommand { .. } => "foreign-command",
+            Violation::DuplicateCommand { .. } => "duplicate-command",
+            Violation::OutcomeMismatch { .. } => "outcome-mismatch",
+            Violation::RecoveryMismatch { .. } => "recovery-mismatch",
+            Violation::UnplacedRecovery { .. } => "unplaced-recovery",
+            Violation::StateMismatch { .. } => "state-mismatch",
+            Violation::LogMismatch { .. } => "log-mismatch",
+            Violation::Invariant { .. } => "invariant",
+            Violation::SilentCorruption { .. } => "silent-corruption",
+            Violation::ServiceError { .. } => "service-error",
+            Violation::Liveness { .. } => "liveness",
+            Violation::Unrecoverable { .. } => "unrecoverable",
+            Violation::Panic { .. } => "panic",
+            Violation::Divergence { .. } => "divergence",
+        }
+    }
+
+    /// Whether it says acknowledged or derived data is wrong (as opposed to a service
+    /// failing loudly or not converging).
+    pub fn is_data_loss_or_change(&self) -> bool {
+        matches!(
+            self,
+            Violation::LostAck { .. }
+                | Violation::HistoryBroken { .. }
+                | Violation::ForeignCommand { .. }
+                | Violation::DuplicateCommand { .. }
+                | Violation::OutcomeMismatch { .. }
+                | Violation::RecoveryMismatch { .. }
+                | Violation::UnplacedRecovery { .. }
+                | Violation::StateMismatch { .. }
+                | Violation::LogMismatch { .. }
+                | Violation::Invariant { .. }
+        )
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.kind())?;
+        match self {
+            Violation::HistoryBroken { detail } => f.write_str(detail),
+            Violation::LostAck { command, ack } => {
+                write!(f, "acknowledged command {command} ({ack}) is not in the history")
+            }
+            Violation::ForeignCommand { seq, logged, sent } => match sent {
+                Some(sent) => write!(f, "history entry {seq} holds {logged}, but the client sent {sent}"),
+                None => write!(f, "history entry {seq} holds {logged}, which no client sent"),
+            },
+            Violation::DuplicateCommand { seq, command } => {
+                write!(f, "history entry {seq}: command id of {command} appears twice")
+            }
+            Violation::OutcomeMismatch { seq, against, expected, actual } => write!(
+                f,
+                "history entry {seq}\n  expected ({against}): {expected}\n  actual (history):  {actual}"
+            ),
+            Violation::RecoveryMismatch { service, recovery, at, field, expected, actual } => write!(
+                f,
+                "recovery #{recovery} of {service} (at {at}): {field}\n  expected (model): {expected}\n  actual:           {actual}"
+            ),
+            Violation::UnplacedRecovery { service, recovery, at, history } => write!(
+                f,
+                "recovery #{recovery} of {service} claims point {at}, but the history ends at {history}"
+            ),
+            Violation::StateMismatch { field, expected, actual } => write!(
+                f,
+                "recovered state.{field} differs from the model\n  expected (model): {expected}\n  actual (engine):  {actual}"
+            ),
+            Violation::LogMismatch { log, detail } => write!(f, "{log}: {detail}"),
+            Violation::Invariant { detail } => f.write_str(detail),
+            Violation::SilentCorruption { found } => {
+                write!(f, "media damage went unnoticed by every service; the checker found {found}")
+            }
+            Violation::ServiceError { service, error } => write!(f, "{service}: {error}"),
+            Violation::Liveness { detail } => f.write_str(detail),
+            Violation::Unrecoverable { error } => write!(f, "final recovery: {error}"),
+            Violation::Panic { message } => write!(f, "panicked: {message}"),
+            Violation::Divergence { detail } => f.write_str(detail),
+        }
+    }
+}
