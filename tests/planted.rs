@@ -32,6 +32,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::TrustCacheOnReopen => &["history-broken", "lost-ack"],
         // The log differs from what the client sent; nothing else disagrees.
         Bug::NormalisedBeforeLog => &["foreign-command"],
+        // Damage at rest to the last group commit is cut like a torn write: acknowledged
+        // entries vanish and no service notices.
+        Bug::UnsealedCommits => &["silent-corruption"],
     }
 }
 

@@ -35,11 +35,14 @@ pub enum Bug {
     /// UBSCore normalises an order (rounds a GTC sell's price) before applying and logging
     /// it: the log, the books and every ack agree with each other, not with the client.
     NormalisedBeforeLog,
+    /// Group commits are acknowledged without a seal: damage to the last group at rest looks
+    /// like a torn tail and is cut silently.
+    UnsealedCommits,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -51,6 +54,7 @@ impl Bug {
         Bug::ReplayOffByOne,
         Bug::TrustCacheOnReopen,
         Bug::NormalisedBeforeLog,
+        Bug::UnsealedCommits,
     ];
 
     /// Kebab-case name.
@@ -67,6 +71,7 @@ impl Bug {
             Bug::ReplayOffByOne => "replay-off-by-one",
             Bug::TrustCacheOnReopen => "trust-cache-on-reopen",
             Bug::NormalisedBeforeLog => "normalised-before-log",
+            Bug::UnsealedCommits => "unsealed-commits",
         }
     }
 }

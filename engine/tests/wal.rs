@@ -71,6 +71,20 @@ fn segment_with_records(fs: &Arc<dyn FileSystem>, dir: &Path) -> PathBuf {
         .unwrap()
 }
 
+/// Appends records `from..=to` to the newest segment holding records as one group write
+/// that never finished: no seal follows (the crash came before its fsync returned), so
+/// nothing in it was acknowledged. Their `durable` field says `from - 1` was durable.
+fn write_unsealed_batch(fs: &Arc<dyn FileSystem>, from: u64, to: u64) {
+    let path = segment_with_records(fs, &dir());
+    let header = SegmentHeader::decode(&fs.read_all(&path).unwrap()).unwrap();
+    let mut buf = Vec::new();
+    for seq in from..=to {
+        let p = payload(seq);
+        Record { kind: 1, epoch: header.epoch, seq, durable: from - 1, payload: &p }.encode_into(&mut buf);
+    }
+    fs.append(&path, &buf).unwrap();
+}
+
 #[test]
 fn restart_continues_after_the_durable_prefix() {
     let fs = mem();
@@ -92,7 +106,8 @@ fn restart_continues_after_the_durable_prefix() {
 
 #[test]
 fn every_torn_tail_recovers_the_durable_prefix() {
-    // Two commits: 1..=10, then 11..=20. The second batch's records say 10 was durable.
+    // A commit of 1..=10, then a group write of 11..=20 that never got its seal (its
+    // records say 10 was durable).
     type Tear = fn(&mut Vec<u8>, usize);
     let tears: [(&str, Tear); 7] = [
         ("cut in the last record's header", |b, last| b.truncate(last + 10)),
@@ -107,8 +122,8 @@ fn every_torn_tail_recovers_the_durable_prefix() {
         let fs = mem();
         let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
         write_batch(&mut wal, 1, 10);
-        write_batch(&mut wal, 11, 20);
         drop(wal);
+        write_unsealed_batch(&fs, 11, 20);
         let path = segment_with_records(&fs, &dir());
         let mut bytes = fs.read_all(&path).unwrap();
         let last_record = bytes.len() - (format::RECORD_OVERHEAD + payload(20).len());
@@ -142,14 +157,77 @@ fn damage_to_the_last_unproven_batch_is_a_torn_tail() {
     let fs = mem();
     let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
     write_batch(&mut wal, 1, 10);
-    write_batch(&mut wal, 11, 20);
     drop(wal);
+    write_unsealed_batch(&fs, 11, 20);
     let path = segment_with_records(&fs, &dir());
     let offset = record_offset(&fs.read_all(&path).unwrap(), 15);
     fs.write_at(&path, offset as u64 + 30, b"\xFF").unwrap();
     let (_, seen, rec) = open(&fs, &dir(), WalConfig::default()).unwrap();
     assert_prefix(&seen, 14);
     assert_eq!(rec.truncated.as_ref().map(|t| t.1), Some(offset as u64));
+}
+
+#[test]
+fn damage_to_the_last_committed_batch_is_refused_not_cut() {
+    // 11..=20 were committed: their seal vouches for them, so damage at 15 (or at 20, the
+    // very last entry) is corruption of acknowledged data, not a torn write.
+    for damaged in [15, 20] {
+        let fs = mem();
+        let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
+        write_batch(&mut wal, 1, 10);
+        write_batch(&mut wal, 11, 20);
+        drop(wal);
+        let path = segment_with_records(&fs, &dir());
+        let offset = record_offset(&fs.read_all(&path).unwrap(), damaged);
+        fs.write_at(&path, offset as u64 + 30, b"\xFF").unwrap();
+        match open(&fs, &dir(), WalConfig::default()) {
+            Err(WalError::Corrupt { path: p, offset: o, seq, .. }) => {
+                assert_eq!((p, o, seq), (path.clone(), offset as u64, damaged), "names file, offset and seq")
+            }
+            Err(other) => panic!("entry {damaged}: expected corruption, got {other}"),
+            Ok((_, seen, _)) => {
+                panic!("entry {damaged}: opened with {} entries, cutting committed ones", seen.len())
+            }
+        }
+    }
+}
+
+#[test]
+fn a_damaged_seal_loses_nothing() {
+    let fs = mem();
+    let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
+    write_batch(&mut wal, 1, 10);
+    drop(wal);
+    let seal = dir().join(format::SEAL_FILE);
+    fs.write_at(&seal, 14, b"\xAB").unwrap(); // inside the seal's CRC
+    let (wal, seen, rec) = open(&fs, &dir(), WalConfig::default()).unwrap();
+    assert_prefix(&seen, 10);
+    assert_eq!(rec.truncated, None);
+    assert_eq!(format::decode_seal(&fs.read_all(&seal).unwrap()), Some(10), "sealed anew on open");
+    drop(wal);
+}
+
+#[test]
+fn a_tail_lost_with_everything_after_it_is_refused_by_the_seal() {
+    // Entries 11..=20 and anything that could vouch for them inside the segment are gone
+    // (a lost or misdirected write at rest): only the seal, in its own file, remembers.
+    let fs = mem();
+    let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
+    write_batch(&mut wal, 1, 10);
+    write_batch(&mut wal, 11, 20);
+    drop(wal);
+    let path = segment_with_records(&fs, &dir());
+    let offset = record_offset(&fs.read_all(&path).unwrap(), 11);
+    let len = fs.len(&path).unwrap();
+    fs.write_at(&path, offset as u64, &vec![0u8; (len - offset as u64) as usize]).unwrap();
+    match open(&fs, &dir(), WalConfig::default()) {
+        Err(WalError::Corrupt { path: p, seq, reason, .. }) => {
+            assert_eq!((p, seq), (path, 11), "{reason}");
+            assert!(reason.contains("up to 20"), "{reason}");
+        }
+        Err(other) => panic!("expected corruption, got {other}"),
+        Ok((_, seen, _)) => panic!("opened with {} entries: acknowledged entries cut silently", seen.len()),
+    }
 }
 
 fn record_offset(bytes: &[u8], seq: u64) -> usize {
@@ -219,7 +297,12 @@ fn damage_in_a_sealed_segment_is_corruption_and_segments_must_be_contiguous() {
     }
     assert!(wal.segment_count() > 3);
     drop(wal);
-    let mut names: Vec<_> = fs.list_dir(&dir()).unwrap();
+    let mut names: Vec<_> = fs
+        .list_dir(&dir())
+        .unwrap()
+        .into_iter()
+        .filter(|n| format::parse_segment_name(n).is_some())
+        .collect();
     names.sort_by_key(|n| format::parse_segment_name(n).map(|(e, s)| (s, e)));
     let first = dir().join(&names[0]);
     let len = fs.len(&first).unwrap();
@@ -232,7 +315,12 @@ fn damage_in_a_sealed_segment_is_corruption_and_segments_must_be_contiguous() {
         write_batch(&mut wal, seq, seq);
     }
     drop(wal);
-    let mut names: Vec<_> = fs.list_dir(&dir()).unwrap();
+    let mut names: Vec<_> = fs
+        .list_dir(&dir())
+        .unwrap()
+        .into_iter()
+        .filter(|n| format::parse_segment_name(n).is_some())
+        .collect();
     names.sort_by_key(|n| format::parse_segment_name(n).map(|(e, s)| (s, e)));
     fs.remove_file(&dir().join(&names[1])).unwrap();
     assert!(matches!(open(&fs, &dir(), config).unwrap_err(), WalError::Gap { .. }));

@@ -28,6 +28,9 @@ pub enum Scenario {
     RecoveryCrash,
     /// The newest snapshot is damaged at restart: fallback to the previous one.
     CorruptSnapshot,
+    /// Media faults at rest (bit rot, latent sector errors, lost and misdirected writes),
+    /// aimed at headers, seals, snapshot files and anywhere.
+    Media,
     /// fsync fails with EIO (fsyncgate): the service stops and recovers.
     FsyncEio,
     /// Writes fail with ENOSPC: the service stops and recovers.
@@ -42,7 +45,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 13] = [
+    pub const ALL: [Scenario; 14] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -51,6 +54,7 @@ impl Scenario {
         Scenario::SnapshotCrash,
         Scenario::RecoveryCrash,
         Scenario::CorruptSnapshot,
+        Scenario::Media,
         Scenario::FsyncEio,
         Scenario::DiskFull,
         Scenario::Network,
@@ -78,6 +82,7 @@ impl Scenario {
             Scenario::SnapshotCrash => "snapshot-crash",
             Scenario::RecoveryCrash => "recovery-crash",
             Scenario::CorruptSnapshot => "corrupt-snapshot",
+            Scenario::Media => "media",
             Scenario::FsyncEio => "fsync-eio",
             Scenario::DiskFull => "disk-full",
             Scenario::Network => "network",
@@ -106,6 +111,10 @@ impl Scenario {
             Scenario::RecoveryCrash => "crash points inside recovery, again and again",
             Scenario::CorruptSnapshot => {
                 "the newest snapshot damaged at restart: fallback to the previous one"
+            }
+            Scenario::Media => {
+                "media faults at restart (bit rot, bad sectors, lost/misdirected writes) aimed at headers, \
+                 seals, snapshots; refusing to start is fine, losing data silently is not"
             }
             Scenario::FsyncEio => {
                 "fsync fails with EIO (fsyncgate); the service stops and recovers from disk"
@@ -292,6 +301,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::NonAtomicLatest | Bug::IndexNotRebuilt => Scenario::SnapshotCrash,
         Bug::CrcNotChecked | Bug::SeqReusedAfterBadRecord => Scenario::TornTail,
         Bug::TrustCacheOnReopen => Scenario::ProcessCrash,
+        Bug::UnsealedCommits => Scenario::Media,
         _ => Scenario::Crash,
     }
 }

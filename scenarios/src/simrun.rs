@@ -39,6 +39,12 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             cfg.storage.snapshots = SnapshotPolicy::every(150, 0);
             c.corrupt_snapshot = 0.5;
         }
+        Scenario::Media => {
+            // Small snapshot intervals so that snapshot files exist to be hit.
+            cfg.storage.snapshots = SnapshotPolicy::every(150, 0);
+            c.media = 0.25;
+            c.process_crash = 0.3;
+        }
         Scenario::FsyncEio => cfg.faults.eio_fsync = 0.01,
         Scenario::DiskFull => cfg.faults.enospc_write = 0.01,
         Scenario::Network => {
@@ -79,6 +85,7 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     let snapshot_every = [20, 100, 400, 2_000][r.gen_range(0..4)];
     let partitions = r.gen_bool(0.5);
     let process_crash = maybe(&mut r, 0.5, 1.0);
+    let media = maybe(&mut r, 0.2, 0.3);
     cfg.chaos = Chaos {
         fault_every_ms,
         max_down_ms: 200,
@@ -90,6 +97,7 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
         corrupt_snapshot,
         node_faults: true,
         process_crash,
+        media,
     };
     cfg.faults = FaultConfig {
         lose_write: (1.0 - tear) / 2.0,

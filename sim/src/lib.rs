@@ -4,6 +4,7 @@
 //! filesystem, crash points and network faults build on these.
 
 pub mod fs;
+pub mod media;
 pub mod seed;
 pub mod trace;
 

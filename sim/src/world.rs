@@ -48,6 +48,11 @@ pub struct Chaos {
     /// Probability that a kill or a crash point kills only the process (the page cache
     /// survives) instead of cutting the power.
     pub process_crash: f64,
+    /// Probability that a restarting node finds one media fault on its disk (bit rot, a
+    /// latent sector error, a lost or misdirected write), aimed at the bytes that matter.
+    /// Under media faults a service may refuse to start naming the damage ("corruption
+    /// detected"), which ends the run; it may never lose or change acknowledged data.
+    pub media: f64,
 }
 
 impl Chaos {
@@ -64,6 +69,7 @@ impl Chaos {
             corrupt_snapshot: 0.0,
             node_faults: false,
             process_crash: 0.0,
+            media: 0.0,
         }
     }
 }
@@ -148,6 +154,9 @@ pub struct WorldResult {
     pub ubs_wal_archive: Vec<(PathBuf, Vec<u8>)>,
     /// The last trace lines of every node.
     pub tails: BTreeMap<String, Vec<String>>,
+    /// Under media faults: services that refused to go on because their data is damaged,
+    /// with the error naming the damage. The run ends at the first one.
+    pub corruption_detected: Vec<(String, String)>,
     /// Every recovery of every service, in order: (node, simulated ms, recovered state).
     pub recoveries: Vec<(String, u64, Recovered)>,
 }
@@ -160,6 +169,18 @@ const SERVICES: [&str; 3] = ["ubscore", "matching", "settlement"];
 fn addrs() -> Addrs {
     let a = |i| SocketAddr::from(([10, 0, 0, i], 7000));
     Addrs { ubscore: a(1), matching: a(2), settlement: a(3) }
+}
+
+/// Errors that name damaged durable data (a file, an offset, a missing entry): under media
+/// faults, a service that stops with one of these has detected the damage.
+fn names_damage(e: &DurableError) -> bool {
+    match e {
+        DurableError::Wal(WalError::Corrupt { .. } | WalError::Gap { .. }) => true,
+        DurableError::Wal(WalError::Io { op, .. }) => *op == "read",
+        DurableError::Snapshot(s) => s.op == "read",
+        DurableError::Codec { .. } | DurableError::Divergence(_) | DurableError::WitnessAhead { .. } => true,
+        _ => false,
+    }
 }
 
 /// Service errors that injected faults legitimately cause: the service stops and recovers.
@@ -201,12 +222,15 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         })
     };
     let stopped = Arc::new(Mutex::new(BTreeSet::<String>::new()));
+    let detected = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
+    let media = cfg.chaos.media > 0.0;
 
     // The three services.
     let mut nodes: BTreeMap<&str, NodeId> = BTreeMap::new();
     for (i, name) in SERVICES.iter().enumerate() {
         let (tracer, errors, stopped, markets) =
             (tracer.clone(), errors.clone(), stopped.clone(), cfg.markets.clone());
+        let detected = detected.clone();
         let on_recovered = on_recovered.clone();
         let storage = cfg.storage;
         let node = handle
@@ -216,6 +240,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             .init(move || {
                 let (tracer, errors, stopped, markets) =
                     (tracer.clone(), errors.clone(), stopped.clone(), markets.clone());
+                let detected = detected.clone();
                 let on_recovered = on_recovered.clone();
                 async move {
                     let id = madsim::plugin::node();
@@ -242,6 +267,14 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                     };
                     // Reached only when the service stopped itself (not when killed).
                     tracer(name, format!("stopped: {err}"));
+                    if media && names_damage(&err) {
+                        tracer(name, "corruption detected: the run ends here".into());
+                        detected
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((name.to_string(), err.to_string()));
+                        return;
+                    }
                     if !expected(&err) {
                         errors
                             .lock()
@@ -365,6 +398,11 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                 tracer(name, format!("snapshot corrupted: {}", path.display()));
             }
         }
+        if media && r.gen_bool(cfg.chaos.media.min(1.0)) {
+            if let Some(what) = crate::media::strike(&mut disk, &PathBuf::from("/data").join(name), &mut r) {
+                tracer(name, what);
+            }
+        }
         if cfg.chaos.crash_in_recovery > 0.0 && r.gen_bool(cfg.chaos.crash_in_recovery) {
             let crash = CrashPoint { op: r.gen_range(1..60), before: r.gen_bool(0.5) };
             disk.set_crash_point(Some(crash));
@@ -394,7 +432,8 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         handle.restart(nodes[name]);
         tracer(name, format!("restart ({why})"));
     };
-    while done.load(Ordering::SeqCst) < clients && start.elapsed() < cfg.max_safety {
+    let halted = || !detected.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+    while done.load(Ordering::SeqCst) < clients && start.elapsed() < cfg.max_safety && !halted() {
         let pause = if cfg.chaos.fault_every_ms > 0 {
             chaos_rng.gen_range(1..=2 * cfg.chaos.fault_every_ms)
         } else {
@@ -500,6 +539,9 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     // A converged verdict counts only from a round that started after every client was done.
     let mut first_valid_round = usize::MAX;
     loop {
+        if halted() {
+            break;
+        }
         if done.load(Ordering::SeqCst) == clients && first_valid_round == usize::MAX {
             first_valid_round = rounds.load(Ordering::SeqCst) + 2;
         }
@@ -522,7 +564,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         }
         madsim::time::sleep(Duration::from_millis(50)).await;
     }
-    tracer("world", "converged".into());
+    tracer("world", if halted() { "halted: corruption detected" } else { "converged" }.into());
     let sim_time = start.elapsed();
     let messages = net.stat().msg_count;
 
@@ -539,7 +581,11 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     }))
     .unwrap_or_else(|panic| Err(DurableError::Engine(format!("panicked: {}", panic_message(&*panic)))));
     let final_state = recovered.map_err(|e| {
-        errors.lock().unwrap_or_else(|x| x.into_inner()).push(Problem::FinalRecovery(e.to_string()));
+        if media && names_damage(&e) {
+            detected.lock().unwrap_or_else(|x| x.into_inner()).push(("final recovery".into(), e.to_string()));
+        } else {
+            errors.lock().unwrap_or_else(|x| x.into_inner()).push(Problem::FinalRecovery(e.to_string()));
+        }
     });
     let ubs_wal_archive = simfs
         .disk(nodes["ubscore"])
@@ -574,6 +620,10 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     acked.sort_by_key(|(i, _, _)| *i);
     let tails = SERVICES.iter().chain(["world"].iter()).map(|n| (n.to_string(), trace.tail(n))).collect();
     let problems = std::mem::take(&mut *errors.lock().unwrap_or_else(|e| e.into_inner()));
+    let corruption_detected = std::mem::take(&mut *detected.lock().unwrap_or_else(|e| e.into_inner()));
+    if !corruption_detected.is_empty() {
+        faults.insert("corruption_detected".into(), corruption_detected.len() as u64);
+    }
     WorldResult {
         trace_hash: trace.hash(),
         trace_lines: trace.lines(),
@@ -584,6 +634,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         crash_points,
         acked: acked.into_iter().map(|(_, c, a)| (c, a)).collect(),
         problems,
+        corruption_detected,
         sent: cfg.commands.clone(),
         final_state: final_state.ok(),
         ubs_wal_archive,

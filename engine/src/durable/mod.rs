@@ -91,6 +91,26 @@ pub enum DurableError {
     Engine(String),
     /// An assertion failed (a bug): the service stops and recovers from disk.
     Panicked(String),
+    /// A downstream service holds entries of this service's log beyond its durable end:
+    /// entries once durable (and served) are missing, so the log is damaged. Refused loudly
+    /// rather than served as if nothing happened.
+    WitnessAhead {
+        /// The log.
+        log: &'static str,
+        /// The last entry the downstream service has consumed.
+        downstream: u64,
+        /// The last durable entry here.
+        durable: u64,
+    },
+    /// A pull reply that does not continue the puller's watermark (a gap or a repeat).
+    PullGap {
+        /// The link, e.g. `ubscore → matching`.
+        link: &'static str,
+        /// The id the puller needs next.
+        expected: u64,
+        /// The id the reply holds there.
+        found: u64,
+    },
 }
 
 impl fmt::Display for DurableError {
@@ -102,6 +122,14 @@ impl fmt::Display for DurableError {
             DurableError::Divergence(e) => write!(f, "recovery diverged: {e}"),
             DurableError::Engine(e) => write!(f, "engine: {e}"),
             DurableError::Panicked(e) => write!(f, "panicked: {e}"),
+            DurableError::WitnessAhead { log, downstream, durable } => write!(
+                f,
+                "{log}: a downstream service consumed entries up to {downstream}, but the log is durable only to \
+                 {durable}: acknowledged entries are missing"
+            ),
+            DurableError::PullGap { link, expected, found } => {
+                write!(f, "pull {link}: reply starts at {found}, expected {expected}; refused")
+            }
         }
     }
 }

@@ -187,6 +187,29 @@ fn contain<T>(step: impl FnOnce() -> Result<T, DurableError>) -> Result<T, Durab
     })
 }
 
+/// A downstream service asking for entries after `after` has consumed them: if this log
+/// ends before, durable entries were lost here.
+fn witness(log: &'static str, after: u64, durable: u64) -> Result<(), DurableError> {
+    if after > durable {
+        return Err(DurableError::WitnessAhead { log, downstream: after, durable });
+    }
+    Ok(())
+}
+
+/// A pull reply must continue the puller's watermark exactly: ids `watermark + 1`, `+ 2` …
+fn contiguous(
+    link: &'static str,
+    watermark: u64,
+    ids: impl Iterator<Item = u64>,
+) -> Result<(), DurableError> {
+    for (expected, found) in (watermark + 1..).zip(ids) {
+        if found != expected {
+            return Err(DurableError::PullGap { link, expected, found });
+        }
+    }
+    Ok(())
+}
+
 /// What a puller did with a reply: nothing new (back off), or applied (and the result).
 type Pulled = Option<Result<(), DurableError>>;
 
@@ -293,9 +316,8 @@ async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
         |s: &DurableUbs, max| Request::PullEvents { after: s.core().last_event_id(), max },
         |s, response| match response {
             Response::Events(events) if !events.is_empty() => Some(
-                events
-                    .iter()
-                    .try_for_each(|e| s.apply_event(e).map(|_| ()))
+                contiguous("matching → ubscore", s.core().last_event_id(), events.iter().map(|e| e.event_id))
+                    .and_then(|()| events.iter().try_for_each(|e| s.apply_event(e).map(|_| ())))
                     .and_then(|()| s.commit().map(|_| ())),
             ),
             _ => None,
@@ -311,7 +333,10 @@ async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
                 s.maybe_snapshot(ms_since(start))?;
                 Response::Ack(sub.ack)
             }
-            Request::PullRecords { after, max } => Response::Records(s.records_after(after, max as usize)?),
+            Request::PullRecords { after, max } => {
+                witness("ubscore wal", after, s.durable_ubs_seq())?;
+                Response::Records(s.records_after(after, max as usize)?)
+            }
             Request::Status => Response::Status(Status {
                 ubs_seq: s.durable_ubs_seq(),
                 event_id: s.core().last_event_id(),
@@ -348,9 +373,10 @@ async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
         |s: &DurableMatching, max| Request::PullRecords { after: s.last_ubs_seq(), max },
         move |s, response| match response {
             Response::Records(records) if !records.is_empty() => Some(
-                records
-                    .iter()
-                    .try_for_each(|r| s.process(r.seq, me_input(r).as_ref()).map(|_| ()))
+                contiguous("ubscore → matching", s.last_ubs_seq(), records.iter().map(|r| r.seq))
+                    .and_then(|()| {
+                        records.iter().try_for_each(|r| s.process(r.seq, me_input(r).as_ref()).map(|_| ()))
+                    })
                     .and_then(|()| s.commit().map(|_| ()))
                     .and_then(|()| s.maybe_snapshot(ms_since(start)).map(|_| ())),
             ),
@@ -361,7 +387,10 @@ async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
     Err(serve(ep, fatal, fs, move |request| {
         let s = lock(&state);
         Ok(match request {
-            Request::PullEvents { after, max } => Response::Events(s.events_after(after, max as usize)?),
+            Request::PullEvents { after, max } => {
+                witness("matching wal", after, s.durable_event_id())?;
+                Response::Events(s.events_after(after, max as usize)?)
+            }
             Request::PullTrades { after, max } => Response::Trades(s.trades_after(after, max as usize)?),
             Request::Status => Response::Status(Status {
                 ubs_seq: s.last_ubs_seq(),
@@ -396,11 +425,14 @@ async fn settlement(env: NodeEnv) -> Result<Infallible, DurableError> {
         |s: &DurableSettlement, max| Request::PullTrades { after: s.settlement().last_trade_id(), max },
         move |s, response| match response {
             Response::Trades(trades) if !trades.is_empty() => Some(
-                trades
-                    .iter()
-                    .try_for_each(|t| s.apply(t).map(|_| ()))
-                    .and_then(|()| s.commit().map(|_| ()))
-                    .and_then(|()| s.maybe_checkpoint(ms_since(start)).map(|_| ())),
+                contiguous(
+                    "matching → settlement",
+                    s.settlement().last_trade_id(),
+                    trades.iter().map(|t| t.trade_id),
+                )
+                .and_then(|()| trades.iter().try_for_each(|t| s.apply(t).map(|_| ())))
+                .and_then(|()| s.commit().map(|_| ()))
+                .and_then(|()| s.maybe_checkpoint(ms_since(start)).map(|_| ())),
             ),
             _ => None,
         },

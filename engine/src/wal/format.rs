@@ -127,6 +127,37 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// File name of the WAL's *seal*: one small record, rewritten and fsynced by every group
+/// commit after its entries are durable and before they are acknowledged, naming the last
+/// entry acknowledged. It lives apart from the segments so that damage to a segment's tail
+/// (a lost, torn-at-rest or misdirected write, bit rot) cannot take the witness with it:
+/// a log whose valid entries end before its seal has lost acknowledged entries, and opening
+/// it is refused rather than cut like a torn write.
+pub const SEAL_FILE: &str = "seal";
+
+/// Size of the seal: magic (4), last acknowledged seq (8), CRC of both (4).
+pub const SEAL_LEN: usize = 16;
+
+const SEAL_MAGIC: [u8; 4] = *b"SEAL";
+
+/// The seal's bytes for `durable`.
+pub fn encode_seal(durable: u64) -> [u8; SEAL_LEN] {
+    let mut b = [0u8; SEAL_LEN];
+    b[..4].copy_from_slice(&SEAL_MAGIC);
+    b[4..12].copy_from_slice(&durable.to_le_bytes());
+    let crc = crc32fast::hash(&b[..12]);
+    b[12..].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The last acknowledged seq a seal names; `None` if the bytes are not a valid seal.
+pub fn decode_seal(b: &[u8]) -> Option<u64> {
+    if b.len() < SEAL_LEN || b[..4] != SEAL_MAGIC || u32_at(b, 12) != crc32fast::hash(&b[..12]) {
+        return None;
+    }
+    Some(u64_at(b, 4))
+}
+
 /// Extension of the fresh copy of the newest segment that [`super::Wal::open`] writes and
 /// renames over it (never a segment name; a leftover one is removed).
 pub const REWRITE_EXTENSION: &str = "rewrite";

@@ -193,6 +193,11 @@ impl Wal {
                 fs.remove_file(&path).map_err(io("remove", &path))?;
             }
         }
+        let seal_path = dir.join(format::SEAL_FILE);
+        let sealed = match fs.exists(&seal_path).map_err(io("exists", &seal_path))? {
+            true => format::decode_seal(&fs.read_all(&seal_path).map_err(io("read", &seal_path))?),
+            false => None,
+        };
         let mut found = list_segments(fs.as_ref(), dir)?;
         let mut recovery = Recovery { segments: found.len(), ..Recovery::default() };
         let max_epoch = found.iter().map(|(e, _, _)| *e).max().unwrap_or(0);
@@ -221,6 +226,8 @@ impl Wal {
         }
 
         let mut segments = Vec::new();
+        // The newest segment's verified bytes, rewritten once the seal has been checked.
+        let mut newest: Option<(PathBuf, Vec<u8>)> = None;
         let mut next: Option<u64> = None;
         let mut tail = TailCache { cap: config.tail_cache_bytes, ..TailCache::default() };
         let count = found.len();
@@ -255,15 +262,38 @@ impl Wal {
                 recovery.truncated = Some((path.clone(), scan.valid_len, (bytes.len() - keep) as u64));
             }
             if last {
-                // Whatever was read becomes durable before it is served (only the newest
-                // segment can hold unsynced bytes or a torn tail: sealed ones were fsynced).
-                rewrite_durably(fs.as_ref(), dir, &path, &bytes[..keep])?;
+                newest = Some((path.clone(), bytes[..keep].to_vec()));
             }
             next = Some(scan.next_seq);
             segments.push(Segment { path, first_seq: scan.header.first_seq });
         }
         let next_seq = next.unwrap_or(1);
         recovery.last_seq = next_seq - 1;
+        if let Some(sealed) = sealed.filter(|s| *s > recovery.last_seq) {
+            let (path, offset) = match (segments.last(), &recovery.truncated) {
+                (_, Some((path, at, _))) => (path.clone(), *at),
+                (Some(s), None) => (s.path.clone(), fs.len(&s.path).map_err(io("len", &s.path))?),
+                (None, None) => (seal_path.clone(), 0),
+            };
+            return Err(WalError::Corrupt {
+                path,
+                offset,
+                seq: recovery.last_seq + 1,
+                reason: format!(
+                    "the seal vouches for entries up to {sealed}: acknowledged entries are missing"
+                ),
+            });
+        }
+        // Only now, with nothing acknowledged missing, may the cut become durable. Whatever
+        // was read becomes durable before it is served (only the newest segment can hold
+        // unsynced bytes or a torn tail: sealed ones were fsynced).
+        if let Some((path, bytes)) = newest {
+            rewrite_durably(fs.as_ref(), dir, &path, &bytes)?;
+        }
+        if !fs.exists(&seal_path).map_err(io("exists", &seal_path))? {
+            fs.create_new(&seal_path).map_err(io("create", &seal_path))?;
+            fs.sync_dir(dir).map_err(io("sync_dir", dir))?;
+        }
         let mut wal = Wal {
             fs,
             dir: dir.to_path_buf(),
@@ -278,6 +308,10 @@ impl Wal {
             tail,
             poisoned: false,
         };
+        // What survived is durable now (rewritten above) and will be served: seal it.
+        if sealed.is_none_or(|s| s < wal.durable_seq) {
+            wal.write_seal(wal.durable_seq)?;
+        }
         wal.start_segment()?;
         Ok((wal, recovery))
     }
@@ -325,10 +359,12 @@ impl Wal {
             return Ok(self.durable_seq);
         }
         let path = self.segments.last().expect("an open WAL has a current segment").path.clone();
-        let written = self.fs.append(&path, &self.buf).map_err(io("write", &path));
-        let skip_fsync = crate::bugs::planted(crate::bugs::Bug::SkipFsync);
-        let synced = written.and_then(|()| {
-            if skip_fsync { Ok(()) } else { self.fs.sync_file(&path).map_err(io("sync", &path)) }
+        // Entries first, then the seal that vouches for them: each durable before the next.
+        let synced = self.write_durably(&path, &self.buf).and_then(|()| {
+            if crate::bugs::planted(crate::bugs::Bug::UnsealedCommits) {
+                return Ok(());
+            }
+            self.write_seal(self.next_seq - 1)
         });
         if let Err(e) = synced {
             self.poisoned = true;
@@ -345,6 +381,25 @@ impl Wal {
             self.rotate()?;
         }
         Ok(self.durable_seq)
+    }
+
+    /// Appends `bytes` to `path` and fsyncs.
+    fn write_durably(&self, path: &Path, bytes: &[u8]) -> Result<(), WalError> {
+        self.fs.append(path, bytes).map_err(io("write", path))?;
+        if crate::bugs::planted(crate::bugs::Bug::SkipFsync) {
+            return Ok(());
+        }
+        self.fs.sync_file(path).map_err(io("sync", path))
+    }
+
+    /// Makes the seal name `durable` as the last acknowledged entry.
+    fn write_seal(&self, durable: u64) -> Result<(), WalError> {
+        let seal = self.dir.join(format::SEAL_FILE);
+        self.fs.write_at(&seal, 0, &format::encode_seal(durable)).map_err(io("write", &seal))?;
+        if crate::bugs::planted(crate::bugs::Bug::SkipFsync) {
+            return Ok(());
+        }
+        self.fs.sync_file(&seal).map_err(io("sync", &seal))
     }
 
     /// Commits, then seals the current segment and starts a new one (no-op if the current

@@ -13,6 +13,18 @@ use sim::world::{Problem, WorldResult};
 /// the disk recorded, judged against the clients and the model, with every recovery; then
 /// what the world saw (a service failing, no convergence); then the final state.
 pub fn judge(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
+    // Under media faults, a data violation means the damage went unnoticed.
+    let media = result.faults.keys().any(|k| k.starts_with("media_"));
+    judge_all(result, markets).map_err(|v| {
+        if media && v.is_data_loss_or_change() {
+            Violation::SilentCorruption { found: Box::new(v) }
+        } else {
+            v
+        }
+    })
+}
+
+fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     let entries = archive::history(&result.ubs_wal_archive)?;
     let history: Vec<UbsRecord> = entries
         .iter()
@@ -24,6 +36,11 @@ pub fn judge(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     history::check_sent(&history, &result.sent)?;
     let model = replay(result, markets, &entries)?;
     history::check_acks(&history, &result.acked)?;
+    if !result.corruption_detected.is_empty() {
+        // A service refused to go on, naming the damage: allowed under media faults. What
+        // was durable and acknowledged is judged above; there is no final state to judge.
+        return Ok(());
+    }
     if let Some(problem) = result.problems.first() {
         return Err(match problem.clone() {
             Problem::ServiceError { node, error } => Violation::ServiceError { service: node, error },

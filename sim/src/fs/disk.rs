@@ -4,7 +4,7 @@
 //! 512-byte sector) and each pending entry operation (persisted or rolled back)
 //! independently, from the disk's own seeded random stream. Every fault is recorded.
 
-use super::faults::{Fault, FaultConfig};
+use super::faults::{Fault, FaultConfig, Media};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -35,6 +35,10 @@ struct FileNode {
     durable: Vec<u8>,
     current: Vec<u8>,
     pending: Vec<Pending>,
+    /// The durable length before the last fsync that grew the file (for lost writes).
+    grown_from: u64,
+    /// Sectors that fail every read until rewritten (latent sector errors).
+    bad_sectors: std::collections::BTreeSet<u64>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -91,6 +95,8 @@ pub struct Disk {
     /// Every version of every file that an fsync made durable, kept even after the file
     /// is removed: the simulator's own record of what the disk ever promised to keep.
     archive: BTreeMap<Ino, Archived>,
+    /// Counts archived versions: their order of first becoming durable.
+    archive_clock: u64,
 }
 
 /// The durable versions of one file, as fsyncs made them.
@@ -98,9 +104,9 @@ pub struct Disk {
 struct Archived {
     /// Where the file was when last fsynced.
     path: PathBuf,
-    /// Distinct durable contents, oldest first; a version that extends the previous one
-    /// (an append) replaces it.
-    versions: Vec<Vec<u8>>,
+    /// Distinct durable contents, oldest first, with the order in which each first became
+    /// durable; a version that extends the previous one (an append) replaces it.
+    versions: Vec<(u64, Vec<u8>)>,
 }
 
 fn crashed() -> io::Error {
@@ -172,6 +178,7 @@ impl Disk {
             next_death: Death::PowerFailure,
             resolved: false,
             archive: BTreeMap::new(),
+            archive_clock: 0,
         }
     }
 
@@ -249,6 +256,73 @@ impl Disk {
         f.pending.clear();
         self.faults.push(Fault::SnapshotCorrupted { path: path.clone() });
         Some(path)
+    }
+
+    /// Damages the durable bytes of `path` at rest, around `offset`, as failing media
+    /// would; recorded as a fault. Returns whether anything changed.
+    pub fn inflict(&mut self, path: &Path, offset: u64, media: Media) -> bool {
+        let Ok(f) = self.file_mut(path) else { return false };
+        let len = f.durable.len() as u64;
+        if len == 0 || !f.pending.is_empty() {
+            return false; // the damage model is at rest: durable, quiescent files only
+        }
+        let offset = offset.min(len - 1);
+        let changed = match media {
+            Media::BitFlip => {
+                f.durable[offset as usize] ^= 1 << (offset % 8);
+                true
+            }
+            Media::LatentSector => f.bad_sectors.insert(offset / SECTOR),
+            Media::LostWrite => {
+                // The data never landed; the size (journaled metadata) did: the blocks read
+                // back as zeros.
+                let from = f.grown_from.min(len) as usize;
+                let changed = f.durable[from..].iter().any(|b| *b != 0);
+                f.durable[from..].fill(0);
+                changed
+            }
+            Media::Misdirected => {
+                // The sector at `offset` also landed one sector further on (or back).
+                let src = offset / SECTOR * SECTOR;
+                let dst = if src + SECTOR < len { src + SECTOR } else { src.saturating_sub(SECTOR) };
+                let piece: Vec<u8> = f.durable[src as usize..(src + SECTOR).min(len) as usize].to_vec();
+                let end = (dst as usize + piece.len()).min(len as usize);
+                let before = f.durable[dst as usize..end].to_vec();
+                f.durable[dst as usize..end].copy_from_slice(&piece[..end - dst as usize]);
+                before != f.durable[dst as usize..end]
+            }
+        };
+        f.current = f.durable.clone();
+        if changed {
+            self.faults.push(Fault::Media { path: path.to_path_buf(), offset, media });
+        }
+        changed
+    }
+
+    /// The durable content of a file (for aiming media faults).
+    pub fn durable_bytes(&self, path: &Path) -> Option<&[u8]> {
+        match self.nodes.get(&self.lookup(path)?) {
+            Some(Node::File(f)) => Some(&f.durable),
+            _ => None,
+        }
+    }
+
+    /// Every file under `dir` (current namespace), sorted.
+    pub fn files_under(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Some(Node::Dir(node)) = self.lookup(&d).and_then(|i| self.nodes.get(&i)) else { continue };
+            for (name, ino) in &node.current {
+                match self.nodes.get(ino) {
+                    Some(Node::Dir(_)) => stack.push(d.join(name)),
+                    Some(Node::File(_)) => out.push(d.join(name)),
+                    None => {}
+                }
+            }
+        }
+        out.sort();
+        out
     }
 
     /// Operations performed so far.
@@ -415,6 +489,10 @@ impl Disk {
         let f = self.file_mut(path)?;
         apply_write(&mut f.current, offset, data);
         f.pending.push(Pending::Write { offset, data: data.to_vec() });
+        // A rewritten sector is remapped: readable again.
+        let end = offset + data.len() as u64;
+        let whole = offset.div_ceil(SECTOR)..end / SECTOR;
+        f.bad_sectors.retain(|s| !whole.contains(s));
         Ok(())
     }
 
@@ -427,6 +505,15 @@ impl Disk {
         let f = self.file_mut(path)?;
         let start = (offset as usize).min(f.current.len());
         let end = len.map_or(f.current.len(), |l| start.saturating_add(l).min(f.current.len()));
+        let sectors = start as u64 / SECTOR..(end as u64).div_ceil(SECTOR);
+        if let Some(bad) = f.bad_sectors.range(sectors).next().copied() {
+            self.faults.push(Fault::ReadEio { path: path.to_path_buf() });
+            return Err(io::Error::other(format!(
+                "simfs: EIO reading {} at offset {} (unreadable sector)",
+                path.display(),
+                bad * SECTOR
+            )));
+        }
         Ok(f.current[start..end].to_vec())
     }
 
@@ -444,13 +531,17 @@ impl Disk {
     }
 
     /// Every durable version of every file under `dir` that an fsync ever produced,
-    /// including files removed since: (path when last fsynced, content), in inode order.
+    /// including files removed since: (path when last fsynced, content), in the order the
+    /// versions first became durable (an appended file's version counts from its first).
     pub fn durable_archive(&self, dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-        self.archive
+        let mut out: Vec<(u64, PathBuf, Vec<u8>)> = self
+            .archive
             .values()
             .filter(|a| a.path.starts_with(dir))
-            .flat_map(|a| a.versions.iter().map(|v| (a.path.clone(), v.clone())))
-            .collect()
+            .flat_map(|a| a.versions.iter().map(|(order, v)| (*order, a.path.clone(), v.clone())))
+            .collect();
+        out.sort_by_key(|(order, _, _)| *order);
+        out.into_iter().map(|(_, path, bytes)| (path, bytes)).collect()
     }
 
     fn archive_synced(&mut self, ino: Ino, path: &Path) {
@@ -458,8 +549,13 @@ impl Disk {
         let entry = self.archive.entry(ino).or_default();
         entry.path = path.to_path_buf();
         match entry.versions.last_mut() {
-            Some(last) if f.durable.starts_with(last) => last.extend_from_slice(&f.durable[last.len()..]),
-            _ => entry.versions.push(f.durable.clone()),
+            Some((_, last)) if f.durable.starts_with(last) => {
+                last.extend_from_slice(&f.durable[last.len()..])
+            }
+            _ => {
+                self.archive_clock += 1;
+                entry.versions.push((self.archive_clock, f.durable.clone()));
+            }
         }
     }
 
@@ -475,11 +571,15 @@ impl Disk {
             self.faults.push(Fault::FsyncEio { path: path.to_path_buf(), dropped });
             return Err(eio("fsync", path));
         }
+        let before = f.durable.len() as u64;
         for p in pending {
             match p {
                 Pending::Write { offset, data } => apply_write(&mut f.durable, offset, &data),
                 Pending::Truncate { len } => f.durable.resize(len as usize, 0),
             }
+        }
+        if f.durable.len() as u64 > before {
+            f.grown_from = before;
         }
         self.archive_synced(ino, path);
         Ok(())

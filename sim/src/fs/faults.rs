@@ -87,6 +87,37 @@ pub enum Fault {
     PowerFailure,
     /// The node's process died; its page cache survived.
     ProcessCrash,
+    /// Media damage at rest (see [`Media`]), aimed at `offset` of `path`.
+    Media { path: PathBuf, offset: u64, media: Media },
+}
+
+/// Ways a disk's media fails at rest, after it acknowledged the data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Media {
+    /// One bit of durable data flips (bit rot).
+    BitFlip,
+    /// The sector fails every read until it is rewritten (a latent sector error).
+    LatentSector,
+    /// The last write an fsync reported durable never reached the media (a lost write):
+    /// the file keeps its size, the write's blocks read back as zeros.
+    LostWrite,
+    /// A sector's data was written to another sector of the file (a misdirected write).
+    Misdirected,
+}
+
+impl Media {
+    /// Every kind.
+    pub const ALL: [Media; 4] = [Media::BitFlip, Media::LatentSector, Media::LostWrite, Media::Misdirected];
+
+    /// A short name, for summaries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Media::BitFlip => "media_bit_flip",
+            Media::LatentSector => "media_latent_sector",
+            Media::LostWrite => "media_lost_write",
+            Media::Misdirected => "media_misdirected",
+        }
+    }
 }
 
 impl Fault {
@@ -105,6 +136,7 @@ impl Fault {
             Fault::CrashPoint { .. } => "crash_point",
             Fault::PowerFailure => "power_failure",
             Fault::ProcessCrash => "process_crash",
+            Fault::Media { media, .. } => media.name(),
         }
     }
 }

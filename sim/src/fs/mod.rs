@@ -6,7 +6,7 @@ mod faults;
 mod node_fs;
 
 pub use disk::{CrashPoint, Death, Disk, SECTOR};
-pub use faults::{Fault, FaultConfig};
+pub use faults::{Fault, FaultConfig, Media};
 pub use node_fs::NodeFs;
 
 #[cfg(madsim)]
