@@ -35,6 +35,8 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // Damage at rest to the last group commit is cut like a torn write: acknowledged
         // entries vanish and no service notices.
         Bug::UnsealedCommits => &["silent-corruption"],
+        // A hole in a log after a power failure: its service refuses to open.
+        Bug::RetentionBatchedUnlinks => &["service-error", "unrecoverable"],
     }
 }
 

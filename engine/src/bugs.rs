@@ -38,11 +38,14 @@ pub enum Bug {
     /// Group commits are acknowledged without a seal: damage to the last group at rest looks
     /// like a torn tail and is cut silently.
     UnsealedCommits,
+    /// Retention removes several old segments and fsyncs the directory once: a power
+    /// failure can keep an older segment and lose a newer one (a hole in the log).
+    RetentionBatchedUnlinks,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -55,6 +58,7 @@ impl Bug {
         Bug::TrustCacheOnReopen,
         Bug::NormalisedBeforeLog,
         Bug::UnsealedCommits,
+        Bug::RetentionBatchedUnlinks,
     ];
 
     /// Kebab-case name.
@@ -72,6 +76,7 @@ impl Bug {
             Bug::TrustCacheOnReopen => "trust-cache-on-reopen",
             Bug::NormalisedBeforeLog => "normalised-before-log",
             Bug::UnsealedCommits => "unsealed-commits",
+            Bug::RetentionBatchedUnlinks => "retention-batched-unlinks",
         }
     }
 }

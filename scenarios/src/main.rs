@@ -614,7 +614,7 @@ fn sweep_cmd(
                 serde_json::json!({
                     "scenario": r.scenario, "seed": r.seed, "verdict": if r.failure.is_some() { "fail" } else { "pass" },
                     "trace_hash": format!("0x{:016x}", r.trace_hash), "wall_us": r.wall_us, "sim_ms": r.sim_ms,
-                    "commands": r.commands, "kills": r.kills, "faults": r.faults, "crash_points": r.crash_points,
+                    "commands": r.commands, "kills": r.kills, "segments_removed": r.segments_removed, "faults": r.faults, "crash_points": r.crash_points,
                     "failure": r.failure, "violation": r.violation,
                 })
             })

@@ -35,6 +35,9 @@ pub enum Scenario {
     FsyncEio,
     /// Writes fail with ENOSPC: the service stops and recovers.
     DiskFull,
+    /// Small segments, frequent snapshots, retention on, no tail cache: old segments are
+    /// removed while every service must still recover.
+    Retention,
     /// Loss, duplication, partitions; no node faults.
     Network,
     /// Crashes plus network faults.
@@ -45,7 +48,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 14] = [
+    pub const ALL: [Scenario; 15] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -57,6 +60,7 @@ impl Scenario {
         Scenario::Media,
         Scenario::FsyncEio,
         Scenario::DiskFull,
+        Scenario::Retention,
         Scenario::Network,
         Scenario::Chaos,
         Scenario::Swarm,
@@ -85,6 +89,7 @@ impl Scenario {
             Scenario::Media => "media",
             Scenario::FsyncEio => "fsync-eio",
             Scenario::DiskFull => "disk-full",
+            Scenario::Retention => "retention",
             Scenario::Network => "network",
             Scenario::Chaos => "chaos",
             Scenario::Swarm => "swarm",
@@ -120,6 +125,10 @@ impl Scenario {
                 "fsync fails with EIO (fsyncgate); the service stops and recovers from disk"
             }
             Scenario::DiskFull => "writes fail with ENOSPC; the service stops and recovers",
+            Scenario::Retention => {
+                "4 KiB segments, snapshots every 60 entries, retention on, no tail cache: old segments \
+                 removed under crashes, every service still recovers"
+            }
             Scenario::Network => "packet loss, duplicated messages and partitions; no node faults",
             Scenario::Chaos => "crashes plus loss, duplication and partitions",
             Scenario::Swarm => "every fault, with rates drawn per seed (quiet runs to storms)",
@@ -192,6 +201,8 @@ pub struct RunReport {
     pub messages: u64,
     /// Nodes killed.
     pub kills: u64,
+    /// WAL segments removed by retention.
+    pub segments_removed: u64,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// Crash points hit, by operation and timing (e.g. `fsync before`).
@@ -231,6 +242,7 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
         sim_ms: 0,
         messages: 0,
         kills: 0,
+        segments_removed: 0,
         faults: BTreeMap::new(),
         crash_points: BTreeMap::new(),
         trace_hash: 0,
@@ -278,6 +290,7 @@ fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, re
     report.sim_ms = result.sim_time.as_millis() as u64;
     report.messages = result.messages;
     report.kills = result.kills;
+    report.segments_removed = result.segments_removed;
     report.faults = result.faults.clone();
     report.crash_points = result.crash_points.clone();
     report.trace_hash = result.trace_hash;
@@ -302,6 +315,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::CrcNotChecked | Bug::SeqReusedAfterBadRecord => Scenario::TornTail,
         Bug::TrustCacheOnReopen => Scenario::ProcessCrash,
         Bug::UnsealedCommits => Scenario::Media,
+        Bug::RetentionBatchedUnlinks => Scenario::Retention,
         _ => Scenario::Crash,
     }
 }

@@ -47,6 +47,13 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
         }
         Scenario::FsyncEio => cfg.faults.eio_fsync = 0.01,
         Scenario::DiskFull => cfg.faults.enospc_write = 0.01,
+        Scenario::Retention => {
+            cfg.storage.wal = WalConfig { segment_bytes: 4 << 10, tail_cache_bytes: 0 };
+            cfg.storage.snapshots = SnapshotPolicy::every(60, 0);
+            cfg.storage.retention = true;
+            c.process_crash = 0.3;
+            c.crash_on = Some("remove");
+        }
         Scenario::Network => {
             c.node_faults = false;
             c.partitions = true;
@@ -86,6 +93,7 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     let partitions = r.gen_bool(0.5);
     let process_crash = maybe(&mut r, 0.5, 1.0);
     let media = maybe(&mut r, 0.2, 0.3);
+    let (retention, tail_cache_bytes) = (r.gen_bool(0.3), [0, 4 << 10, 4 << 20][r.gen_range(0..3)]);
     cfg.chaos = Chaos {
         fault_every_ms,
         max_down_ms: 200,
@@ -97,6 +105,7 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
         corrupt_snapshot,
         node_faults: true,
         process_crash,
+        crash_on: None,
         media,
     };
     cfg.faults = FaultConfig {
@@ -107,6 +116,8 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
         ..FaultConfig::default()
     };
     cfg.storage.snapshots = SnapshotPolicy::every(snapshot_every, 0);
+    cfg.storage.retention = retention;
+    cfg.storage.wal.tail_cache_bytes = tail_cache_bytes;
 }
 
 /// A world with the seeded workload, crashes of every service, torn and lost writes.

@@ -48,6 +48,9 @@ pub struct Chaos {
     /// Probability that a kill or a crash point kills only the process (the page cache
     /// survives) instead of cutting the power.
     pub process_crash: f64,
+    /// When set, half of the crash points are armed at the first few operations of this
+    /// kind (e.g. `remove`: retention's deletes), which a window of all operations rarely hits.
+    pub crash_on: Option<&'static str>,
     /// Probability that a restarting node finds one media fault on its disk (bit rot, a
     /// latent sector error, a lost or misdirected write), aimed at the bytes that matter.
     /// Under media faults a service may refuse to start naming the damage ("corruption
@@ -69,6 +72,7 @@ impl Chaos {
             corrupt_snapshot: 0.0,
             node_faults: false,
             process_crash: 0.0,
+            crash_on: None,
             media: 0.0,
         }
     }
@@ -154,6 +158,8 @@ pub struct WorldResult {
     pub ubs_wal_archive: Vec<(PathBuf, Vec<u8>)>,
     /// The last trace lines of every node.
     pub tails: BTreeMap<String, Vec<String>>,
+    /// WAL segments that retention removed (made durable once, gone at the end), all services.
+    pub segments_removed: u64,
     /// Under media faults: services that refused to go on because their data is damaged,
     /// with the error naming the damage. The run ends at the first one.
     pub corruption_detected: Vec<(String, String)>,
@@ -386,6 +392,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     // Faults that hit a node as it comes back: a damaged newest snapshot, a crash point
     // inside its recovery (possibly again and again).
     let recovery_rng = std::cell::RefCell::new(rng(cfg.seed, Stream::Swarm));
+    let damaged_snapshots = std::cell::RefCell::new(BTreeSet::<PathBuf>::new());
     let on_restart = |name: &str, chaos: bool| {
         if !chaos {
             return;
@@ -394,8 +401,17 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         let disk = simfs.disk(nodes[name]);
         let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
         if cfg.chaos.corrupt_snapshot > 0.0 && r.gen_bool(cfg.chaos.corrupt_snapshot) {
-            if let Some(path) = disk.corrupt_newest_snapshot(&PathBuf::from("/data").join(name)) {
-                tracer(name, format!("snapshot corrupted: {}", path.display()));
+            let (pick, at) = (r.gen_range(0..16usize), r.r#gen::<u64>());
+            let (newest, previous) = disk.newest_snapshots(&PathBuf::from("/data").join(name));
+            let mut damaged = damaged_snapshots.borrow_mut();
+            // The promise of this fault is a fallback: with retention on, the WAL no longer
+            // reaches back past the snapshots, so the previous one must still be intact.
+            let fallback = !cfg.storage.retention || previous.is_some_and(|p| !damaged.contains(&p));
+            if let Some(snapshot) = newest.filter(|_| fallback) {
+                if let Some(path) = disk.corrupt_snapshot(&snapshot, pick, at) {
+                    tracer(name, format!("snapshot corrupted: {}", path.display()));
+                    damaged.insert(snapshot);
+                }
             }
         }
         if media && r.gen_bool(cfg.chaos.media.min(1.0)) {
@@ -469,10 +485,18 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                     before: chaos_rng.gen_bool(0.5),
                 };
                 let death = draw_death(&mut chaos_rng);
+                let aimed = cfg.chaos.crash_on.filter(|_| chaos_rng.gen_bool(0.5));
                 {
                     let disk = simfs.disk(nodes[victim]);
                     let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
-                    disk.set_crash_point(Some(crash));
+                    match aimed {
+                        Some(kind) => {
+                            let op = chaos_rng.gen_range(1..=3);
+                            disk.set_crash_point_on(kind, CrashPoint { op, ..crash });
+                            tracer(victim, format!("crash point aimed at {kind} #{op}"));
+                        }
+                        None => disk.set_crash_point(Some(crash)),
+                    }
                     disk.set_next_death(death);
                 }
                 tracer(
@@ -587,6 +611,22 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             errors.lock().unwrap_or_else(|x| x.into_inner()).push(Problem::FinalRecovery(e.to_string()));
         }
     });
+    let segments_removed: u64 = SERVICES
+        .iter()
+        .map(|name| {
+            let disk = simfs.disk(nodes[name]);
+            let disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+            let wal = PathBuf::from("/data").join(name).join("wal");
+            let now = disk.files_under(&wal);
+            let ever: BTreeSet<PathBuf> = disk
+                .durable_archive(&wal)
+                .into_iter()
+                .map(|(p, _)| p)
+                .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+                .collect();
+            ever.iter().filter(|p| !now.contains(p)).count() as u64
+        })
+        .sum();
     let ubs_wal_archive = simfs
         .disk(nodes["ubscore"])
         .lock()
@@ -634,6 +674,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         crash_points,
         acked: acked.into_iter().map(|(_, c, a)| (c, a)).collect(),
         problems,
+        segments_removed,
         corruption_detected,
         sent: cfg.commands.clone(),
         final_state: final_state.ok(),

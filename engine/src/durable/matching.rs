@@ -291,6 +291,16 @@ impl DurableMatching {
         self.floor_trade = trade_id;
     }
 
+    /// UBSCore may re-pull events after `event_id` (its oldest snapshot's): retention keeps them.
+    pub fn set_event_floor(&mut self, event_id: EventId) {
+        self.floor_event = event_id;
+    }
+
+    /// Settlement may re-pull trades after `trade_id`: retention keeps them.
+    pub fn set_trade_floor(&mut self, trade_id: TradeId) {
+        self.floor_trade = trade_id;
+    }
+
     /// The `last_ubs_seq` the engine could fall back to (its oldest kept snapshot's):
     /// UBSCore must keep its records after this.
     pub fn recovery_floor(&self) -> UbsSeq {

@@ -313,7 +313,11 @@ async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
         fatal.clone(),
         env.clone(),
         env.addrs.matching,
-        |s: &DurableUbs, max| Request::PullEvents { after: s.core().last_event_id(), max },
+        |s: &DurableUbs, max| Request::PullEvents {
+            after: s.core().last_event_id(),
+            max,
+            floor: s.recovery_floor(),
+        },
         |s, response| match response {
             Response::Events(events) if !events.is_empty() => Some(
                 contiguous("matching → ubscore", s.core().last_event_id(), events.iter().map(|e| e.event_id))
@@ -333,8 +337,10 @@ async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
                 s.maybe_snapshot(ms_since(start))?;
                 Response::Ack(sub.ack)
             }
-            Request::PullRecords { after, max } => {
+            Request::PullRecords { after, max, floor } => {
                 witness("ubscore wal", after, s.durable_ubs_seq())?;
+                // Retention keeps what the matching engine could need to recover.
+                s.set_downstream_floor(floor.min(after));
                 Response::Records(s.records_after(after, max as usize)?)
             }
             Request::Status => Response::Status(Status {
@@ -370,7 +376,11 @@ async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
         fatal.clone(),
         env.clone(),
         env.addrs.ubscore,
-        |s: &DurableMatching, max| Request::PullRecords { after: s.last_ubs_seq(), max },
+        |s: &DurableMatching, max| Request::PullRecords {
+            after: s.last_ubs_seq(),
+            max,
+            floor: s.recovery_floor(),
+        },
         move |s, response| match response {
             Response::Records(records) if !records.is_empty() => Some(
                 contiguous("ubscore → matching", s.last_ubs_seq(), records.iter().map(|r| r.seq))
@@ -385,13 +395,17 @@ async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
     );
     let fs = env.fs.clone();
     Err(serve(ep, fatal, fs, move |request| {
-        let s = lock(&state);
+        let mut s = lock(&state);
         Ok(match request {
-            Request::PullEvents { after, max } => {
+            Request::PullEvents { after, max, floor } => {
                 witness("matching wal", after, s.durable_event_id())?;
+                s.set_event_floor(floor.min(after));
                 Response::Events(s.events_after(after, max as usize)?)
             }
-            Request::PullTrades { after, max } => Response::Trades(s.trades_after(after, max as usize)?),
+            Request::PullTrades { after, max } => {
+                s.set_trade_floor(after);
+                Response::Trades(s.trades_after(after, max as usize)?)
+            }
             Request::Status => Response::Status(Status {
                 ubs_seq: s.last_ubs_seq(),
                 event_id: s.durable_event_id(),

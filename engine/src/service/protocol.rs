@@ -13,11 +13,15 @@ pub const REQUEST_TAG: u64 = 1;
 pub enum Request {
     /// Client → UBSCore: apply a command; answered only after it is durable.
     Submit(Command),
-    /// Matching → UBSCore: durable command records after `after`.
-    PullRecords { after: UbsSeq, max: u32 },
-    /// UBSCore → Matching: durable events after `after`.
-    PullEvents { after: EventId, max: u32 },
-    /// Settlement → Matching: durable trades after `after`.
+    /// Matching → UBSCore: durable command records after `after`. `floor`: the oldest point
+    /// the puller could recover to (its oldest snapshot's `last_ubs_seq`); UBSCore's retention
+    /// keeps every record after it.
+    PullRecords { after: UbsSeq, max: u32, floor: UbsSeq },
+    /// UBSCore → Matching: durable events after `after`; `floor` as for records (the
+    /// `last_event_id` of UBSCore's oldest snapshot).
+    PullEvents { after: EventId, max: u32, floor: EventId },
+    /// Settlement → Matching: durable trades after `after` (settlement recovers from its
+    /// own log, so `after` is also the floor of the matching engine's retention for it).
     PullTrades { after: TradeId, max: u32 },
     /// Anyone → any node: its watermarks.
     Status,

@@ -51,11 +51,36 @@ pub fn load(fs: &dyn FileSystem, dir: &Path, service: &str) -> Result<Option<Loa
     let mut skipped = Vec::new();
     for (_, name) in candidates {
         match verify(fs, &dir.join(name), service) {
-            Some((meta, files)) => return Ok(Some(Loaded { meta, files, skipped })),
+            Some((meta, files)) => {
+                quarantine(fs, dir, &skipped)?;
+                return Ok(Some(Loaded { meta, files, skipped }));
+            }
             None => skipped.push(name.clone()),
         }
     }
     Ok(None)
+}
+
+/// Prefix of a snapshot directory found damaged: kept for inspection, never loaded, and
+/// not counted among the snapshots a writer keeps.
+pub const DAMAGED_PREFIX: &str = "damaged-";
+
+/// Renames damaged snapshots (newer than the one loaded) out of the way. Why: the writer
+/// keeps the newest `keep` snapshots and retention trims the WAL to the oldest kept one;
+/// a damaged snapshot counted among them would push out the older valid one, and the next
+/// damage would leave nothing to recover from.
+fn quarantine(fs: &dyn FileSystem, dir: &Path, damaged: &[String]) -> Result<(), SnapshotError> {
+    for name in damaged {
+        let (from, to) = (dir.join(name), dir.join(format!("{DAMAGED_PREFIX}{name}")));
+        if fs.exists(&to).map_err(err("exists", &to))? {
+            fs.remove_dir_all(&to).map_err(err("remove", &to))?;
+        }
+        fs.rename(&from, &to).map_err(err("rename", &from))?;
+    }
+    if !damaged.is_empty() {
+        fs.sync_dir(dir).map_err(err("sync_dir", dir))?;
+    }
+    Ok(())
 }
 
 /// Reads and verifies one snapshot directory; `None` if anything is missing or wrong.

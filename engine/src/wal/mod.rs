@@ -419,6 +419,12 @@ impl Wal {
         while self.segments.len() > 1 && self.segments[1].first_seq <= seq {
             let segment = self.segments.remove(0);
             self.fs.remove_file(&segment.path).map_err(io("remove", &segment.path))?;
+            // Oldest first, each removal durable before the next: a power failure rolls
+            // back unsynced removals one by one, and what survives must stay a contiguous
+            // run of segments, never one with a hole.
+            if !crate::bugs::planted(crate::bugs::Bug::RetentionBatchedUnlinks) {
+                self.fs.sync_dir(&self.dir).map_err(io("sync_dir", &self.dir))?;
+            }
             removed += 1;
         }
         if removed > 0 {

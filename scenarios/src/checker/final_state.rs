@@ -23,10 +23,28 @@ pub fn check(f: &FinalState, model: &Model) -> Result<(), Violation> {
             actual: format!("{index:?}"),
         });
     }
-    let log = |log: &'static str| move |detail| Violation::LogMismatch { log: log.into(), detail };
     let events =
         f.me.events_after(0, usize::MAX).map_err(|e| Violation::Unrecoverable { error: e.to_string() })?;
-    first_difference("me events", model.events(), &events).map_err(log("me events"))?;
-    first_difference("settlement ledger", model.ledger(), f.settlement.settlement().ledger())
-        .map_err(log("settlement ledger"))
+    same_tail("me events", model.events(), &events, |e| e.event_id)?;
+    same_tail("settlement ledger", model.ledger(), f.settlement.settlement().ledger(), |t| t.trade_id)
+}
+
+/// A log the engine still keeps (retention may have removed its oldest entries) must equal
+/// the model's log from its first kept id to the end.
+fn same_tail<T: PartialEq + std::fmt::Debug>(
+    log: &str,
+    model: &[T],
+    kept: &[T],
+    id: impl Fn(&T) -> u64,
+) -> Result<(), Violation> {
+    let from = kept.first().map_or(model.len(), |first| (id(first) as usize).saturating_sub(1));
+    let want = model.get(from..).unwrap_or_default();
+    first_difference(log, want, kept).map_err(|detail| Violation::LogMismatch {
+        log: log.into(),
+        detail: if from > 0 {
+            format!("{detail} (the engine keeps entries from id {})", from + 1)
+        } else {
+            detail
+        },
+    })
 }

@@ -85,6 +85,10 @@ pub struct Disk {
     config: FaultConfig,
     ops: u64,
     crash: Option<CrashPoint>,
+    /// When set, the crash point counts only operations of this kind (e.g. `remove`).
+    crash_kind: Option<&'static str>,
+    /// Operations of `crash_kind` since the crash point was armed.
+    kind_ops: u64,
     dead: bool,
     crashed_now: bool,
     faults: Vec<Fault>,
@@ -171,6 +175,8 @@ impl Disk {
             config,
             ops: 0,
             crash: None,
+            crash_kind: None,
+            kind_ops: 0,
             dead: false,
             crashed_now: false,
             faults: Vec::new(),
@@ -189,7 +195,17 @@ impl Disk {
 
     /// Arms a crash point (operations counted from now).
     pub fn set_crash_point(&mut self, crash: Option<CrashPoint>) {
+        self.crash_kind = None;
         self.crash = crash.map(|c| CrashPoint { op: self.ops + c.op, before: c.before });
+    }
+
+    /// Arms a crash point at the `crash.op`-th operation of kind `kind` from now (as named
+    /// by the node's filesystem: `remove`, `rename`, `fsync_dir` …): rare operations get
+    /// crash points too.
+    pub fn set_crash_point_on(&mut self, kind: &'static str, crash: CrashPoint) {
+        self.crash_kind = Some(kind);
+        self.kind_ops = 0;
+        self.crash = Some(crash);
     }
 
     /// Whether the node is dead (a crash point hit, or power failed, and not yet revived).
@@ -238,20 +254,33 @@ impl Disk {
         self.resolved = false;
     }
 
-    /// Damages the newest snapshot of the service directory `service_dir` (flips a byte of
-    /// one of its state files, durably), as media corruption would. Returns the file hit.
-    pub fn corrupt_newest_snapshot(&mut self, service_dir: &Path) -> Option<PathBuf> {
+    /// The newest snapshot directory of the service directory `service_dir`, and the one
+    /// before it, if any.
+    pub fn newest_snapshots(&mut self, service_dir: &Path) -> (Option<PathBuf>, Option<PathBuf>) {
         let snaps = service_dir.join("snapshots");
-        let newest = self.list(&snaps).ok()?.into_iter().filter(|n| n.starts_with("snapshot-")).max()?;
-        let dir = snaps.join(newest);
-        let file = self.list(&dir).ok()?.into_iter().find(|n| n.ends_with(".bin") || n.ends_with(".json"))?;
-        let path = dir.join(file);
+        let mut names: Vec<String> = self
+            .list(&snaps)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|n| n.starts_with("snapshot-"))
+            .collect();
+        names.sort();
+        let newest = names.pop().map(|n| snaps.join(n));
+        (newest, names.pop().map(|n| snaps.join(n)))
+    }
+
+    /// Damages one file of the snapshot directory `snapshot` (state, books, `metadata.json`
+    /// or `COMPLETE`, chosen by `pick`), durably, as media corruption would: one byte at a
+    /// position chosen by `at`. Returns the file hit.
+    pub fn corrupt_snapshot(&mut self, snapshot: &Path, pick: usize, at: u64) -> Option<PathBuf> {
+        let files = self.list(snapshot).ok()?;
+        let path = snapshot.join(files.get(pick % files.len().max(1))?);
         let f = self.file_mut(&path).ok()?;
         if f.durable.is_empty() {
             return None;
         }
-        let at = f.durable.len() / 2;
-        f.durable[at] ^= 0x5A;
+        let at = (at % f.durable.len() as u64) as usize;
+        f.durable[at] = f.durable[at].wrapping_add(0x5A) | 0x01; // never a no-op, never undone
         f.current = f.durable.clone();
         f.pending.clear();
         self.faults.push(Fault::SnapshotCorrupted { path: path.clone() });
@@ -353,7 +382,14 @@ impl Disk {
         }
         self.ops += 1;
         self.owed_latency_us += self.config.latency_us + (bytes as u64 * self.config.latency_us) / 4096;
-        let hit = self.crash.filter(|c| c.op == self.ops);
+        let hit = match self.crash_kind {
+            None => self.crash.filter(|c| c.op == self.ops),
+            Some(kind) if kind == what => {
+                self.kind_ops += 1;
+                self.crash.filter(|c| c.op == self.kind_ops)
+            }
+            Some(_) => None,
+        };
         if let Some(c) = hit.filter(|c| c.before) {
             self.die(c, what, path);
             return Err(crashed());
@@ -370,6 +406,7 @@ impl Disk {
         self.dead = true;
         self.crashed_now = true;
         self.crash = None;
+        self.crash_kind = None;
         self.faults.push(Fault::CrashPoint {
             op: c.op,
             before: c.before,
