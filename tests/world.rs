@@ -44,8 +44,11 @@ fn a_seed_replays_to_the_same_trace_hash() {
     let b = sim::world::run_world(simrun::crash_world(7, 300));
     assert_eq!(a.trace_hash, b.trace_hash);
     assert_eq!(a.trace_lines, b.trace_lines);
+    assert!(a.state_digest.is_some(), "the final state was recovered and digested");
+    assert_eq!(a.state_digest, b.state_digest);
     let c = sim::world::run_world(simrun::crash_world(8, 300));
     assert_ne!(a.trace_hash, c.trace_hash);
+    assert_ne!(a.state_digest, c.state_digest, "other commands, another state");
 }
 
 /// The checker runs at every recovery: each service's recovered state is compared with the

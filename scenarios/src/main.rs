@@ -234,7 +234,8 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
             require_simulation(&[scenario])?;
             let params = params.params(trace)?;
             let report = scenario::run(scenario, seed, &params);
-            let hash = format!("trace hash: 0x{:016x}", report.trace_hash);
+            let digest = report.state_digest.map_or("-".into(), |d| format!("0x{d:016x}"));
+            let hash = format!("state digest: {digest}\ntrace hash: 0x{:016x}", report.trace_hash);
             match &report.failure {
                 None => {
                     println!("{}\n{hash}", verdict_line(&report));
@@ -613,7 +614,7 @@ fn sweep_cmd(
             .map(|r| {
                 serde_json::json!({
                     "scenario": r.scenario, "seed": r.seed, "verdict": if r.failure.is_some() { "fail" } else { "pass" },
-                    "trace_hash": format!("0x{:016x}", r.trace_hash), "wall_us": r.wall_us, "sim_ms": r.sim_ms,
+                    "trace_hash": format!("0x{:016x}", r.trace_hash), "state_digest": r.state_digest.map(|d| format!("0x{d:016x}")), "wall_us": r.wall_us, "sim_ms": r.sim_ms,
                     "commands": r.commands, "kills": r.kills, "segments_removed": r.segments_removed, "faults": r.faults, "crash_points": r.crash_points,
                     "failure": r.failure, "violation": r.violation,
                 })

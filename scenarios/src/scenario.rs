@@ -209,6 +209,8 @@ pub struct RunReport {
     pub crash_points: BTreeMap<String, u64>,
     /// The trace hash (0 for in-memory runs).
     pub trace_hash: u64,
+    /// xxh3 digest of the final recovered state (simulated runs that recovered).
+    pub state_digest: Option<u64>,
 }
 
 /// The command that reproduces a run.
@@ -246,6 +248,7 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
         faults: BTreeMap::new(),
         crash_points: BTreeMap::new(),
         trace_hash: 0,
+        state_digest: None,
     };
     match scenario {
         Scenario::Differential => {
@@ -294,6 +297,7 @@ fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, re
     report.faults = result.faults.clone();
     report.crash_points = result.crash_points.clone();
     report.trace_hash = result.trace_hash;
+    report.state_digest = result.state_digest;
     if let Err(v) = crate::simrun::check(&result, &markets) {
         report.violation = Some(v);
         report.tails = result.tails.clone();

@@ -131,8 +131,12 @@ pub struct FinalState {
 
 /// What happened in a run.
 pub struct WorldResult {
-    /// The trace hash (equal for equal seeds, code and parameters).
+    /// The trace hash (equal for equal seeds, code and parameters); it covers the state
+    /// digest too.
     pub trace_hash: u64,
+    /// xxh3 digest of the state of all three services as recovered at the end (balances,
+    /// locks, de-dup table, counters; books; ledger), if they could be recovered.
+    pub state_digest: Option<u64>,
     /// Trace lines.
     pub trace_lines: u64,
     /// Simulated time.
@@ -627,6 +631,10 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             ever.iter().filter(|p| !now.contains(p)).count() as u64
         })
         .sum();
+    let state_digest = final_state.as_ref().ok().map(state_digest);
+    if let Some(d) = state_digest {
+        trace.absorb(&format!("state digest {d:016x}"));
+    }
     let ubs_wal_archive = simfs
         .disk(nodes["ubscore"])
         .lock()
@@ -666,6 +674,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     }
     WorldResult {
         trace_hash: trace.hash(),
+        state_digest,
         trace_lines: trace.lines(),
         sim_time,
         messages,
@@ -682,6 +691,15 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         tails,
         recoveries: std::mem::take(&mut *recoveries.lock().unwrap_or_else(|e| e.into_inner())),
     }
+}
+
+/// xxh3 over the canonical encoding of every service's recovered state: equal states,
+/// equal digests (the seeds' own choice of state hash).
+fn state_digest(f: &FinalState) -> u64 {
+    let mut bytes = engine::codec::encode(&f.ubs.core().export_state());
+    engine::codec::encode_into(&f.me.engine().export_state(), &mut bytes);
+    engine::codec::encode_into(&f.settlement.settlement().ledger(), &mut bytes);
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
 
 /// The message of a caught panic.
