@@ -227,7 +227,7 @@ impl Wal {
 
         let mut segments = Vec::new();
         // The newest segment's verified bytes, rewritten once the seal has been checked.
-        let mut newest: Option<(PathBuf, Vec<u8>)> = None;
+        let mut newest: Option<(PathBuf, Vec<u8>, u64)> = None;
         let mut next: Option<u64> = None;
         let mut tail = TailCache { cap: config.tail_cache_bytes, ..TailCache::default() };
         let count = found.len();
@@ -262,7 +262,7 @@ impl Wal {
                 recovery.truncated = Some((path.clone(), scan.valid_len, (bytes.len() - keep) as u64));
             }
             if last {
-                newest = Some((path.clone(), bytes[..keep].to_vec()));
+                newest = Some((path.clone(), bytes[..keep].to_vec(), scan.records));
             }
             next = Some(scan.next_seq);
             segments.push(Segment { path, first_seq: scan.header.first_seq });
@@ -286,8 +286,13 @@ impl Wal {
         }
         // Only now, with nothing acknowledged missing, may the cut become durable. Whatever
         // was read becomes durable before it is served (only the newest segment can hold
-        // unsynced bytes or a torn tail: sealed ones were fsynced).
-        if let Some((path, bytes)) = newest {
+        // unsynced bytes or a torn tail: sealed ones were fsynced). When the seal names
+        // exactly the last valid entry and nothing was cut, every byte read was fsynced
+        // before the seal was written, and the segment's header before its first entry:
+        // there is nothing to make durable (the common case after a clean stop or a crash
+        // between commits). A segment without entries may have a header only the cache has.
+        let settled = sealed == Some(recovery.last_seq) && recovery.truncated.is_none();
+        if let Some((path, bytes, _)) = newest.filter(|(_, _, entries)| !settled || *entries == 0) {
             rewrite_durably(fs.as_ref(), dir, &path, &bytes)?;
         }
         if !fs.exists(&seal_path).map_err(io("exists", &seal_path))? {
