@@ -24,7 +24,8 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
         Scenario::Crash => {}
         Scenario::ProcessCrash => {
             c.process_crash = 0.7;
-            cfg.faults.eio_fsync = 0.01;
+            // Two fsyncs per group commit (entries, seal): 0.5 % of fsyncs is ~1 % of commits.
+            cfg.faults.eio_fsync = 0.005;
         }
         Scenario::TornTail => {
             cfg.faults = FaultConfig { lose_write: 0.2, tear_write: 0.7, ..FaultConfig::default() };
@@ -45,8 +46,10 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             c.media = 0.25;
             c.process_crash = 0.3;
         }
-        Scenario::FsyncEio => cfg.faults.eio_fsync = 0.01,
-        Scenario::DiskFull => cfg.faults.enospc_write = 0.01,
+        // Per operation, and a group commit has two writes and two fsyncs (entries, seal):
+        // 0.5 % of them is ~1 % of commits.
+        Scenario::FsyncEio => cfg.faults.eio_fsync = 0.005,
+        Scenario::DiskFull => cfg.faults.enospc_write = 0.005,
         Scenario::Retention => {
             cfg.storage.wal = WalConfig { segment_bytes: 4 << 10, tail_cache_bytes: 0 };
             cfg.storage.snapshots = SnapshotPolicy::every(60, 0);

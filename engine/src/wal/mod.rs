@@ -261,11 +261,13 @@ impl Wal {
                 keep = scan.valid_len as usize;
                 recovery.truncated = Some((path.clone(), scan.valid_len, (bytes.len() - keep) as u64));
             }
-            if last {
-                newest = Some((path.clone(), bytes[..keep].to_vec(), scan.records));
-            }
             next = Some(scan.next_seq);
-            segments.push(Segment { path, first_seq: scan.header.first_seq });
+            segments.push(Segment { path: path.clone(), first_seq: scan.header.first_seq });
+            if last {
+                let mut bytes = bytes;
+                bytes.truncate(keep);
+                newest = Some((path, bytes, scan.records));
+            }
         }
         let next_seq = next.unwrap_or(1);
         recovery.last_seq = next_seq - 1;

@@ -39,6 +39,9 @@ struct FileNode {
     grown_from: u64,
     /// Sectors that fail every read until rewritten (latent sector errors).
     bad_sectors: std::collections::BTreeSet<u64>,
+    /// The archive's last version of this file is exactly the durable bytes' prefix (false
+    /// after anything but an fsync changed them: a power failure, media damage).
+    archive_exact: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -282,6 +285,7 @@ impl Disk {
         let at = (at % f.durable.len() as u64) as usize;
         f.durable[at] = f.durable[at].wrapping_add(0x5A) | 0x01; // never a no-op, never undone
         f.current = f.durable.clone();
+        f.archive_exact = false;
         f.pending.clear();
         self.faults.push(Fault::SnapshotCorrupted { path: path.clone() });
         Some(path)
@@ -322,6 +326,7 @@ impl Disk {
             }
         };
         f.current = f.durable.clone();
+        f.archive_exact = false;
         if changed {
             self.faults.push(Fault::Media { path: path.to_path_buf(), offset, media });
         }
@@ -581,12 +586,19 @@ impl Disk {
         out.into_iter().map(|(_, path, bytes)| (path, bytes)).collect()
     }
 
-    fn archive_synced(&mut self, ino: Ino, path: &Path) {
-        let Some(Node::File(f)) = self.nodes.get(&ino) else { return };
+    /// Records the durable bytes of `ino` after an fsync whose writes touched nothing below
+    /// `touched_from`: an append extends the last version (cheaply, when nothing else
+    /// changed the file since), anything else starts a new one.
+    fn archive_synced(&mut self, ino: Ino, path: &Path, touched_from: u64) {
+        let Some(Node::File(f)) = self.nodes.get_mut(&ino) else { return };
         let entry = self.archive.entry(ino).or_default();
         entry.path = path.to_path_buf();
+        let exact = std::mem::replace(&mut f.archive_exact, true);
         match entry.versions.last_mut() {
-            Some((_, last)) if f.durable.starts_with(last) => {
+            Some((_, last))
+                if (exact && touched_from >= last.len() as u64 && f.durable.len() >= last.len())
+                    || f.durable.starts_with(last) =>
+            {
                 last.extend_from_slice(&f.durable[last.len()..])
             }
             _ => {
@@ -609,16 +621,23 @@ impl Disk {
             return Err(eio("fsync", path));
         }
         let before = f.durable.len() as u64;
+        let mut touched_from = u64::MAX;
         for p in pending {
             match p {
-                Pending::Write { offset, data } => apply_write(&mut f.durable, offset, &data),
-                Pending::Truncate { len } => f.durable.resize(len as usize, 0),
+                Pending::Write { offset, data } => {
+                    touched_from = touched_from.min(offset);
+                    apply_write(&mut f.durable, offset, &data)
+                }
+                Pending::Truncate { len } => {
+                    touched_from = touched_from.min(len);
+                    f.durable.resize(len as usize, 0)
+                }
             }
         }
         if f.durable.len() as u64 > before {
             f.grown_from = before;
         }
-        self.archive_synced(ino, path);
+        self.archive_synced(ino, path, touched_from);
         Ok(())
     }
 
@@ -743,6 +762,7 @@ impl Disk {
                     }
                     f.current = content.clone();
                     f.durable = content;
+                    f.archive_exact = false;
                 }
                 Node::Dir(d) => {
                     let mut entries = std::mem::take(&mut d.durable);
