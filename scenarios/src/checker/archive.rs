@@ -67,6 +67,7 @@ fn read_version(bytes: &[u8]) -> Option<Version<'_>> {
 /// not decode.
 pub fn history(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<UbsEntry>, Violation> {
     let mut held: BTreeMap<u64, Held<'_>> = BTreeMap::new();
+    let mut sealed_to = 0;
     for (path, bytes) in files {
         if path.file_name().is_some_and(|n| n == SEAL_FILE) {
             // A durable seal vouches for every entry up to the one it names.
@@ -74,7 +75,10 @@ pub fn history(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<UbsEntry>, Violation>
             if sealed > held.keys().next_back().copied().unwrap_or(0) {
                 return Err(broken(format!("the seal vouches for entry {sealed}, which was never durable")));
             }
-            held.range_mut(..=sealed).for_each(|(_, h)| h.vouched = true);
+            // Entries up to `sealed_to` are vouched already (and cannot be replaced): mark
+            // only the new ones, so that a seal per commit costs what the commit added.
+            held.range_mut(sealed_to + 1..=sealed).for_each(|(_, h)| h.vouched = true);
+            sealed_to = sealed_to.max(sealed);
             continue;
         }
         let Some((segment, entries, vouched_to)) = read_version(bytes) else { continue };
