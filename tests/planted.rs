@@ -26,7 +26,8 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::SeqReusedAfterBadRecord => &["service-error", "unrecoverable"],
         // The ME's order index lists nothing after a snapshot load: its recovery differs.
         Bug::IndexNotRebuilt => &["recovery-mismatch"],
-        Bug::SettlementNotIdempotent => &["recovery-mismatch", "log-mismatch", "liveness"],
+        // Settlement's own replay or the ledger comparison finds the repeated trades.
+        Bug::SettlementNotIdempotent => &["recovery-mismatch", "log-mismatch", "liveness", "service-error"],
         Bug::ReplayOffByOne => &["service-error", "recovery-mismatch"],
         // Records the cache showed vanish at the next power failure: a hole in the WAL.
         Bug::TrustCacheOnReopen => &["history-broken", "lost-ack"],
