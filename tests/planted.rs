@@ -38,6 +38,8 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::UnsealedCommits => &["silent-corruption"],
         // A hole in a log after a power failure: its service refuses to open.
         Bug::RetentionBatchedUnlinks => &["service-error", "unrecoverable"],
+        // The state is right (the whole log is there); only the choice of snapshot is not.
+        Bug::NoSnapshotFallback => &["recovery-mismatch"],
     }
 }
 

@@ -60,7 +60,7 @@ fn every_recovery_is_checked_against_the_model() {
     let markets = cfg.markets.clone();
     let mut result = sim::world::run_world(cfg);
     simrun::check(&result, &markets).unwrap();
-    let count = |pred: fn(&Recovered) -> bool| result.recoveries.iter().filter(|(_, _, r)| pred(r)).count();
+    let count = |pred: fn(&Recovered) -> bool| result.recoveries.iter().filter(|r| pred(&r.state)).count();
     let (u, m, s) = (
         count(|r| matches!(r, Recovered::Ubs { .. })),
         count(|r| matches!(r, Recovered::Matching { .. })),
@@ -68,15 +68,14 @@ fn every_recovery_is_checked_against_the_model() {
     );
     assert!(u >= 3 && m >= 3 && s >= 3, "recoveries: ubscore {u}, matching {m}, settlement {s}");
     // Tamper with the last UBSCore recovery that holds a balance: the checker must notice.
-    let (i, _, r) = result
+    let (i, record) = result
         .recoveries
         .iter_mut()
         .enumerate()
-        .map(|(i, (n, t, r))| (i, (n, t), r))
-        .filter(|(_, _, r)| matches!(r, Recovered::Ubs { state, .. } if !state.balances.is_empty()))
+        .filter(|(_, r)| matches!(&r.state, Recovered::Ubs { state, .. } if !state.balances.is_empty()))
         .last()
         .expect("a UBSCore recovery with balances");
-    if let Recovered::Ubs { state, .. } = r {
+    if let Recovered::Ubs { state, .. } = &mut record.state {
         state.balances[0].1.avail += 1;
     }
     let err = simrun::check(&result, &markets).unwrap_err();

@@ -41,11 +41,15 @@ pub enum Bug {
     /// Retention removes several old segments and fsyncs the directory once: a power
     /// failure can keep an older segment and lose a newer one (a hole in the log).
     RetentionBatchedUnlinks,
+    /// The loader gives up at the first damaged snapshot instead of falling back to the
+    /// previous one, and replays the whole log: right state while the log is complete, but
+    /// not the recovery it should have been.
+    NoSnapshotFallback,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -59,6 +63,7 @@ impl Bug {
         Bug::NormalisedBeforeLog,
         Bug::UnsealedCommits,
         Bug::RetentionBatchedUnlinks,
+        Bug::NoSnapshotFallback,
     ];
 
     /// Kebab-case name.
@@ -77,6 +82,7 @@ impl Bug {
             Bug::NormalisedBeforeLog => "normalised-before-log",
             Bug::UnsealedCommits => "unsealed-commits",
             Bug::RetentionBatchedUnlinks => "retention-batched-unlinks",
+            Bug::NoSnapshotFallback => "no-snapshot-fallback",
         }
     }
 }

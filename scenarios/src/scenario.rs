@@ -320,6 +320,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::TrustCacheOnReopen => Scenario::ProcessCrash,
         Bug::UnsealedCommits => Scenario::Media,
         Bug::RetentionBatchedUnlinks => Scenario::Retention,
+        Bug::NoSnapshotFallback => Scenario::CorruptSnapshot,
         _ => Scenario::Crash,
     }
 }

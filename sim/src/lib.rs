@@ -6,6 +6,7 @@
 pub mod fs;
 pub mod media;
 pub mod seed;
+pub mod snapshots;
 pub mod trace;
 
 #[cfg(madsim)]

@@ -129,6 +129,20 @@ pub struct FinalState {
     pub settlement: DurableSettlement,
 }
 
+/// One recovery of one service, as the world saw it.
+#[derive(Clone, Debug)]
+pub struct RecoveryRecord {
+    /// The service.
+    pub node: String,
+    /// Simulated milliseconds since the start.
+    pub at_ms: u64,
+    /// The state it recovered, and the snapshot it says it loaded.
+    pub state: Recovered,
+    /// The newest snapshot that verified on its disk just before it opened (judged by the
+    /// simulator, not the engine): the one it had to load.
+    pub newest_valid_snapshot: Option<u64>,
+}
+
 /// What happened in a run.
 pub struct WorldResult {
     /// The trace hash (equal for equal seeds, code and parameters); it covers the state
@@ -168,7 +182,7 @@ pub struct WorldResult {
     /// with the error naming the damage. The run ends at the first one.
     pub corruption_detected: Vec<(String, String)>,
     /// Every recovery of every service, in order: (node, simulated ms, recovered state).
-    pub recoveries: Vec<(String, u64, Recovered)>,
+    pub recoveries: Vec<RecoveryRecord>,
 }
 
 /// Why a node is restarted when it stopped itself (after an I/O error).
@@ -223,12 +237,22 @@ async fn world(cfg: WorldConfig) -> WorldResult {
         Arc::new(move |node: &str, event: String| trace.record(start.elapsed(), node, &event))
     };
     let errors = Arc::new(Mutex::new(Vec::<Problem>::new()));
-    let recoveries = Arc::new(Mutex::new(Vec::<(String, u64, Recovered)>::new()));
+    let recoveries = Arc::new(Mutex::new(Vec::<RecoveryRecord>::new()));
+    // The newest valid snapshot of each service as it starts opening its disk.
+    let newest_valid = Arc::new(Mutex::new(BTreeMap::<String, Option<u64>>::new()));
     let on_recovered: RecoveryHook = {
         let recoveries = recoveries.clone();
+        let newest_valid = newest_valid.clone();
         Arc::new(move |node: &str, state: Recovered| {
             let at = start.elapsed().as_millis() as u64;
-            recoveries.lock().unwrap_or_else(|e| e.into_inner()).push((node.to_string(), at, state));
+            let newest_valid_snapshot =
+                newest_valid.lock().unwrap_or_else(|e| e.into_inner()).get(node).copied().flatten();
+            recoveries.lock().unwrap_or_else(|e| e.into_inner()).push(RecoveryRecord {
+                node: node.to_string(),
+                at_ms: at,
+                state,
+                newest_valid_snapshot,
+            });
         })
     };
     let stopped = Arc::new(Mutex::new(BTreeSet::<String>::new()));
@@ -242,6 +266,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             (tracer.clone(), errors.clone(), stopped.clone(), cfg.markets.clone());
         let detected = detected.clone();
         let on_recovered = on_recovered.clone();
+        let newest_valid = newest_valid.clone();
         let storage = cfg.storage;
         let node = handle
             .create_node()
@@ -252,10 +277,20 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                     (tracer.clone(), errors.clone(), stopped.clone(), markets.clone());
                 let detected = detected.clone();
                 let on_recovered = on_recovered.clone();
+                let newest_valid = newest_valid.clone();
                 async move {
                     let id = madsim::plugin::node();
                     let simfs = SimFs::current();
-                    simfs.disk(id).lock().unwrap_or_else(|e| e.into_inner()).revive();
+                    {
+                        let disk = simfs.disk(id);
+                        let mut disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+                        disk.revive();
+                        let valid = crate::snapshots::newest_valid(&disk, &PathBuf::from("/data").join(name));
+                        newest_valid
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.to_string(), valid);
+                    }
                     let env = NodeEnv {
                         name: name.to_string(),
                         fs: Arc::new(simfs.node_fs(id)),
@@ -604,8 +639,16 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     // A panic in the engine during the final recovery is a finding, not the end of the run.
     // The final recoveries are recoveries too: the checker judges each one at its point.
     let final_hook = |name: &str, state: Recovered| on_recovered(name, state);
+    let before_open = |name: &str| {
+        let disk = simfs.disk(nodes[name]);
+        let valid = crate::snapshots::newest_valid(
+            &disk.lock().unwrap_or_else(|e| e.into_inner()),
+            &PathBuf::from("/data").join(name),
+        );
+        newest_valid.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), valid);
+    };
     let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        recover_final(&simfs, &nodes, &cfg, &final_hook)
+        recover_final(&simfs, &nodes, &cfg, &before_open, &final_hook)
     }))
     .unwrap_or_else(|panic| Err(DurableError::Engine(format!("panicked: {}", panic_message(&*panic)))));
     let final_state = recovered.map_err(|e| {
@@ -727,23 +770,25 @@ fn recover_final(
     simfs: &SimFs,
     nodes: &BTreeMap<&str, NodeId>,
     cfg: &WorldConfig,
+    before_open: &dyn Fn(&str),
     on_recovered: &dyn Fn(&str, Recovered),
 ) -> Result<FinalState, DurableError> {
     let fs = |name: &str| -> Arc<dyn FileSystem> {
         let disk = simfs.disk(nodes[name]);
         disk.lock().unwrap_or_else(|e| e.into_inner()).revive();
+        before_open(name);
         Arc::new(crate::fs::NodeFs::detached(disk))
     };
     let root = PathBuf::from("/data");
-    let (ubs, _) =
+    let (ubs, info) =
         DurableUbs::open(fs("ubscore"), &root.join("ubscore"), cfg.markets.clone(), cfg.storage, 0)?;
-    on_recovered("ubscore", Recovered::of_ubs(&ubs));
-    let (mut me, _) =
+    on_recovered("ubscore", Recovered::of_ubs(&ubs, info.snapshot_seq));
+    let (mut me, info) =
         DurableMatching::open(fs("matching"), &root.join("matching"), cfg.markets.clone(), cfg.storage, 0)?;
-    on_recovered("matching", Recovered::of_matching(&me));
-    let (settlement, _) =
+    on_recovered("matching", Recovered::of_matching(&me, info.snapshot_seq));
+    let (settlement, info) =
         DurableSettlement::open(fs("settlement"), &root.join("settlement"), cfg.storage, 0)?;
-    on_recovered("settlement", Recovered::of_settlement(&settlement));
+    on_recovered("settlement", Recovered::of_settlement(&settlement, info.snapshot_seq));
     // The matching engine re-derives its books after its snapshot and verifies its WAL.
     for r in ubs.records_after(me.last_ubs_seq(), usize::MAX)? {
         me.process(r.seq, me_input(&r).as_ref())?;

@@ -31,34 +31,53 @@ pub struct Addrs {
 /// A sink for trace lines: (node, event).
 pub type Tracer = Arc<dyn Fn(&str, String) + Send + Sync>;
 
-/// A service's state right after it recovered, handed to the checker.
+/// A service's state right after it recovered, handed to the checker, with the snapshot
+/// it loaded (its sequence number; `None`: none, the whole log was replayed).
 #[derive(Clone, Debug)]
 pub enum Recovered {
     /// UBSCore: its state and the last durable WAL sequence number it holds.
-    Ubs { wal_seq: u64, state: crate::ubscore::UbsState },
+    Ubs { wal_seq: u64, state: crate::ubscore::UbsState, snapshot: Option<u64> },
     /// Matching: its state as loaded (before catching up with UBSCore), and its order-id
     /// index (which book each resting order is in).
-    Matching { state: crate::matching::MeState, index: Vec<(crate::OrderId, crate::SymbolId)> },
+    Matching {
+        state: crate::matching::MeState,
+        index: Vec<(crate::OrderId, crate::SymbolId)>,
+        snapshot: Option<u64>,
+    },
     /// Settlement: its ledger and its watermark (the last trade it settled).
-    Settlement { ledger: Vec<crate::Trade>, last_trade_id: crate::TradeId },
+    Settlement { ledger: Vec<crate::Trade>, last_trade_id: crate::TradeId, snapshot: Option<u64> },
 }
 
 impl Recovered {
-    /// UBSCore as just recovered.
-    pub fn of_ubs(ubs: &DurableUbs) -> Recovered {
-        Recovered::Ubs { wal_seq: ubs.wal().durable_seq(), state: ubs.core().export_state() }
+    /// UBSCore as just recovered from `snapshot`.
+    pub fn of_ubs(ubs: &DurableUbs, snapshot: Option<u64>) -> Recovered {
+        Recovered::Ubs { wal_seq: ubs.wal().durable_seq(), state: ubs.core().export_state(), snapshot }
     }
 
-    /// The matching engine as just recovered (before catching up with UBSCore).
-    pub fn of_matching(me: &DurableMatching) -> Recovered {
-        Recovered::Matching { state: me.engine().export_state(), index: me.engine().index_entries() }
+    /// The matching engine as just recovered from `snapshot` (before catching up with UBSCore).
+    pub fn of_matching(me: &DurableMatching, snapshot: Option<u64>) -> Recovered {
+        Recovered::Matching {
+            state: me.engine().export_state(),
+            index: me.engine().index_entries(),
+            snapshot,
+        }
     }
 
-    /// Settlement as just recovered.
-    pub fn of_settlement(settlement: &DurableSettlement) -> Recovered {
+    /// Settlement as just recovered from `snapshot`.
+    pub fn of_settlement(settlement: &DurableSettlement, snapshot: Option<u64>) -> Recovered {
         Recovered::Settlement {
             ledger: settlement.settlement().ledger().to_vec(),
             last_trade_id: settlement.settlement().last_trade_id(),
+            snapshot,
+        }
+    }
+
+    /// The snapshot the recovery loaded.
+    pub fn snapshot(&self) -> Option<u64> {
+        match self {
+            Recovered::Ubs { snapshot, .. }
+            | Recovered::Matching { snapshot, .. }
+            | Recovered::Settlement { snapshot, .. } => *snapshot,
         }
     }
 }
@@ -304,7 +323,7 @@ async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
         info.snapshot_seq,
         info.replayed
     ));
-    env.recovered(|| Recovered::of_ubs(&ubs));
+    env.recovered(|| Recovered::of_ubs(&ubs, info.snapshot_seq));
     let (ep, state, fatal) = attach(&env, env.addrs.ubscore, ubs).await?;
     // Pull the ME's durable events after the applied watermark.
     spawn_puller(
@@ -367,7 +386,7 @@ async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
         info.snapshot_seq,
         info.replayed
     ));
-    env.recovered(|| Recovered::of_matching(&me));
+    env.recovered(|| Recovered::of_matching(&me, info.snapshot_seq));
     let (ep, state, fatal) = attach(&env, env.addrs.matching, me).await?;
     // Pull UBSCore's durable records after the consumed watermark.
     spawn_puller(
@@ -427,7 +446,7 @@ async fn settlement(env: NodeEnv) -> Result<Infallible, DurableError> {
         settlement.durable_trade_id(),
         info.snapshot_seq
     ));
-    env.recovered(|| Recovered::of_settlement(&settlement));
+    env.recovered(|| Recovered::of_settlement(&settlement, info.snapshot_seq));
     let (ep, state, fatal) = attach(&env, env.addrs.settlement, settlement).await?;
     // Pull the ME's durable trades after the settled watermark.
     spawn_puller(

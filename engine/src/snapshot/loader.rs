@@ -55,6 +55,7 @@ pub fn load(fs: &dyn FileSystem, dir: &Path, service: &str) -> Result<Option<Loa
                 quarantine(fs, dir, &skipped)?;
                 return Ok(Some(Loaded { meta, files, skipped }));
             }
+            None if crate::bugs::planted(crate::bugs::Bug::NoSnapshotFallback) => return Ok(None),
             None => skipped.push(name.clone()),
         }
     }

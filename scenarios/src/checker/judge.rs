@@ -58,7 +58,7 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
 /// events it applied; each command's outcome depends on the events applied before it, so
 /// the model replays both. On the way, every recovery is judged at its point of history.
 fn replay(result: &WorldResult, markets: &Markets, entries: &[UbsEntry]) -> Result<Model, Violation> {
-    let mut points = RecoveryPoints::new(&result.recoveries);
+    let mut points = RecoveryPoints::new(&result.recoveries)?;
     let mut model = Model::deferred(markets.clone());
     points.check_at_wal(&model, 0)?;
     points.check_at_ubs_seq(&model, 0)?;

@@ -6,6 +6,7 @@ use super::Violation;
 use crate::model::Model;
 use engine::service::Recovered;
 use engine::{OrderId, SymbolId, Trade};
+use sim::world::RecoveryRecord;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
@@ -44,26 +45,41 @@ fn first_key_difference<'m, K: Ord + Copy + Debug, V: PartialEq + Debug>(
 }
 
 impl<'r> RecoveryPoints<'r> {
-    /// Indexes `recoveries` (as the world recorded them).
-    pub fn new<N>(recoveries: &'r [(N, u64, Recovered)]) -> RecoveryPoints<'r> {
+    /// Indexes `recoveries` (as the world recorded them). Fails first if a recovery did not
+    /// load the newest snapshot that verified on its disk: a loader that skips a valid
+    /// snapshot (or takes a damaged one) is wrong even when the log lets it catch up.
+    pub fn new(recoveries: &'r [RecoveryRecord]) -> Result<RecoveryPoints<'r>, Violation> {
         let mut p = RecoveryPoints {
             ubs: BTreeMap::new(),
             me: BTreeMap::new(),
             settlement: Vec::new(),
             judged: BTreeSet::new(),
         };
-        for (i, (_, _, r)) in recoveries.iter().enumerate() {
-            match r {
-                Recovered::Ubs { wal_seq, state } => p.ubs.entry(*wal_seq).or_default().push((i, state)),
-                Recovered::Matching { state, index } => {
+        for (i, record) in recoveries.iter().enumerate() {
+            if record.state.snapshot() != record.newest_valid_snapshot {
+                return Err(Violation::RecoveryMismatch {
+                    service: record.node.clone(),
+                    recovery: i,
+                    at: record.state.snapshot().unwrap_or(0),
+                    field: "snapshot loaded".into(),
+                    expected: format!(
+                        "{:?} (the newest that verifies on its disk)",
+                        record.newest_valid_snapshot
+                    ),
+                    actual: format!("{:?}", record.state.snapshot()),
+                });
+            }
+            match &record.state {
+                Recovered::Ubs { wal_seq, state, .. } => p.ubs.entry(*wal_seq).or_default().push((i, state)),
+                Recovered::Matching { state, index, .. } => {
                     p.me.entry(state.last_ubs_seq).or_default().push((i, state, index))
                 }
-                Recovered::Settlement { ledger, last_trade_id } => {
+                Recovered::Settlement { ledger, last_trade_id, .. } => {
                     p.settlement.push((i, ledger, *last_trade_id))
                 }
             }
         }
-        p
+        Ok(p)
     }
 
     /// UBSCore recovered to `wal_seq` entries must hold all of the model's UBSCore state

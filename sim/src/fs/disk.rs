@@ -333,6 +333,23 @@ impl Disk {
         changed
     }
 
+    /// What a read of the whole file would return now, without counting an operation or
+    /// drawing a fault: `None` if it does not exist or holds an unreadable sector.
+    pub fn peek(&self, path: &Path) -> Option<Vec<u8>> {
+        match self.nodes.get(&self.lookup(path)?) {
+            Some(Node::File(f)) if f.bad_sectors.is_empty() => Some(f.current.clone()),
+            _ => None,
+        }
+    }
+
+    /// The names in a directory (current namespace), sorted; empty if it does not exist.
+    pub fn names(&self, dir: &Path) -> Vec<String> {
+        match self.lookup(dir).and_then(|i| self.nodes.get(&i)) {
+            Some(Node::Dir(d)) => d.current.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The durable content of a file (for aiming media faults).
     pub fn durable_bytes(&self, path: &Path) -> Option<&[u8]> {
         match self.nodes.get(&self.lookup(path)?) {
