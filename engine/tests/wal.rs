@@ -172,12 +172,7 @@ fn damage_to_the_last_committed_batch_is_refused_not_cut() {
     // 11..=20 were committed: their seal vouches for them, so damage at 15 (or at 20, the
     // very last entry) is corruption of acknowledged data, not a torn write.
     for damaged in [15, 20] {
-        let fs = mem();
-        let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
-        write_batch(&mut wal, 1, 10);
-        write_batch(&mut wal, 11, 20);
-        drop(wal);
-        let path = segment_with_records(&fs, &dir());
+        let (fs, path) = two_committed_batches();
         let offset = record_offset(&fs.read_all(&path).unwrap(), damaged);
         fs.write_at(&path, offset as u64 + 30, b"\xFF").unwrap();
         match open(&fs, &dir(), WalConfig::default()) {
@@ -211,12 +206,7 @@ fn a_damaged_seal_loses_nothing() {
 fn a_tail_lost_with_everything_after_it_is_refused_by_the_seal() {
     // Entries 11..=20 and anything that could vouch for them inside the segment are gone
     // (a lost or misdirected write at rest): only the seal, in its own file, remembers.
-    let fs = mem();
-    let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
-    write_batch(&mut wal, 1, 10);
-    write_batch(&mut wal, 11, 20);
-    drop(wal);
-    let path = segment_with_records(&fs, &dir());
+    let (fs, path) = two_committed_batches();
     let offset = record_offset(&fs.read_all(&path).unwrap(), 11);
     let len = fs.len(&path).unwrap();
     fs.write_at(&path, offset as u64, &vec![0u8; (len - offset as u64) as usize]).unwrap();
@@ -228,6 +218,17 @@ fn a_tail_lost_with_everything_after_it_is_refused_by_the_seal() {
         Err(other) => panic!("expected corruption, got {other}"),
         Ok((_, seen, _)) => panic!("opened with {} entries: acknowledged entries cut silently", seen.len()),
     }
+}
+
+/// A WAL with two committed (sealed) batches, 1..=10 and 11..=20, and its segment.
+fn two_committed_batches() -> (Arc<dyn FileSystem>, PathBuf) {
+    let fs = mem();
+    let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
+    write_batch(&mut wal, 1, 10);
+    write_batch(&mut wal, 11, 20);
+    drop(wal);
+    let path = segment_with_records(&fs, &dir());
+    (fs, path)
 }
 
 fn record_offset(bytes: &[u8], seq: u64) -> usize {
@@ -243,12 +244,7 @@ fn record_offset(bytes: &[u8], seq: u64) -> usize {
 
 #[test]
 fn corruption_of_durable_data_is_refused_with_file_offset_and_seq() {
-    let fs = mem();
-    let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
-    write_batch(&mut wal, 1, 10);
-    write_batch(&mut wal, 11, 20);
-    drop(wal);
-    let path = segment_with_records(&fs, &dir());
+    let (fs, path) = two_committed_batches();
     let offset = record_offset(&fs.read_all(&path).unwrap(), 5);
     fs.write_at(&path, offset as u64 + format::RECORD_HEADER as u64, b"\x00\x00").unwrap();
     let err = open(&fs, &dir(), WalConfig::default()).unwrap_err();
@@ -508,12 +504,7 @@ proptest! {
         flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
         cut in prop::option::of(any::<prop::sample::Index>()),
     ) {
-        let fs = mem();
-        let (mut wal, _, _) = open(&fs, &dir(), WalConfig::default()).unwrap();
-        write_batch(&mut wal, 1, 10);
-        write_batch(&mut wal, 11, 20);
-        drop(wal);
-        let path = segment_with_records(&fs, &dir());
+        let (fs, path) = two_committed_batches();
         let mut bytes = fs.read_all(&path).unwrap();
         for (i, x) in flips {
             let i = i.index(bytes.len());
