@@ -352,7 +352,7 @@ fn matching_recovery_refuses_a_wal_that_re_matching_contradicts() {
         .unwrap()
         .into_iter()
         .map(|n| wal_dir.join(n))
-        .find(|p| fs.len(p).unwrap() > 100)
+        .find(|p| p.extension().is_some_and(|e| e == "wal") && fs.len(p).unwrap() > 100)
         .unwrap();
     let bytes = fs.read_all(&seg).unwrap();
     let mut out = bytes[..engine::wal::format::SEGMENT_HEADER].to_vec();

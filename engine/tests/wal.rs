@@ -194,11 +194,19 @@ fn a_damaged_seal_loses_nothing() {
     write_batch(&mut wal, 1, 10);
     drop(wal);
     let seal = dir().join(format::SEAL_FILE);
-    fs.write_at(&seal, 14, b"\xAB").unwrap(); // inside the seal's CRC
+    let (sealed, slot) = format::read_seal(&fs.read_all(&seal).unwrap()).unwrap();
+    assert_eq!(sealed, 10);
+    // Damage the newest slot (inside its CRC): the older slot still vouches for less.
+    fs.write_at(&seal, format::SEAL_SLOTS[slot] + 14, b"\xAB").unwrap();
+    assert!(format::read_seal(&fs.read_all(&seal).unwrap()).is_some_and(|(s, _)| s < 10));
     let (wal, seen, rec) = open(&fs, &dir(), WalConfig::default()).unwrap();
     assert_prefix(&seen, 10);
     assert_eq!(rec.truncated, None);
-    assert_eq!(format::decode_seal(&fs.read_all(&seal).unwrap()), Some(10), "sealed anew on open");
+    assert_eq!(
+        format::read_seal(&fs.read_all(&seal).unwrap()).map(|(s, _)| s),
+        Some(10),
+        "sealed anew on open"
+    );
     drop(wal);
 }
 

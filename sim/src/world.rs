@@ -173,7 +173,7 @@ pub struct WorldResult {
     pub final_state: Option<FinalState>,
     /// Every version of UBSCore's WAL files that an fsync ever made durable (the disk's own
     /// record, files removed since included): the agreed history, for the checker.
-    pub ubs_wal_archive: Vec<(PathBuf, Vec<u8>)>,
+    pub ubs_wal_archive: Vec<crate::fs::ArchivedVersion>,
     /// The last trace lines of every node.
     pub tails: BTreeMap<String, Vec<String>>,
     /// WAL segments that retention removed (made durable once, gone at the end), all services.
@@ -205,6 +205,14 @@ fn names_damage(e: &DurableError) -> bool {
         DurableError::Codec { .. } | DurableError::Divergence(_) | DurableError::WitnessAhead { .. } => true,
         _ => false,
     }
+}
+
+/// Whether media damage was inflicted on the disk of `node` (only then may a service's
+/// refusal to start count as detected corruption rather than a bug).
+fn damaged_media(simfs: &SimFs, node: NodeId) -> bool {
+    let disk = simfs.disk(node);
+    let disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+    disk.faults().iter().any(|f| matches!(f, Fault::Media { .. } | Fault::SnapshotCorrupted { .. }))
 }
 
 /// Service errors that injected faults legitimately cause: the service stops and recovers.
@@ -312,7 +320,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
                     };
                     // Reached only when the service stopped itself (not when killed).
                     tracer(name, format!("stopped: {err}"));
-                    if media && names_damage(&err) {
+                    if media && names_damage(&err) && damaged_media(&SimFs::current(), id) {
                         tracer(name, "corruption detected: the run ends here".into());
                         detected
                             .lock()
@@ -652,7 +660,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     }))
     .unwrap_or_else(|panic| Err(DurableError::Engine(format!("panicked: {}", panic_message(&*panic)))));
     let final_state = recovered.map_err(|e| {
-        if media && names_damage(&e) {
+        if media && names_damage(&e) && SERVICES.iter().any(|n| damaged_media(&simfs, nodes[n])) {
             detected.lock().unwrap_or_else(|x| x.into_inner()).push(("final recovery".into(), e.to_string()));
         } else {
             errors.lock().unwrap_or_else(|x| x.into_inner()).push(Problem::FinalRecovery(e.to_string()));
@@ -668,7 +676,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
             let ever: BTreeSet<PathBuf> = disk
                 .durable_archive(&wal)
                 .into_iter()
-                .map(|(p, _)| p)
+                .map(|v| v.path)
                 .filter(|p| p.extension().is_some_and(|e| e == "wal"))
                 .collect();
             ever.iter().filter(|p| !now.contains(p)).count() as u64

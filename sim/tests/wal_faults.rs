@@ -152,3 +152,36 @@ fn a_headerless_segment_being_created_is_removed() {
     assert_eq!(wal.durable_seq(), 1);
     assert!(!fs.exists(&partial).unwrap());
 }
+
+/// A seal that only the page cache holds: the process dies just before the seal's fsync,
+/// restarts (the cache still shows the new seal) and later loses power, which brings back
+/// the old seal. The entry the lost seal named was durable and may have been acknowledged
+/// to a retry; damage to it later must be refused, not cut like a torn write.
+#[test]
+fn a_seal_only_the_cache_holds_is_written_again_on_open() {
+    // Unsynced writes are always lost at a power failure here.
+    let fs = disk(FaultConfig { lose_write: 1.0, tear_write: 0.0, ..FaultConfig::default() }, 5);
+    let (mut wal, _) = open_entries(&fs).unwrap();
+    commit(&mut wal, b"one").unwrap();
+    // The next commit: append, fsync, seal write, seal fsync (the 4th operation).
+    fs.disk().lock().unwrap().set_crash_point(Some(exsim_sim::fs::CrashPoint { op: 4, before: true }));
+    assert!(commit(&mut wal, b"two").is_err(), "the crash point fires at the seal's fsync");
+    drop(wal);
+    die(&fs, Death::ProcessCrash);
+    let (wal, entries) = open_entries(&fs).unwrap();
+    assert_eq!(entries.len(), 2);
+    drop(wal);
+    die(&fs, Death::PowerFailure);
+    // Bit rot in entry 2's payload, at rest.
+    let segment = Path::new("/wal").join(engine::wal::format::segment_name(1, 1));
+    let len = fs.len(&segment).unwrap();
+    let mut byte = fs.read_at(&segment, len - 6, 1).unwrap();
+    byte[0] ^= 0x10;
+    fs.write_at(&segment, len - 6, &byte).unwrap();
+    fs.sync_file(&segment).unwrap();
+    match open_entries(&fs) {
+        Err(WalError::Corrupt { seq, .. }) => assert_eq!(seq, 2),
+        Err(other) => panic!("expected corruption of entry 2, got {other}"),
+        Ok((_, entries)) => panic!("opened with {} entries: the vouched entry 2 was cut", entries.len()),
+    }
+}

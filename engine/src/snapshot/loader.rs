@@ -59,6 +59,7 @@ pub fn load(fs: &dyn FileSystem, dir: &Path, service: &str) -> Result<Option<Loa
             None => skipped.push(name.clone()),
         }
     }
+    quarantine(fs, dir, &skipped)?;
     Ok(None)
 }
 

@@ -135,12 +135,17 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 /// it is refused rather than cut like a torn write.
 pub const SEAL_FILE: &str = "seal";
 
-/// Size of the seal: magic (4), last acknowledged seq (8), CRC of both (4).
+/// Size of one seal record: magic (4), last acknowledged seq (8), CRC of both (4).
 pub const SEAL_LEN: usize = 16;
+
+/// The seal file holds two slots, one sector apart, written alternately: a write torn by a
+/// power failure can damage only the slot being written, and the other still vouches for
+/// everything up to its seq.
+pub const SEAL_SLOTS: [u64; 2] = [0, 512];
 
 const SEAL_MAGIC: [u8; 4] = *b"SEAL";
 
-/// The seal's bytes for `durable`.
+/// One seal record's bytes for `durable`.
 pub fn encode_seal(durable: u64) -> [u8; SEAL_LEN] {
     let mut b = [0u8; SEAL_LEN];
     b[..4].copy_from_slice(&SEAL_MAGIC);
@@ -150,7 +155,7 @@ pub fn encode_seal(durable: u64) -> [u8; SEAL_LEN] {
     b
 }
 
-/// The last acknowledged seq a seal names; `None` if the bytes are not a valid seal.
+/// The last acknowledged seq one seal record names; `None` if the bytes are not valid.
 pub fn decode_seal(b: &[u8]) -> Option<u64> {
     if b.len() < SEAL_LEN || b[..4] != SEAL_MAGIC || u32_at(b, 12) != crc32fast::hash(&b[..12]) {
         return None;
@@ -158,8 +163,17 @@ pub fn decode_seal(b: &[u8]) -> Option<u64> {
     Some(u64_at(b, 4))
 }
 
+/// The seal a seal file's bytes hold: the highest valid slot, and which slot that is.
+pub fn read_seal(file: &[u8]) -> Option<(u64, usize)> {
+    SEAL_SLOTS
+        .iter()
+        .enumerate()
+        .filter_map(|(i, at)| file.get(*at as usize..).and_then(decode_seal).map(|seq| (seq, i)))
+        .max()
+}
+
 /// Extension of the fresh copy of the newest segment that [`super::Wal::open`] writes and
-/// renames over it (never a segment name; a leftover one is removed).
+/// renames over it (never a segment name; leftovers are removed, durably, when the WAL opens).
 pub const REWRITE_EXTENSION: &str = "rewrite";
 
 /// The file name of a segment: `wal-{EPOCH:05}-{FIRST_SEQ:020}.wal`.

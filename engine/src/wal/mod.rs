@@ -116,6 +116,8 @@ pub struct Wal {
     uncommitted: Vec<(u64, u8, Vec<u8>)>,
     tail: TailCache,
     poisoned: bool,
+    /// Which seal slot the next seal goes to (they alternate).
+    seal_slot: usize,
 }
 
 impl std::fmt::Debug for Wal {
@@ -142,6 +144,25 @@ fn list_segments(fs: &dyn FileSystem, dir: &Path) -> Result<Vec<(u32, u64, PathB
     Ok(found)
 }
 
+/// Removes copies of the newest segment left by an opening that died before renaming them,
+/// durably, before anything creates one again: a leftover's unlink and a new copy's create
+/// and rename must not be resolved out of order by a power failure.
+fn remove_leftover_rewrites(fs: &dyn FileSystem, dir: &Path) -> Result<(), WalError> {
+    let suffix = format!(".{}", format::REWRITE_EXTENSION);
+    let mut removed = false;
+    for name in fs.list_dir(dir).map_err(io("list", dir))? {
+        if name.ends_with(&suffix) {
+            let path = dir.join(name);
+            fs.remove_file(&path).map_err(io("remove", &path))?;
+            removed = true;
+        }
+    }
+    if removed {
+        fs.sync_dir(dir).map_err(io("sync_dir", dir))?;
+    }
+    Ok(())
+}
+
 /// Makes `bytes` the durable content of `path`, whatever the page cache shows. Why not
 /// just fsync `path`: after a failed fsync (fsyncgate) Linux marks the dropped pages clean,
 /// so a process that restarts still reads them, and its own fsync has nothing to write and
@@ -153,9 +174,6 @@ fn rewrite_durably(fs: &dyn FileSystem, dir: &Path, path: &Path, bytes: &[u8]) -
         return fs.sync_file(path).map_err(io("sync", path));
     }
     let tmp = path.with_extension(format::REWRITE_EXTENSION);
-    if fs.exists(&tmp).map_err(io("exists", &tmp))? {
-        fs.remove_file(&tmp).map_err(io("remove", &tmp))?;
-    }
     fs.create_new(&tmp).map_err(io("create", &tmp))?;
     fs.append(&tmp, bytes).map_err(io("write", &tmp))?;
     fs.sync_file(&tmp).map_err(io("sync", &tmp))?;
@@ -194,10 +212,12 @@ impl Wal {
             }
         }
         let seal_path = dir.join(format::SEAL_FILE);
-        let sealed = match fs.exists(&seal_path).map_err(io("exists", &seal_path))? {
-            true => format::decode_seal(&fs.read_all(&seal_path).map_err(io("read", &seal_path))?),
+        let seal = match fs.exists(&seal_path).map_err(io("exists", &seal_path))? {
+            true => format::read_seal(&fs.read_all(&seal_path).map_err(io("read", &seal_path))?),
             false => None,
         };
+        let sealed = seal.map(|(seq, _)| seq);
+        remove_leftover_rewrites(fs.as_ref(), dir)?;
         let mut found = list_segments(fs.as_ref(), dir)?;
         let mut recovery = Recovery { segments: found.len(), ..Recovery::default() };
         let max_epoch = found.iter().map(|(e, _, _)| *e).max().unwrap_or(0);
@@ -314,11 +334,13 @@ impl Wal {
             uncommitted: Vec::new(),
             tail,
             poisoned: false,
+            seal_slot: 0,
         };
         // What survived is durable now (rewritten above) and will be served: seal it.
-        if sealed.is_none_or(|s| s < wal.durable_seq) {
-            wal.write_seal(wal.durable_seq)?;
-        }
+        // Sealed anew even when the seal already names it: the seal just read may be one
+        // only the page cache holds (its fsync failed, or the process died before it).
+        wal.seal_slot = seal.map_or(0, |(_, slot)| slot + 1);
+        wal.write_seal(wal.durable_seq)?;
         wal.start_segment()?;
         Ok((wal, recovery))
     }
@@ -367,12 +389,11 @@ impl Wal {
         }
         let path = self.segments.last().expect("an open WAL has a current segment").path.clone();
         // Entries first, then the seal that vouches for them: each durable before the next.
-        let synced = self.write_durably(&path, &self.buf).and_then(|()| {
-            if crate::bugs::planted(crate::bugs::Bug::UnsealedCommits) {
-                return Ok(());
-            }
-            self.write_seal(self.next_seq - 1)
-        });
+        let synced = match self.write_durably(&path, &self.buf) {
+            Ok(()) if crate::bugs::planted(crate::bugs::Bug::UnsealedCommits) => Ok(()),
+            Ok(()) => self.write_seal(self.next_seq - 1),
+            Err(e) => Err(e),
+        };
         if let Err(e) = synced {
             self.poisoned = true;
             self.uncommitted.clear();
@@ -400,9 +421,11 @@ impl Wal {
     }
 
     /// Makes the seal name `durable` as the last acknowledged entry.
-    fn write_seal(&self, durable: u64) -> Result<(), WalError> {
+    fn write_seal(&mut self, durable: u64) -> Result<(), WalError> {
         let seal = self.dir.join(format::SEAL_FILE);
-        self.fs.write_at(&seal, 0, &format::encode_seal(durable)).map_err(io("write", &seal))?;
+        let at = format::SEAL_SLOTS[self.seal_slot % format::SEAL_SLOTS.len()];
+        self.seal_slot += 1;
+        self.fs.write_at(&seal, at, &format::encode_seal(durable)).map_err(io("write", &seal))?;
         if crate::bugs::planted(crate::bugs::Bug::SkipFsync) {
             return Ok(());
         }
@@ -424,18 +447,28 @@ impl Wal {
     pub fn retain_from(&mut self, seq: u64) -> Result<usize, WalError> {
         let mut removed = 0;
         while self.segments.len() > 1 && self.segments[1].first_seq <= seq {
-            let segment = self.segments.remove(0);
-            self.fs.remove_file(&segment.path).map_err(io("remove", &segment.path))?;
+            let path = self.segments[0].path.clone();
             // Oldest first, each removal durable before the next: a power failure rolls
             // back unsynced removals one by one, and what survives must stay a contiguous
-            // run of segments, never one with a hole.
-            if !crate::bugs::planted(crate::bugs::Bug::RetentionBatchedUnlinks) {
-                self.fs.sync_dir(&self.dir).map_err(io("sync_dir", &self.dir))?;
+            // run of segments, never one with a hole. A failure leaves the WAL unusable
+            // (its idea of the segments may no longer match the disk).
+            let result = self.fs.remove_file(&path).map_err(io("remove", &path)).and_then(|()| {
+                if crate::bugs::planted(crate::bugs::Bug::RetentionBatchedUnlinks) {
+                    return Ok(());
+                }
+                self.fs.sync_dir(&self.dir).map_err(io("sync_dir", &self.dir))
+            });
+            if let Err(e) = result {
+                self.poisoned = true;
+                return Err(e);
             }
+            self.segments.remove(0);
             removed += 1;
         }
-        if removed > 0 {
+        if removed > 0 && crate::bugs::planted(crate::bugs::Bug::RetentionBatchedUnlinks) {
             self.fs.sync_dir(&self.dir).map_err(io("sync_dir", &self.dir))?;
+        }
+        if removed > 0 {
             // The cache serves only what the log still keeps.
             let first = self.first_seq();
             while self.tail.first_seq().is_some_and(|s| s < first) {

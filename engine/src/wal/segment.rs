@@ -48,6 +48,9 @@ pub fn scan<'b>(
             return Err(corrupt(0, header.first_seq, "segment header does not match its file name"));
         }
     }
+    if header.first_seq == 0 {
+        return Err(corrupt(0, 0, "segment header names sequence number 0 (they start at 1)"));
+    }
     if let Some(expected) = expected_first {
         if header.first_seq != expected {
             return Err(WalError::Gap {

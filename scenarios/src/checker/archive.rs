@@ -7,7 +7,8 @@
 use super::Violation;
 use engine::codec;
 use engine::durable::{UbsEntry, kind};
-use engine::wal::format::{MAGIC, RECORD_HEADER, SEAL_FILE, SEGMENT_HEADER, decode_seal};
+use engine::wal::format::{MAGIC, RECORD_HEADER, SEAL_FILE, SEGMENT_HEADER, read_seal};
+use sim::fs::ArchivedVersion;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -65,20 +66,34 @@ fn read_version(bytes: &[u8]) -> Option<Version<'_>> {
 /// was never acknowledged, and recovery may cut it); replacing or dropping a vouched entry
 /// breaks the history, as do holes, seals ahead of the entries, and durable entries that do
 /// not decode.
-pub fn history(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<UbsEntry>, Violation> {
+pub fn history(files: &[ArchivedVersion]) -> Result<Vec<UbsEntry>, Violation> {
+    // Segment versions count from their first fsync (appends extend them, and seals
+    // written meanwhile vouch for what they added); a seal counts from its last (the seal
+    // file is overwritten in place, and a slot written later may extend it).
+    let mut order: Vec<(u64, &PathBuf, &Vec<u8>)> = files
+        .iter()
+        .map(|v| {
+            let seal = v.path.file_name().is_some_and(|n| n == SEAL_FILE);
+            (if seal { v.last_synced } else { v.first_synced }, &v.path, &v.bytes)
+        })
+        .collect();
+    order.sort_by_key(|(at, _, _)| *at);
     let mut held: BTreeMap<u64, Held<'_>> = BTreeMap::new();
     let mut sealed_to = 0;
-    for (path, bytes) in files {
+    for (_, path, bytes) in order {
         if path.file_name().is_some_and(|n| n == SEAL_FILE) {
             // A durable seal vouches for every entry up to the one it names.
-            let Some(sealed) = decode_seal(bytes) else { continue };
+            let Some((sealed, _)) = read_seal(bytes) else { continue };
             if sealed > held.keys().next_back().copied().unwrap_or(0) {
                 return Err(broken(format!("the seal vouches for entry {sealed}, which was never durable")));
             }
             // Entries up to `sealed_to` are vouched already (and cannot be replaced): mark
             // only the new ones, so that a seal per commit costs what the commit added.
-            held.range_mut(sealed_to + 1..=sealed).for_each(|(_, h)| h.vouched = true);
-            sealed_to = sealed_to.max(sealed);
+            // (`sealed_to` also advances with records' `durable` fields, below.)
+            if sealed > sealed_to {
+                held.range_mut(sealed_to + 1..=sealed).for_each(|(_, h)| h.vouched = true);
+                sealed_to = sealed;
+            }
             continue;
         }
         let Some((segment, entries, vouched_to)) = read_version(bytes) else { continue };
@@ -118,6 +133,11 @@ pub fn history(files: &[(PathBuf, Vec<u8>)]) -> Result<Vec<UbsEntry>, Violation>
                     held.insert(seq, Held { kind, payload, segment, vouched, path });
                 }
             }
+        }
+        // A record's `durable` field vouches for every entry up to it, in any segment.
+        if vouched_to > sealed_to {
+            held.range_mut(sealed_to + 1..=vouched_to).for_each(|(_, h)| h.vouched = true);
+            sealed_to = vouched_to;
         }
     }
     let mut out = Vec::with_capacity(held.len());

@@ -36,17 +36,18 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     history::check_sent(&history, &result.sent)?;
     let model = replay(result, markets, &entries)?;
     history::check_acks(&history, &result.acked)?;
-    if !result.corruption_detected.is_empty() {
-        // A service refused to go on, naming the damage: allowed under media faults. What
-        // was durable and acknowledged is judged above; there is no final state to judge.
-        return Ok(());
-    }
     if let Some(problem) = result.problems.first() {
         return Err(match problem.clone() {
             Problem::ServiceError { node, error } => Violation::ServiceError { service: node, error },
             Problem::Liveness(detail) => Violation::Liveness { detail },
             Problem::FinalRecovery(error) => Violation::Unrecoverable { error },
         });
+    }
+    if !result.corruption_detected.is_empty() {
+        // A service refused to go on, naming the damage inflicted on its disk: allowed under
+        // media faults. What was durable and acknowledged is judged above; there is no
+        // final state to judge.
+        return Ok(());
     }
     let f = result.final_state.as_ref().ok_or_else(|| Violation::Unrecoverable {
         error: "the services could not be recovered from disk".into(),

@@ -106,14 +106,28 @@ pub struct Disk {
     archive_clock: u64,
 }
 
+/// One durable version of a file, as the disk's record holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArchivedVersion {
+    /// Where the file was when last fsynced.
+    pub path: PathBuf,
+    /// Order (among all fsyncs of the disk) of the fsync that first made this version durable.
+    pub first_synced: u64,
+    /// Order of the last fsync that extended it (appends extend a version).
+    pub last_synced: u64,
+    /// The durable bytes.
+    pub bytes: Vec<u8>,
+}
+
 /// The durable versions of one file, as fsyncs made them.
 #[derive(Clone, Debug, Default)]
 struct Archived {
     /// Where the file was when last fsynced.
     path: PathBuf,
-    /// Distinct durable contents, oldest first, with the order in which each first became
-    /// durable; a version that extends the previous one (an append) replaces it.
-    versions: Vec<(u64, Vec<u8>)>,
+    /// Distinct durable contents, oldest first, with the order of the fsync that first made
+    /// each durable and of the last one that extended it; a version that extends the
+    /// previous one (an append) replaces it.
+    versions: Vec<(u64, u64, Vec<u8>)>,
 }
 
 fn crashed() -> io::Error {
@@ -590,17 +604,23 @@ impl Disk {
     }
 
     /// Every durable version of every file under `dir` that an fsync ever produced,
-    /// including files removed since: (path when last fsynced, content), in the order the
-    /// versions first became durable (an appended file's version counts from its first).
-    pub fn durable_archive(&self, dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-        let mut out: Vec<(u64, PathBuf, Vec<u8>)> = self
+    /// including files removed since, in the order the versions first became durable.
+    pub fn durable_archive(&self, dir: &Path) -> Vec<ArchivedVersion> {
+        let mut out: Vec<ArchivedVersion> = self
             .archive
             .values()
             .filter(|a| a.path.starts_with(dir))
-            .flat_map(|a| a.versions.iter().map(|(order, v)| (*order, a.path.clone(), v.clone())))
+            .flat_map(|a| {
+                a.versions.iter().map(|(first, last, bytes)| ArchivedVersion {
+                    path: a.path.clone(),
+                    first_synced: *first,
+                    last_synced: *last,
+                    bytes: bytes.clone(),
+                })
+            })
             .collect();
-        out.sort_by_key(|(order, _, _)| *order);
-        out.into_iter().map(|(_, path, bytes)| (path, bytes)).collect()
+        out.sort_by_key(|v| v.first_synced);
+        out
     }
 
     /// Records the durable bytes of `ino` after an fsync whose writes touched nothing below
@@ -611,17 +631,16 @@ impl Disk {
         let entry = self.archive.entry(ino).or_default();
         entry.path = path.to_path_buf();
         let exact = std::mem::replace(&mut f.archive_exact, true);
+        self.archive_clock += 1;
         match entry.versions.last_mut() {
-            Some((_, last))
+            Some((_, synced, last))
                 if (exact && touched_from >= last.len() as u64 && f.durable.len() >= last.len())
                     || f.durable.starts_with(last) =>
             {
-                last.extend_from_slice(&f.durable[last.len()..])
+                last.extend_from_slice(&f.durable[last.len()..]);
+                *synced = self.archive_clock;
             }
-            _ => {
-                self.archive_clock += 1;
-                entry.versions.push((self.archive_clock, f.durable.clone()));
-            }
+            _ => entry.versions.push((self.archive_clock, self.archive_clock, f.durable.clone())),
         }
     }
 

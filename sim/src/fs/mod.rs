@@ -5,7 +5,7 @@ mod disk;
 mod faults;
 mod node_fs;
 
-pub use disk::{CrashPoint, Death, Disk, SECTOR};
+pub use disk::{ArchivedVersion, CrashPoint, Death, Disk, SECTOR};
 pub use faults::{Fault, FaultConfig, Media};
 pub use node_fs::NodeFs;
 
