@@ -185,7 +185,8 @@ pub fn segment_name(epoch: u32, first_seq: u64) -> String {
 pub fn parse_segment_name(name: &str) -> Option<(u32, u64)> {
     let rest = name.strip_prefix("wal-")?.strip_suffix(".wal")?;
     let (epoch, seq) = rest.split_once('-')?;
-    if epoch.len() != 5 || seq.len() != 20 {
+    // `{:05}` is a minimum width: epochs past 99,999 have more digits, and must still parse.
+    if epoch.len() < 5 || seq.len() != 20 || !epoch.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     Some((epoch.parse().ok()?, seq.parse().ok()?))
@@ -231,6 +232,7 @@ mod tests {
     fn segment_names_round_trip() {
         assert_eq!(segment_name(3, 42), "wal-00003-00000000000000000042.wal");
         assert_eq!(parse_segment_name(&segment_name(3, 42)), Some((3, 42)));
+        assert_eq!(parse_segment_name(&segment_name(123_456, 7)), Some((123_456, 7)), "wide epochs parse");
         assert_eq!(parse_segment_name("wal-3-42.wal"), None);
         assert_eq!(parse_segment_name("snapshot-1"), None);
     }
