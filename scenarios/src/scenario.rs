@@ -269,12 +269,8 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
             match outcome {
                 Ok(r) => report = r,
                 Err(panic) => {
-                    let msg = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    report.violation = Some(Violation::Panic { message: msg });
+                    let message = engine::service::panic_message(&*panic);
+                    report.violation = Some(Violation::Panic { message });
                 }
             }
         }

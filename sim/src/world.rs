@@ -658,7 +658,7 @@ async fn world(cfg: WorldConfig) -> WorldResult {
     let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         recover_final(&simfs, &nodes, &cfg, &before_open, &final_hook)
     }))
-    .unwrap_or_else(|panic| Err(DurableError::Engine(format!("panicked: {}", panic_message(&*panic)))));
+    .unwrap_or_else(|panic| Err(DurableError::Panicked(engine::service::panic_message(&*panic))));
     let final_state = recovered.map_err(|e| {
         if media && names_damage(&e) && SERVICES.iter().any(|n| damaged_media(&simfs, nodes[n])) {
             detected.lock().unwrap_or_else(|x| x.into_inner()).push(("final recovery".into(), e.to_string()));
@@ -751,15 +751,6 @@ fn state_digest(f: &FinalState) -> u64 {
     engine::codec::encode_into(&f.me.engine().export_state(), &mut bytes);
     engine::codec::encode_into(&f.settlement.settlement().ledger(), &mut bytes);
     xxhash_rust::xxh3::xxh3_64(&bytes)
-}
-
-/// The message of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// How a kill is written in the trace: power failures as before kinds existed.

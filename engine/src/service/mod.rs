@@ -5,5 +5,7 @@ pub mod node;
 pub mod protocol;
 pub mod rpc;
 
-pub use node::{Addrs, NodeEnv, Recovered, RecoveryHook, Tracer, run_matching, run_settlement, run_ubscore};
+pub use node::{
+    Addrs, NodeEnv, Recovered, RecoveryHook, Tracer, panic_message, run_matching, run_settlement, run_ubscore,
+};
 pub use protocol::{Request, Response, Status};

@@ -196,14 +196,17 @@ async fn serve(
 /// that the node stops and is restarted like a crashed process instead of taking the
 /// whole process down with every other node's state.
 fn contain<T>(step: impl FnOnce() -> Result<T, DurableError>) -> Result<T, DurableError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(DurableError::Panicked(message))
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(step))
+        .unwrap_or_else(|panic| Err(DurableError::Panicked(panic_message(&*panic))))
+}
+
+/// The message of a caught panic.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// A downstream service asking for entries after `after` has consumed them: if this log
