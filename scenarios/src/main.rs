@@ -677,7 +677,11 @@ fn summary_table(reports: &[RunReport]) -> String {
             bench::thousands(rs.iter().map(|r| r.commands as u64).sum()),
             rs.iter().map(|r| r.kills).sum::<u64>(),
             join(&faults),
-            join(&points),
+            if points.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{} in {} cells", points.values().sum::<u64>(), points.len())
+            },
             rs.iter().map(|r| r.sim_ms).sum::<u64>() as f64 / 1e3,
             rs.len() as f64 / wall.max(1e-9),
         );

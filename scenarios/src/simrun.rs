@@ -8,7 +8,7 @@ use engine::Markets;
 use engine::durable::{DurableConfig, SnapshotPolicy};
 use engine::wal::WalConfig;
 use rand::Rng;
-use sim::fs::FaultConfig;
+use sim::fs::{CrashTarget, FaultConfig, OpKind};
 use sim::world::{Chaos, WorldConfig, WorldResult};
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             cfg.storage.snapshots = SnapshotPolicy::every(60, 0);
             cfg.storage.retention = true;
             c.process_crash = 0.3;
-            c.crash_on = Some("remove");
+            c.crash_on = Some(CrashTarget { kind: Some(OpKind::Remove), phase: None });
         }
         Scenario::Network => {
             c.node_faults = false;
@@ -143,8 +143,10 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
             retention: false,
         },
         print_trace: false,
+        keep_trace: false,
         max_safety: Duration::from_secs(600),
         planted: None,
+        plan: None,
     }
 }
 

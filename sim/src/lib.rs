@@ -3,8 +3,10 @@
 //! seeded simulation on a fresh thread with its own madsim runtime. The simulated
 //! filesystem, crash points and network faults build on these.
 
+pub mod coverage;
 pub mod fs;
 pub mod media;
+pub mod plan;
 pub mod seed;
 pub mod snapshots;
 pub mod trace;

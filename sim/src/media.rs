@@ -12,7 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
 /// What a media fault is aimed at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// A byte of a WAL segment's header.
     SegmentHeader,
@@ -27,7 +27,8 @@ pub enum Target {
 }
 
 impl Target {
-    const ALL: [Target; 5] =
+    /// Every target.
+    pub const ALL: [Target; 5] =
         [Target::SegmentHeader, Target::RecordHeader, Target::LastCommit, Target::Snapshot, Target::Anywhere];
 }
 
@@ -90,12 +91,18 @@ fn aim(disk: &Disk, service_dir: &Path, target: Target, rng: &mut ChaCha8Rng) ->
     }
 }
 
-/// Inflicts one media fault of a drawn kind on a drawn target of `service_dir`. Returns a
-/// description for the trace, or `None` if nothing was damaged.
-pub fn strike(disk: &mut Disk, service_dir: &Path, rng: &mut ChaCha8Rng) -> Option<String> {
-    let target = Target::ALL[rng.gen_range(0..Target::ALL.len())];
-    let media = Media::ALL[rng.gen_range(0..Media::ALL.len())];
-    let (path, offset) = aim(disk, service_dir, target, rng)?;
+/// Inflicts one media fault of kind `media` on `target` of `service_dir`, the file and
+/// offset chosen by `aim`. Returns a description for the trace, or `None` if nothing was
+/// damaged (the target does not exist yet).
+pub fn strike(
+    disk: &mut Disk,
+    service_dir: &Path,
+    target: Target,
+    media: Media,
+    aim_seed: u64,
+) -> Option<String> {
+    let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(aim_seed);
+    let (path, offset) = aim(disk, service_dir, target, &mut rng)?;
     disk.inflict(&path, offset, media).then(|| {
         format!(
             "media fault {media:?} aimed at {target:?}: {} offset {offset} (sector {})",

@@ -17,6 +17,8 @@ pub enum Stream {
     Crash = 4,
     /// Per-seed scenario parameters (swarm rates).
     Swarm = 5,
+    /// The faults a recovering service meets (damaged snapshots, media, crash points).
+    Recovery = 6,
 }
 
 /// The random stream for `stream` under `seed`.

@@ -14,6 +14,8 @@ struct Inner {
     hash: u64,
     lines: u64,
     tail: BTreeMap<String, VecDeque<String>>,
+    /// Every line (recorded and absorbed), when kept.
+    all: Option<Vec<String>>,
 }
 
 /// A run's trace.
@@ -37,7 +39,22 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
 impl Trace {
     /// An empty trace; `print` writes every line to stderr as it is recorded.
     pub fn new(print: bool) -> Trace {
-        Trace { inner: Mutex::new(Inner { hash: FNV_OFFSET, lines: 0, tail: BTreeMap::new() }), print }
+        Trace {
+            inner: Mutex::new(Inner { hash: FNV_OFFSET, lines: 0, tail: BTreeMap::new(), all: None }),
+            print,
+        }
+    }
+
+    /// An empty trace that keeps every line, to find where two runs first differ.
+    pub fn keeping(print: bool) -> Trace {
+        let t = Trace::new(print);
+        t.inner.lock().unwrap_or_else(|e| e.into_inner()).all = Some(Vec::new());
+        t
+    }
+
+    /// Every line so far, if kept.
+    pub fn all_lines(&self) -> Option<Vec<String>> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).all.clone()
     }
 
     /// Records one event of `node` at simulated time `at`.
@@ -51,6 +68,9 @@ impl Trace {
         inner.hash = fnv(inner.hash, line.as_bytes());
         inner.hash = fnv(inner.hash, b"\n");
         inner.lines += 1;
+        if let Some(all) = &mut inner.all {
+            all.push(line.clone());
+        }
         let tail = inner.tail.entry(node.to_string()).or_default();
         if tail.len() == KEEP {
             tail.pop_front();
@@ -62,6 +82,9 @@ impl Trace {
     /// the run, such as each disk's fault log.
     pub fn absorb(&self, line: &str) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(all) = &mut inner.all {
+            all.push(format!("(summary) {line}"));
+        }
         inner.hash = fnv(inner.hash, line.as_bytes());
         inner.hash = fnv(inner.hash, b"\n");
     }

@@ -5,6 +5,8 @@
 //! independently, from the disk's own seeded random stream. Every fault is recorded.
 
 use super::faults::{Fault, FaultConfig, Media};
+use super::phase::{OpKind, Phase, PhaseTracker};
+use super::resolution::{Fate, Fill, PendingItem, PendingKind, garbage};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -66,8 +68,37 @@ pub struct CrashPoint {
     pub before: bool,
 }
 
+/// Which operations a crash point counts: those of a kind, of a phase, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CrashTarget {
+    /// Only operations of this kind.
+    pub kind: Option<OpKind>,
+    /// Only operations of this storage phase.
+    pub phase: Option<Phase>,
+}
+
+impl CrashTarget {
+    fn matches(self, kind: OpKind, phase: Phase) -> bool {
+        self.kind.is_none_or(|k| k == kind) && self.phase.is_none_or(|p| p == phase)
+    }
+}
+
+/// One recorded operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedOp {
+    /// What it was.
+    pub kind: OpKind,
+    /// On which path.
+    pub path: PathBuf,
+    /// The storage phase it belongs to.
+    pub phase: Phase,
+}
+
 /// How a node dies: the kill's effect on its disk.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Death {
     /// The machine loses power: every pending write and entry operation is resolved
     /// (kept, lost or torn; persisted or rolled back) and the page cache is gone.
@@ -79,8 +110,9 @@ pub enum Death {
     ProcessCrash,
 }
 
-/// A node's disk.
-#[derive(Debug)]
+/// A node's disk. Cloning it copies everything, its random stream included: an explorer
+/// clones a crashed disk to resolve its pending state in several ways.
+#[derive(Clone, Debug)]
 pub struct Disk {
     nodes: BTreeMap<Ino, Node>,
     next_ino: Ino,
@@ -88,10 +120,14 @@ pub struct Disk {
     config: FaultConfig,
     ops: u64,
     crash: Option<CrashPoint>,
-    /// When set, the crash point counts only operations of this kind (e.g. `remove`).
-    crash_kind: Option<&'static str>,
-    /// Operations of `crash_kind` since the crash point was armed.
+    /// When set, the crash point counts only operations it matches (a kind, a phase).
+    crash_target: Option<CrashTarget>,
+    /// Operations matching `crash_target` since the crash point was armed.
     kind_ops: u64,
+    /// Tells each operation's storage phase.
+    phases: PhaseTracker,
+    /// Every operation since recording started: (kind, path, phase), when recording.
+    op_log: Option<Vec<LoggedOp>>,
     dead: bool,
     crashed_now: bool,
     faults: Vec<Fault>,
@@ -156,6 +192,11 @@ fn components(path: &Path) -> Vec<String> {
     out
 }
 
+/// Sectors touched by `len` bytes at `offset`.
+fn sectors_spanned(offset: u64, len: u64) -> u64 {
+    if len == 0 { 0 } else { (offset + len).div_ceil(SECTOR) - offset / SECTOR }
+}
+
 fn apply_write(content: &mut Vec<u8>, offset: u64, data: &[u8]) {
     let end = offset as usize + data.len();
     if content.len() < end {
@@ -192,8 +233,10 @@ impl Disk {
             config,
             ops: 0,
             crash: None,
-            crash_kind: None,
+            crash_target: None,
             kind_ops: 0,
+            phases: PhaseTracker::default(),
+            op_log: None,
             dead: false,
             crashed_now: false,
             faults: Vec::new(),
@@ -212,17 +255,27 @@ impl Disk {
 
     /// Arms a crash point (operations counted from now).
     pub fn set_crash_point(&mut self, crash: Option<CrashPoint>) {
-        self.crash_kind = None;
+        self.crash_target = None;
         self.crash = crash.map(|c| CrashPoint { op: self.ops + c.op, before: c.before });
     }
 
-    /// Arms a crash point at the `crash.op`-th operation of kind `kind` from now (as named
-    /// by the node's filesystem: `remove`, `rename`, `fsync_dir` …): rare operations get
-    /// crash points too.
-    pub fn set_crash_point_on(&mut self, kind: &'static str, crash: CrashPoint) {
-        self.crash_kind = Some(kind);
+    /// Arms a crash point at the `crash.op`-th operation from now that `target` matches (an
+    /// operation kind such as `remove`, a storage phase such as a snapshot's rename, or
+    /// both): rare operations get crash points too.
+    pub fn set_crash_point_on(&mut self, target: CrashTarget, crash: CrashPoint) {
+        self.crash_target = Some(target);
         self.kind_ops = 0;
         self.crash = Some(crash);
+    }
+
+    /// Starts (or restarts) recording every operation.
+    pub fn record_ops(&mut self) {
+        self.op_log = Some(Vec::new());
+    }
+
+    /// The operations recorded since [`Disk::record_ops`].
+    pub fn op_log(&self) -> &[LoggedOp] {
+        self.op_log.as_deref().unwrap_or_default()
     }
 
     /// Whether the node is dead (a crash point hit, or power failed, and not yet revived).
@@ -408,8 +461,9 @@ impl Disk {
     /// Runs one counted operation, honouring death and crash points.
     pub fn run<T>(
         &mut self,
-        what: &str,
+        op: OpKind,
         path: &Path,
+        to: Option<&Path>,
         bytes: usize,
         f: impl FnOnce(&mut Disk) -> io::Result<T>,
     ) -> io::Result<T> {
@@ -418,35 +472,41 @@ impl Disk {
         }
         self.ops += 1;
         self.owed_latency_us += self.config.latency_us + (bytes as u64 * self.config.latency_us) / 4096;
-        let hit = match self.crash_kind {
+        let phase = self.phases.classify(op, path, to);
+        if let Some(log) = &mut self.op_log {
+            log.push(LoggedOp { kind: op, path: path.to_path_buf(), phase });
+        }
+        let hit = match self.crash_target {
             None => self.crash.filter(|c| c.op == self.ops),
-            Some(kind) if kind == what => {
+            Some(target) if target.matches(op, phase) => {
                 self.kind_ops += 1;
                 self.crash.filter(|c| c.op == self.kind_ops)
             }
             Some(_) => None,
         };
         if let Some(c) = hit.filter(|c| c.before) {
-            self.die(c, what, path);
+            self.die(c, op, path, phase);
             return Err(crashed());
         }
         let result = f(self);
         if let Some(c) = hit {
-            self.die(c, what, path);
+            self.die(c, op, path, phase);
             return Err(crashed());
         }
         result
     }
 
-    fn die(&mut self, c: CrashPoint, what: &str, path: &Path) {
+    fn die(&mut self, c: CrashPoint, kind: OpKind, path: &Path, phase: Phase) {
         self.dead = true;
         self.crashed_now = true;
         self.crash = None;
-        self.crash_kind = None;
+        self.crash_target = None;
         self.faults.push(Fault::CrashPoint {
             op: c.op,
             before: c.before,
-            what: format!("{what} {}", path.display()),
+            kind,
+            path: path.to_path_buf(),
+            phase,
         });
     }
 
@@ -764,10 +824,77 @@ impl Disk {
     /// Power failure: every pending write is kept, lost or torn; every pending entry
     /// operation persists or rolls back; then the node is dead until revived.
     pub fn power_fail(&mut self) {
+        self.resolve_pending(None);
+    }
+
+    /// A power failure whose every pending item's fate is named by `fate` (by the item's
+    /// index in [`Disk::pending_items`]) instead of drawn: an explorer's crash state.
+    pub fn power_fail_scripted(&mut self, fate: &dyn Fn(usize) -> Fate) {
+        self.resolve_pending(Some(fate));
+    }
+
+    /// The pending state a power failure would resolve now, numbered as
+    /// [`Disk::power_fail_scripted`] numbers it.
+    pub fn pending_items(&self) -> Vec<PendingItem> {
+        let paths = self.paths();
+        let name =
+            |ino: Ino| paths.get(&ino).cloned().unwrap_or_else(|| PathBuf::from(format!("<inode {ino}>")));
+        let mut out = Vec::new();
+        for (ino, node) in &self.nodes {
+            match node {
+                Node::File(f) => out.extend(f.pending.iter().map(|p| PendingItem {
+                    path: name(*ino),
+                    kind: match p {
+                        Pending::Write { offset, data } => PendingKind::Write {
+                            offset: *offset,
+                            len: data.len() as u64,
+                            sectors: sectors_spanned(*offset, data.len() as u64),
+                        },
+                        Pending::Truncate { len } => PendingKind::Truncate { len: *len },
+                    },
+                })),
+                Node::Dir(d) => out.extend(d.pending.iter().map(|op| PendingItem {
+                    path: name(*ino),
+                    kind: PendingKind::Entry { op: format!("{op:?}") },
+                })),
+            }
+        }
+        out
+    }
+
+    /// xxh3 of the durable namespace and contents (what a recovery after a power failure
+    /// would find): equal fingerprints, equal crash states.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut stack = vec![(ROOT, PathBuf::from("/"))];
+        while let Some((ino, path)) = stack.pop() {
+            match self.nodes.get(&ino) {
+                Some(Node::Dir(d)) => {
+                    for (name, child) in d.durable.iter().rev() {
+                        stack.push((*child, path.join(name)));
+                    }
+                }
+                Some(Node::File(f)) => {
+                    h.update(path.as_os_str().as_encoded_bytes());
+                    h.update(&(f.durable.len() as u64).to_le_bytes());
+                    h.update(&f.durable);
+                }
+                None => {}
+            }
+        }
+        h.digest()
+    }
+
+    fn resolve_pending(&mut self, script: Option<&dyn Fn(usize) -> Fate>) {
         self.faults.push(Fault::PowerFailure);
         let paths = self.paths();
         let name =
             |ino: Ino| paths.get(&ino).cloned().unwrap_or_else(|| PathBuf::from(format!("<inode {ino}>")));
+        let mut item = 0usize;
+        let mut next_fate = || {
+            item += 1;
+            script.map(|f| f(item - 1))
+        };
         let inos: Vec<Ino> = self.nodes.keys().copied().collect();
         for ino in inos {
             let mut node = self.nodes.remove(&ino).expect("listed");
@@ -775,12 +902,17 @@ impl Disk {
                 Node::File(f) => {
                     let mut content = std::mem::take(&mut f.durable);
                     for p in std::mem::take(&mut f.pending) {
+                        let fate = next_fate();
                         match p {
-                            Pending::Write { offset, data } => {
-                                self.resolve_write(&name(ino), &mut content, offset, &data)
-                            }
+                            Pending::Write { offset, data } => match fate {
+                                None => self.resolve_write(&name(ino), &mut content, offset, &data),
+                                Some(fate) => {
+                                    self.script_write(&name(ino), &mut content, offset, &data, fate)
+                                }
+                            },
                             Pending::Truncate { len } => {
-                                if self.rng.gen_bool(0.5) {
+                                let keep = fate.map_or_else(|| self.rng.gen_bool(0.5), |f| f == Fate::Keep);
+                                if keep {
                                     content.resize(len as usize, 0);
                                 } else {
                                     self.faults.push(Fault::EntryRolledBack {
@@ -791,7 +923,7 @@ impl Disk {
                             }
                         }
                     }
-                    if !content.is_empty() && self.roll(self.config.bit_rot) {
+                    if script.is_none() && !content.is_empty() && self.roll(self.config.bit_rot) {
                         let bit = self.rng.gen_range(0..content.len() * 8);
                         content[bit / 8] ^= 1 << (bit % 8);
                         self.faults.push(Fault::BitRot { path: name(ino), offset: (bit / 8) as u64 });
@@ -803,7 +935,11 @@ impl Disk {
                 Node::Dir(d) => {
                     let mut entries = std::mem::take(&mut d.durable);
                     for op in std::mem::take(&mut d.pending) {
-                        if self.rng.gen_bool(self.config.persist_entry_op.clamp(0.0, 1.0)) {
+                        let keep = next_fate().map_or_else(
+                            || self.rng.gen_bool(self.config.persist_entry_op.clamp(0.0, 1.0)),
+                            |f| f == Fate::Keep,
+                        );
+                        if keep {
                             apply_entry(&mut entries, &op);
                         } else {
                             self.faults
@@ -818,6 +954,35 @@ impl Disk {
         }
         self.dead = true;
         self.crash = None;
+    }
+
+    /// A pending write resolved as `fate` names it.
+    fn script_write(&mut self, path: &Path, content: &mut Vec<u8>, offset: u64, data: &[u8], fate: Fate) {
+        let len = data.len() as u64;
+        let (sectors, fill) = match fate {
+            Fate::Keep => return apply_write(content, offset, data),
+            Fate::Lose => {
+                self.faults.push(Fault::WriteLost { path: path.to_path_buf(), offset, len });
+                return;
+            }
+            Fate::Tear { sectors, fill } => (sectors, fill),
+        };
+        // The first `sectors` sectors of the write's range hold new data, the rest `fill`.
+        let split = ((offset / SECTOR + sectors) * SECTOR).clamp(offset, offset + len);
+        apply_write(content, offset, &data[..(split - offset) as usize]);
+        let rest: Vec<u8> = (split..offset + len)
+            .map(|at| match fill {
+                Fill::Zeros => 0,
+                Fill::Garbage => garbage(at),
+            })
+            .collect();
+        apply_write(content, split, &rest);
+        self.faults.push(Fault::WriteTorn {
+            path: path.to_path_buf(),
+            offset,
+            len,
+            sectors_written: sectors,
+        });
     }
 
     fn resolve_write(&mut self, path: &Path, content: &mut Vec<u8>, offset: u64, data: &[u8]) {

@@ -1,10 +1,11 @@
 //! Fault rates of the simulated disk and the record of every fault injected.
 
+use super::phase::{OpKind, Phase};
 use std::path::PathBuf;
 
 /// Probabilities of the disk's faults. All default to zero except the resolution of
 /// pending writes at power failure, which is the point of the model.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FaultConfig {
     /// At power failure: probability that a pending write is lost whole.
     pub lose_write: f64,
@@ -82,7 +83,18 @@ pub enum Fault {
     /// A snapshot file was damaged on purpose (fallback scenarios).
     SnapshotCorrupted { path: PathBuf },
     /// The node died at a crash point.
-    CrashPoint { op: u64, before: bool, what: String },
+    CrashPoint {
+        /// Index of the operation (counted from arming, among the operations it counted).
+        op: u64,
+        /// Before its effect, or after.
+        before: bool,
+        /// The operation.
+        kind: OpKind,
+        /// Its path.
+        path: PathBuf,
+        /// The storage phase it belonged to.
+        phase: Phase,
+    },
     /// The node lost power (kill).
     PowerFailure,
     /// The node's process died; its page cache survived.
@@ -92,7 +104,7 @@ pub enum Fault {
 }
 
 /// Ways a disk's media fails at rest, after it acknowledged the data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Media {
     /// One bit of durable data flips (bit rot).
     BitFlip,

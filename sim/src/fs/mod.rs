@@ -4,10 +4,14 @@
 mod disk;
 mod faults;
 mod node_fs;
+mod phase;
+mod resolution;
 
-pub use disk::{ArchivedVersion, CrashPoint, Death, Disk, SECTOR};
+pub use disk::{ArchivedVersion, CrashPoint, CrashTarget, Death, Disk, LoggedOp, SECTOR};
 pub use faults::{Fault, FaultConfig, Media};
 pub use node_fs::NodeFs;
+pub use phase::{OpKind, Phase, PhaseTracker, service_of};
+pub use resolution::{Fate, Fill, PendingItem, PendingKind};
 
 #[cfg(madsim)]
 mod plugin;

@@ -4,6 +4,7 @@
 //! inert from that instant even before its tasks reach their next `await`.
 
 use super::disk::Disk;
+use super::phase::OpKind;
 use engine::storage::FileSystem;
 use std::io;
 use std::path::Path;
@@ -40,14 +41,14 @@ impl NodeFs {
 
     fn op<T>(
         &self,
-        what: &str,
+        what: OpKind,
         path: &Path,
         bytes: usize,
         f: impl FnOnce(&mut Disk) -> io::Result<T>,
     ) -> io::Result<T> {
         let (result, crashed) = {
             let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
-            let result = disk.run(what, path, bytes, f);
+            let result = disk.run(what, path, None, bytes, f);
             (result, disk.take_crashed_now())
         };
         if crashed {
@@ -69,49 +70,57 @@ impl NodeFs {
 
 impl FileSystem for NodeFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.op("mkdir", path, 0, |d| d.create_dir_all(path))
+        self.op(OpKind::Mkdir, path, 0, |d| d.create_dir_all(path))
     }
     fn create_new(&self, path: &Path) -> io::Result<()> {
-        self.op("create", path, 0, |d| d.create_new(path))
+        self.op(OpKind::Create, path, 0, |d| d.create_new(path))
     }
     fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        self.op("append", path, data.len(), |d| d.write(path, None, data))
+        self.op(OpKind::Append, path, data.len(), |d| d.write(path, None, data))
     }
     fn write_at(&self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
-        self.op("write", path, data.len(), |d| d.write(path, Some(offset), data))
+        self.op(OpKind::Write, path, data.len(), |d| d.write(path, Some(offset), data))
     }
     fn read_at(&self, path: &Path, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        self.op("read", path, len, |d| d.read(path, offset, Some(len)))
+        self.op(OpKind::Read, path, len, |d| d.read(path, offset, Some(len)))
     }
     fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.op("read", path, 0, |d| d.read(path, 0, None))
+        self.op(OpKind::Read, path, 0, |d| d.read(path, 0, None))
     }
     fn len(&self, path: &Path) -> io::Result<u64> {
-        self.op("len", path, 0, |d| d.len(path))
+        self.op(OpKind::Len, path, 0, |d| d.len(path))
     }
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
-        self.op("truncate", path, 0, |d| d.truncate(path, len))
+        self.op(OpKind::Truncate, path, 0, |d| d.truncate(path, len))
     }
     fn sync_file(&self, path: &Path) -> io::Result<()> {
-        self.op("fsync", path, 0, |d| d.sync_file(path))
+        self.op(OpKind::Fsync, path, 0, |d| d.sync_file(path))
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.op("fsync_dir", path, 0, |d| d.sync_dir(path))
+        self.op(OpKind::FsyncDir, path, 0, |d| d.sync_dir(path))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.op("rename", from, 0, |d| d.rename(from, to))
+        let (result, crashed) = {
+            let mut disk = self.disk.lock().unwrap_or_else(|e| e.into_inner());
+            let result = disk.run(OpKind::Rename, from, Some(to), 0, |d| d.rename(from, to));
+            (result, disk.take_crashed_now())
+        };
+        if crashed {
+            self.on_crash();
+        }
+        result
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.op("remove", path, 0, |d| d.remove(path, false))
+        self.op(OpKind::Remove, path, 0, |d| d.remove(path, false))
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
-        self.op("rmdir", path, 0, |d| d.remove(path, true))
+        self.op(OpKind::Rmdir, path, 0, |d| d.remove(path, true))
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
-        self.op("list", path, 0, |d| d.list(path))
+        self.op(OpKind::List, path, 0, |d| d.list(path))
     }
     fn exists(&self, path: &Path) -> io::Result<bool> {
-        self.op("exists", path, 0, |d| d.exists(path))
+        self.op(OpKind::Exists, path, 0, |d| d.exists(path))
     }
     fn take_latency_us(&self) -> u64 {
         self.disk.lock().unwrap_or_else(|e| e.into_inner()).take_latency_us()

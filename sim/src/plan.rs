@@ -1,0 +1,424 @@
+//! Faults as data. A seed expands into a [`FaultPlan`]: the disk's and the network's fault
+//! rates and a list of typed, timed events (kills, crash points, partitions, and the faults
+//! that meet a service as it recovers), which the world executes. A plan is serialisable:
+//! a failing run's report embeds the plan it executed, `exsim run --plan FILE` replays an
+//! edited one, and `exsim shrink` deletes events (and commands) while the failure stays.
+//!
+//! Per-write and per-message decisions stay seeded streams under the plan's rates (a run
+//! writes thousands of records and sends tens of thousands of messages); the plan names
+//! the rates, so a shrinker can turn a whole class off.
+
+use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, Media, OpKind, Phase};
+use crate::media::Target;
+use crate::seed::{Stream, rng};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One of the three services.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Service {
+    /// Balances (the agreed history).
+    Ubscore,
+    /// The matching engine.
+    Matching,
+    /// Settlement.
+    Settlement,
+}
+
+impl Service {
+    /// All three, in start order.
+    pub const ALL: [Service; 3] = [Service::Ubscore, Service::Matching, Service::Settlement];
+
+    /// The node's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Ubscore => "ubscore",
+            Service::Matching => "matching",
+            Service::Settlement => "settlement",
+        }
+    }
+
+    /// The service named `name`.
+    pub fn parse(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault that meets a service as it comes back after a kill or a crash point.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecoveryFault {
+    /// Its newest snapshot is damaged (file `pick` of it, at offset `at` modulo its size),
+    /// unless that would leave no valid fallback.
+    CorruptSnapshot {
+        /// Which file of the snapshot.
+        pick: usize,
+        /// Where in it.
+        at: u64,
+    },
+    /// One media fault of kind `media` aimed at `target`; `aim` picks the file and offset.
+    Media {
+        /// What the fault is aimed at.
+        target: Target,
+        /// The kind of damage.
+        media: Media,
+        /// Seeds the choice of file and offset among the target's.
+        aim: u64,
+    },
+    /// A crash point inside the recovery: at its `nth` filesystem operation.
+    CrashInRecovery {
+        /// The operation (1-based, counted from the restart).
+        nth: u64,
+        /// Before its effect, or after.
+        before: bool,
+    },
+}
+
+/// What happens at one point of a plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlannedFault {
+    /// The service is killed, stays down `down_ms`, and restarts meeting `recovery`.
+    Kill {
+        /// Which service.
+        service: Service,
+        /// Power failure (the disk resolves its pending state) or process crash.
+        death: Death,
+        /// Simulated ms until the restart.
+        down_ms: u64,
+        /// Faults its recovery meets, in order (a crash in recovery consumes the next).
+        recovery: Vec<RecoveryFault>,
+    },
+    /// A crash point is armed: the service dies at the `nth` filesystem operation from now
+    /// (among those `target` matches, if any), then restarts after `down_ms`.
+    CrashPoint {
+        /// Which service.
+        service: Service,
+        /// The operation, counted from now.
+        nth: u64,
+        /// Before its effect, or after.
+        before: bool,
+        /// Only operations of this kind or phase count.
+        target: Option<CrashTarget>,
+        /// How it dies.
+        death: Death,
+        /// Simulated ms from its death to its restart.
+        down_ms: u64,
+        /// Faults its recovery meets.
+        recovery: Vec<RecoveryFault>,
+    },
+    /// The link between two services is cut for `for_ms`.
+    Partition {
+        /// One side.
+        a: Service,
+        /// The other.
+        b: Service,
+        /// Simulated ms until it heals.
+        for_ms: u64,
+    },
+}
+
+/// A planned fault at a simulated time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanEvent {
+    /// Simulated ms since the start (the earliest moment; the world acts at its next tick).
+    pub at_ms: u64,
+    /// What happens.
+    #[serde(flatten)]
+    pub fault: PlannedFault,
+}
+
+/// Network fault rates during the safety phase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkFaults {
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// Probability that a message is delivered twice.
+    pub duplicate: f64,
+}
+
+/// Everything a run's faults are: rates for the many small decisions, events for the few
+/// that matter, and (for shrunk runs) which of the seeded commands are sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultPlan {
+    /// Disk fault rates (pending writes lost or torn at power failure, I/O errors).
+    pub disk: FaultConfig,
+    /// Network fault rates.
+    pub network: NetworkFaults,
+    /// The events, in time order.
+    pub events: Vec<PlanEvent>,
+    /// Indices (into the seeded workload) of the commands sent; `None`: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_commands: Option<Vec<usize>>,
+}
+
+/// How a seed's chaos is drawn: the rates a scenario sets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChaosRates {
+    /// Mean simulated ms between two events (0: no events).
+    pub fault_every_ms: u64,
+    /// How long a killed node stays down, or a partition lasts, at most (ms).
+    pub max_down_ms: u64,
+    /// Whether partitions are drawn.
+    pub partitions: bool,
+    /// Whether kills and crash points are drawn (network events alone otherwise).
+    pub node_faults: bool,
+    /// Crash points fall within this many operations of their arming.
+    pub crash_window: u64,
+    /// Probability that a kill or crash point is a process crash rather than a power failure.
+    pub process_crash: f64,
+    /// When set, half of the crash points are aimed at the first few operations this
+    /// target matches (e.g. retention's removes, a snapshot's rename).
+    pub crash_on: Option<CrashTarget>,
+    /// Probability that each recovery attempt meets a crash point (again and again).
+    pub crash_in_recovery: f64,
+    /// Probability that a restart finds its newest snapshot damaged.
+    pub corrupt_snapshot: f64,
+    /// Probability that a restart finds one media fault.
+    pub media: f64,
+}
+
+/// The longest chain of crash points one recovery meets.
+const MAX_RECOVERY_CRASHES: usize = 4;
+
+/// Expands a seed into plan events, lazily, in time order: each draw depends only on the
+/// seed and the rates, never on what the world did, so a prefix of the stream is the plan
+/// of any run that ended earlier.
+pub struct Planner {
+    rates: ChaosRates,
+    chaos: ChaCha8Rng,
+    recovery: ChaCha8Rng,
+    t: u64,
+}
+
+impl Planner {
+    /// The planner of `seed`.
+    pub fn new(seed: u64, rates: ChaosRates) -> Planner {
+        Planner { rates, chaos: rng(seed, Stream::Crash), recovery: rng(seed, Stream::Recovery), t: 0 }
+    }
+
+    fn death(&mut self) -> Death {
+        if self.rates.process_crash > 0.0 && self.chaos.gen_bool(self.rates.process_crash.min(1.0)) {
+            Death::ProcessCrash
+        } else {
+            Death::PowerFailure
+        }
+    }
+
+    fn down(&mut self) -> u64 {
+        self.chaos.gen_range(1..=self.rates.max_down_ms.max(1))
+    }
+
+    fn recovery_faults(&mut self) -> Vec<RecoveryFault> {
+        let (r, rates) = (&mut self.recovery, self.rates);
+        let mut out = Vec::new();
+        if rates.corrupt_snapshot > 0.0 && r.gen_bool(rates.corrupt_snapshot.min(1.0)) {
+            out.push(RecoveryFault::CorruptSnapshot { pick: r.gen_range(0..16), at: r.r#gen() });
+        }
+        if rates.media > 0.0 && r.gen_bool(rates.media.min(1.0)) {
+            let target = Target::ALL[r.gen_range(0..Target::ALL.len())];
+            let media = Media::ALL[r.gen_range(0..Media::ALL.len())];
+            out.push(RecoveryFault::Media { target, media, aim: r.r#gen() });
+        }
+        while rates.crash_in_recovery > 0.0
+            && out.len() < MAX_RECOVERY_CRASHES
+            && r.gen_bool(rates.crash_in_recovery.min(1.0))
+        {
+            out.push(RecoveryFault::CrashInRecovery { nth: r.gen_range(1..60), before: r.gen_bool(0.5) });
+        }
+        out
+    }
+
+    fn victim(&mut self) -> Service {
+        Service::ALL[self.chaos.gen_range(0..Service::ALL.len())]
+    }
+}
+
+impl Iterator for Planner {
+    type Item = PlanEvent;
+
+    fn next(&mut self) -> Option<PlanEvent> {
+        let every = self.rates.fault_every_ms;
+        if every == 0 || !(self.rates.node_faults || self.rates.partitions) {
+            return None;
+        }
+        loop {
+            self.t += self.chaos.gen_range(1..=2 * every);
+            let at_ms = self.t;
+            let victim = self.victim();
+            let action = if self.rates.node_faults { self.chaos.gen_range(0..3) } else { 2 };
+            let fault = match action {
+                0 => {
+                    let death = self.death();
+                    let down_ms = self.down();
+                    PlannedFault::Kill { service: victim, death, down_ms, recovery: self.recovery_faults() }
+                }
+                1 => {
+                    let mut nth = self.chaos.gen_range(1..self.rates.crash_window.max(2));
+                    let before = self.chaos.gen_bool(0.5);
+                    let death = self.death();
+                    let target = self.rates.crash_on.filter(|_| self.chaos.gen_bool(0.5));
+                    if target.is_some() {
+                        nth = self.chaos.gen_range(1..=3);
+                    }
+                    let down_ms = self.down();
+                    let recovery = self.recovery_faults();
+                    PlannedFault::CrashPoint {
+                        service: victim,
+                        nth,
+                        before,
+                        target,
+                        death,
+                        down_ms,
+                        recovery,
+                    }
+                }
+                _ if self.rates.partitions => {
+                    let other = self.victim();
+                    if other == victim {
+                        continue;
+                    }
+                    PlannedFault::Partition { a: victim, b: other, for_ms: self.down() }
+                }
+                _ => continue,
+            };
+            return Some(PlanEvent { at_ms, fault });
+        }
+    }
+}
+
+impl FaultPlan {
+    /// A plan with the given rates and no events yet.
+    pub fn new(disk: FaultConfig, network: NetworkFaults) -> FaultPlan {
+        FaultPlan { disk, network, events: Vec::new(), keep_commands: None }
+    }
+
+    /// The plan as a readable list, one line per event.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let d = &self.disk;
+        out += &format!(
+            "disk: lose {:.2}, tear {:.2}, entry ops persist {:.2}, eio fsync {:.3}, enospc {:.3}\n",
+            d.lose_write, d.tear_write, d.persist_entry_op, d.eio_fsync, d.enospc_write
+        );
+        out += &format!("network: loss {:.3}, duplicate {:.3}\n", self.network.loss, self.network.duplicate);
+        if let Some(keep) = &self.keep_commands {
+            out += &format!("commands: {} of the seeded workload: {keep:?}\n", keep.len());
+        }
+        for e in &self.events {
+            out += &format!("{:>8} ms  {}\n", e.at_ms, describe_fault(&e.fault));
+        }
+        out
+    }
+}
+
+fn describe_death(d: Death) -> &'static str {
+    match d {
+        Death::PowerFailure => "power failure",
+        Death::ProcessCrash => "process crash",
+    }
+}
+
+fn describe_recovery(r: &[RecoveryFault]) -> String {
+    if r.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = r
+        .iter()
+        .map(|f| match f {
+            RecoveryFault::CorruptSnapshot { pick, .. } => format!("newest snapshot damaged (file #{pick})"),
+            RecoveryFault::Media { target, media, .. } => format!("{media:?} aimed at {target:?}"),
+            RecoveryFault::CrashInRecovery { nth, before } => {
+                format!("crash in recovery at op {nth} {}", if *before { "before" } else { "after" })
+            }
+        })
+        .collect();
+    format!("; on restart: {}", parts.join(", "))
+}
+
+fn describe_target(t: &Option<CrashTarget>) -> String {
+    match t {
+        None => "operation".into(),
+        Some(t) => {
+            let kind = t.kind.map_or("operation", OpKind::name);
+            match t.phase {
+                Some(p) => format!("{kind} of {}", Phase::name(p)),
+                None => kind.to_string(),
+            }
+        }
+    }
+}
+
+/// One event, readable.
+pub fn describe_fault(f: &PlannedFault) -> String {
+    match f {
+        PlannedFault::Kill { service, death, down_ms, recovery } => format!(
+            "kill {service} ({}), down {down_ms} ms{}",
+            describe_death(*death),
+            describe_recovery(recovery)
+        ),
+        PlannedFault::CrashPoint { service, nth, before, target, death, down_ms, recovery } => format!(
+            "crash {service} {} its {nth}. {} from now ({}), down {down_ms} ms{}",
+            if *before { "before" } else { "after" },
+            describe_target(target),
+            describe_death(*death),
+            describe_recovery(recovery)
+        ),
+        PlannedFault::Partition { a, b, for_ms } => format!("partition {a} from {b} for {for_ms} ms"),
+    }
+}
+
+/// A crash point of a plan, as the disk arms it.
+pub fn crash_point(nth: u64, before: bool) -> CrashPoint {
+    CrashPoint { op: nth, before }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates() -> ChaosRates {
+        ChaosRates {
+            fault_every_ms: 300,
+            max_down_ms: 200,
+            partitions: true,
+            node_faults: true,
+            crash_window: 200,
+            process_crash: 0.5,
+            crash_on: None,
+            crash_in_recovery: 0.5,
+            corrupt_snapshot: 0.3,
+            media: 0.3,
+        }
+    }
+
+    #[test]
+    fn a_seed_expands_into_the_same_plan_and_it_round_trips() {
+        let a: Vec<PlanEvent> = Planner::new(7, rates()).take(50).collect();
+        let b: Vec<PlanEvent> = Planner::new(7, rates()).take(50).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, Planner::new(8, rates()).take(50).collect::<Vec<_>>());
+        assert!(a.windows(2).all(|w| w[0].at_ms < w[1].at_ms), "events in time order");
+        let plan =
+            FaultPlan { events: a, ..FaultPlan::new(FaultConfig::default(), NetworkFaults::default()) };
+        let json = serde_json::to_string(&plan).expect("serialises");
+        let back: FaultPlan = serde_json::from_str(&json).expect("parses");
+        assert_eq!(back, plan);
+        assert_eq!(plan.describe().lines().count(), 52);
+    }
+
+    #[test]
+    fn no_rate_no_events() {
+        let quiet = ChaosRates { fault_every_ms: 0, ..rates() };
+        assert_eq!(Planner::new(1, quiet).next(), None);
+    }
+}

@@ -1,0 +1,121 @@
+//! The chaos actor: executes a fault plan (the seed's, drawn lazily, or an explicit one)
+//! with the world's verbs during the safety phase, and supervises: services that stopped
+//! themselves restart at once, a service whose crash point fired restarts after the
+//! planned pause, and every fault a recovery meets is taken from the plan.
+
+use super::{STOPPED_ITSELF, World, network_of};
+use crate::fs::CrashPoint;
+use crate::plan::{FaultPlan, PlanEvent, PlannedFault, Planner, RecoveryFault, Service};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The supervisor's longest sleep between two looks at the world (simulated ms).
+const TICK_MS: u64 = 50;
+
+/// Work the chaos actor has scheduled.
+#[derive(Default)]
+struct Due {
+    /// Killed services and when (and meeting what) they restart.
+    restarts: BTreeMap<Service, (u64, Vec<RecoveryFault>)>,
+    /// For a service with a crash point armed: its pause and recovery faults once it fires.
+    armed: BTreeMap<Service, (u64, Vec<RecoveryFault>)>,
+    /// Partitions and when they heal.
+    heals: Vec<(u64, Service, Service)>,
+}
+
+impl Due {
+    fn earliest(&self) -> Option<u64> {
+        self.restarts.values().map(|r| r.0).chain(self.heals.iter().map(|h| h.0)).min()
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis() as u64
+}
+
+/// Runs the safety phase: until every client is done, the time budget is spent or a
+/// service halted the run. Returns the plan as executed (the events that happened).
+pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
+    let mut executed = FaultPlan::new(w.cfg.faults, network_of(&w.cfg));
+    executed.keep_commands = w.cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
+    let mut source: Box<dyn Iterator<Item = PlanEvent>> = match &w.cfg.plan {
+        Some(p) => Box::new(p.events.clone().into_iter()),
+        None => Box::new(Planner::new(w.cfg.seed, w.cfg.chaos.rates())),
+    };
+    let mut next = source.next();
+    let mut due = Due::default();
+    while !w.clients_done() && w.elapsed() < w.cfg.max_safety && !w.halted() {
+        let now = ms(w.elapsed());
+        let wake = next.as_ref().map(|e| e.at_ms).into_iter().chain(due.earliest()).min();
+        let pause = wake.map_or(TICK_MS, |t| t.saturating_sub(now).clamp(1, TICK_MS));
+        w.step(Duration::from_millis(pause)).await;
+        supervise(w, &mut due);
+        if let Some(event) = next.take_if(|e| e.at_ms <= ms(w.elapsed())) {
+            execute(w, &event.fault, &mut due);
+            executed.events.push(event);
+            next = source.next();
+        }
+    }
+    executed
+}
+
+/// Restarts what must restart now, heals what must heal.
+fn supervise(w: &mut World, due: &mut Due) {
+    let now = ms(w.elapsed());
+    for s in w.take_self_stopped() {
+        if !due.restarts.contains_key(&s) {
+            w.restart(s, STOPPED_ITSELF, &[]);
+        }
+    }
+    for s in Service::ALL {
+        if w.is_dead(s) && !due.restarts.contains_key(&s) {
+            // A crash point fired: back after the planned pause, meeting the planned faults.
+            w.count_kill();
+            let (down, recovery) = due.armed.remove(&s).unwrap_or((1, Vec::new()));
+            due.restarts.insert(s, (now + down, recovery));
+        }
+    }
+    let ready: Vec<Service> = due.restarts.iter().filter(|(_, r)| r.0 <= now).map(|(s, _)| *s).collect();
+    for s in ready {
+        let (_, recovery) = due.restarts.remove(&s).expect("listed");
+        let rest = w.restart(s, "planned", &recovery);
+        if !rest.is_empty() || recovery.iter().any(|r| matches!(r, RecoveryFault::CrashInRecovery { .. })) {
+            due.armed.insert(s, (1, rest));
+        }
+    }
+    let (heal, keep): (Vec<_>, Vec<_>) = due.heals.drain(..).partition(|h| h.0 <= now);
+    due.heals = keep;
+    for (_, a, b) in heal {
+        w.heal(a, b);
+    }
+}
+
+/// One planned fault.
+fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due) {
+    let now = ms(w.elapsed());
+    match fault {
+        PlannedFault::Kill { service, death, down_ms, recovery } => {
+            if due.restarts.contains_key(service) || w.is_dead(*service) {
+                w.trace(service.name(), "kill skipped: already down".into());
+                return;
+            }
+            w.crash(*service, *death);
+            due.armed.remove(service);
+            due.restarts.insert(*service, (now + down_ms, recovery.clone()));
+        }
+        PlannedFault::CrashPoint { service, nth, before, target, death, down_ms, recovery } => {
+            w.arm_crash_point(*service, CrashPoint { op: *nth, before: *before }, *target, *death);
+            due.armed.insert(*service, (*down_ms, recovery.clone()));
+            let at = if *before { "before" } else { "after" };
+            let line = match target {
+                Some(t) => format!("crash point aimed at {t:?} #{nth} {at}{}", super::death_note(*death)),
+                None => format!("crash point armed: op +{nth} {at}{}", super::death_note(*death)),
+            };
+            w.trace(service.name(), line);
+        }
+        PlannedFault::Partition { a, b, for_ms } => {
+            w.partition(*a, *b);
+            due.heals.push((now + for_ms, *a, *b));
+        }
+    }
+}

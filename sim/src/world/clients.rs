@@ -1,0 +1,56 @@
+//! Clients: each sends its share of the commands (round-robin), retrying every command
+//! until it is acknowledged; every acknowledgement is recorded with the command's index.
+
+use super::services::addrs;
+use super::{Shared, lock};
+use engine::Command;
+use engine::service::{Request, Response, rpc};
+use madsim::net::Endpoint;
+use madsim::runtime::Handle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Creates `clients` client nodes sending `commands`; returns how many there are.
+pub(crate) fn spawn(handle: &Handle, shared: &Arc<Shared>, commands: &[Command], clients: usize) -> usize {
+    for c in 0..clients {
+        let mine: Vec<(usize, Command)> =
+            commands.iter().copied().enumerate().filter(|(i, _)| i % clients == c).collect();
+        let shared = shared.clone();
+        handle
+            .create_node()
+            .name(format!("client-{c}"))
+            .ip([10, 0, 1, c as u8 + 1].into())
+            .init(move || {
+                let (shared, mine) = (shared.clone(), mine.clone());
+                async move { run(c, shared, mine).await }
+            })
+            .build();
+    }
+    clients
+}
+
+async fn run(c: usize, shared: Arc<Shared>, mine: Vec<(usize, Command)>) {
+    let name = format!("client-{c}");
+    let tracer = shared.tracer.clone();
+    let Ok(ep) = Endpoint::bind(SocketAddr::from(([10, 0, 1, c as u8 + 1], 9000))).await else {
+        tracer(&name, "cannot bind".into());
+        return;
+    };
+    for (i, command) in mine {
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let reply =
+                rpc::call(&ep, addrs().ubscore, &Request::Submit(command), Duration::from_millis(200)).await;
+            if let Some(Response::Ack(ack)) = reply {
+                tracer(&name, format!("ack #{i} {:?} seq={:?} tries={tries}", ack.outcome, ack.seq));
+                lock(&shared.acked).push((i, command, ack));
+                break;
+            }
+            madsim::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    shared.done.fetch_add(1, Ordering::SeqCst);
+}

@@ -1,0 +1,233 @@
+//! The end of a run: the liveness phase (no more faults; everything must converge), the
+//! final power-off and recovery of every service from its disk, and the result.
+
+use super::services::{damaged_media, names_damage};
+use super::{FinalState, Problem, STOPPED_ITSELF, World, WorldResult, data_dir, lock, state_digest};
+use crate::fs::{Death, Fault, NodeFs};
+use crate::plan::{FaultPlan, Service};
+use engine::durable::pipeline::me_input;
+use engine::durable::{DurableError, DurableMatching, DurableSettlement, DurableUbs};
+use engine::service::Recovered;
+use engine::storage::FileSystem;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How long the services have to converge once faults stop (simulated).
+const LIVENESS_BUDGET: Duration = Duration::from_secs(120);
+
+impl World {
+    /// Stops every fault, brings every service back and waits until all three agree.
+    pub async fn liveness_phase(&mut self) {
+        self.trace("world", "liveness phase".into());
+        self.net.update_config(|c| c.packet_loss_rate = 0.0);
+        engine::service::rpc::set_duplicate_rate(0.0);
+        for s in Service::ALL {
+            {
+                let disk = self.simfs.disk(self.nodes[&s]);
+                let mut disk = lock(&disk);
+                disk.set_crash_point(None);
+                disk.set_config(self.cfg.faults.healed());
+            }
+            let stopped_itself = lock(&self.shared.stopped).remove(&s);
+            if stopped_itself {
+                self.restart(s, STOPPED_ITSELF, &[]);
+            } else if self.is_dead(s) {
+                self.restart(s, "liveness", &[]);
+            }
+            for other in Service::ALL {
+                self.net.unclog_link(self.nodes[&s], self.nodes[&other]);
+            }
+        }
+        let deadline = self.elapsed() + LIVENESS_BUDGET;
+        // A converged verdict counts only from a round that started after every client was done.
+        let mut first_valid_round = usize::MAX;
+        let shared = self.shared.clone();
+        let rounds = || shared.rounds.load(Ordering::SeqCst);
+        loop {
+            if self.halted() {
+                break;
+            }
+            if self.clients_done() && first_valid_round == usize::MAX {
+                first_valid_round = rounds() + 2;
+            }
+            if rounds() >= first_valid_round && self.shared.converged.load(Ordering::SeqCst) {
+                break;
+            }
+            if self.elapsed() > deadline {
+                lock(&self.shared.errors).push(Problem::Liveness(format!(
+                    "not converged 120 s after faults stopped ({} of {} clients done); \
+                     last statuses (ubscore, matching, settlement): {}",
+                    self.shared.done.load(Ordering::SeqCst),
+                    self.clients,
+                    lock(&self.shared.last_statuses)
+                )));
+                break;
+            }
+            for s in self.take_self_stopped() {
+                self.restart(s, STOPPED_ITSELF, &[]);
+            }
+            self.step(Duration::from_millis(50)).await;
+        }
+        let verdict = if self.halted() { "halted: corruption detected" } else { "converged" };
+        self.trace("world", verdict.into());
+    }
+
+    /// Powers every service off, recovers each from its disk, and gathers the result.
+    pub fn finish(self, plan: FaultPlan) -> WorldResult {
+        let sim_time = self.elapsed();
+        let messages = self.net.stat().msg_count;
+        for s in Service::ALL {
+            self.set_next_death(s, Death::PowerFailure);
+            self.handle.kill(self.nodes[&s]);
+        }
+        let final_state = self.recover_final();
+        let state_digest = final_state.as_ref().map(state_digest);
+        let trace = &self.shared.trace;
+        if let Some(d) = state_digest {
+            trace.absorb(&format!("state digest {d:016x}"));
+        }
+        let (faults, crash_points) = self.fault_counts();
+        let shared = &self.shared;
+        let mut acked = std::mem::take(&mut *lock(&shared.acked));
+        acked.sort_by_key(|(i, _, _)| *i);
+        let names = Service::ALL.iter().map(|s| s.name()).chain(["world"]);
+        WorldResult {
+            trace_hash: trace.hash(),
+            state_digest,
+            trace_lines: trace.lines(),
+            sim_time,
+            messages,
+            kills: self.kills,
+            faults,
+            crash_points,
+            acked: acked.into_iter().map(|(_, c, a)| (c, a)).collect(),
+            problems: std::mem::take(&mut *lock(&shared.errors)),
+            segments_removed: self.segments_removed(),
+            corruption_detected: std::mem::take(&mut *lock(&shared.detected)),
+            sent: self.cfg.commands.clone(),
+            final_state,
+            ubs_wal_archive: lock(&self.simfs.disk(self.nodes[&Service::Ubscore]))
+                .durable_archive(&PathBuf::from("/data/ubscore/wal")),
+            tails: names.map(|n| (n.to_string(), trace.tail(n))).collect(),
+            trace: trace.all_lines(),
+            recoveries: std::mem::take(&mut *lock(&shared.recoveries)),
+            plan,
+        }
+    }
+
+    /// The final recovery; a failure to recover is recorded as a problem (or, when it names
+    /// damage inflicted on purpose, as detected corruption).
+    fn recover_final(&self) -> Option<FinalState> {
+        // A panic in the engine during the final recovery is a finding, not the end of the run.
+        let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.open_all()))
+            .unwrap_or_else(|panic| Err(DurableError::Panicked(engine::service::panic_message(&*panic))));
+        let media = self.cfg.chaos.media > 0.0 || self.cfg.plan.as_ref().is_some_and(super::plan_has_media);
+        recovered
+            .map_err(|e| {
+                if media
+                    && names_damage(&e)
+                    && Service::ALL.iter().any(|s| damaged_media(&self.simfs, self.nodes[s]))
+                {
+                    lock(&self.shared.detected).push(("final recovery".into(), e.to_string()));
+                } else {
+                    lock(&self.shared.errors).push(Problem::FinalRecovery(e.to_string()));
+                }
+            })
+            .ok()
+    }
+
+    /// Opens the three services from their disks; the final recoveries are recoveries too:
+    /// the checker judges each one at its point.
+    fn open_all(&self) -> Result<FinalState, DurableError> {
+        let hook = self.shared.recovery_hook(self.start);
+        let fs = |s: Service| -> Arc<dyn FileSystem> {
+            let disk = self.simfs.disk(self.nodes[&s]);
+            let valid = {
+                let mut d = lock(&disk);
+                d.revive();
+                crate::snapshots::newest_valid(&d, &data_dir(s))
+            };
+            lock(&self.shared.newest_valid).insert(s.name().to_string(), valid);
+            Arc::new(NodeFs::detached(disk))
+        };
+        let (markets, storage) = (self.cfg.markets.clone(), self.cfg.storage);
+        let (ubs, info) =
+            DurableUbs::open(fs(Service::Ubscore), &data_dir(Service::Ubscore), markets.clone(), storage, 0)?;
+        hook("ubscore", Recovered::of_ubs(&ubs, info.snapshot_seq));
+        let (mut me, info) =
+            DurableMatching::open(fs(Service::Matching), &data_dir(Service::Matching), markets, storage, 0)?;
+        hook("matching", Recovered::of_matching(&me, info.snapshot_seq));
+        let (settlement, info) =
+            DurableSettlement::open(fs(Service::Settlement), &data_dir(Service::Settlement), storage, 0)?;
+        hook("settlement", Recovered::of_settlement(&settlement, info.snapshot_seq));
+        // The matching engine re-derives its books after its snapshot and verifies its WAL.
+        for r in ubs.records_after(me.last_ubs_seq(), usize::MAX)? {
+            me.process(r.seq, me_input(&r).as_ref())?;
+        }
+        me.commit()?;
+        if !me.caught_up() {
+            return Err(DurableError::Divergence(
+                "matching has logged events UBSCore's history does not produce".into(),
+            ));
+        }
+        Ok(FinalState { ubs, me, settlement })
+    }
+
+    /// Faults by kind and crash points by coverage cell, every fault absorbed into the hash.
+    fn fault_counts(&self) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
+        let mut faults: BTreeMap<String, u64> = BTreeMap::new();
+        let mut crash_points: BTreeMap<String, u64> = BTreeMap::new();
+        for s in Service::ALL {
+            let disk = self.simfs.disk(self.nodes[&s]);
+            let disk = lock(&disk);
+            for f in disk.faults() {
+                *faults.entry(f.kind().to_string()).or_default() += 1;
+                if let Fault::CrashPoint { before, kind, phase, .. } = f {
+                    *crash_points
+                        .entry(crate::coverage::cell(s.name(), *phase, *kind, *before))
+                        .or_default() += 1;
+                }
+                self.shared.trace.absorb(&format!("fault {f:?}"));
+            }
+        }
+        if self.partitions > 0 {
+            faults.insert("partition".into(), self.partitions);
+        }
+        let duplicated = engine::service::rpc::take_duplicated();
+        if duplicated > 0 {
+            faults.insert("message_duplicated".into(), duplicated);
+        }
+        let detected = lock(&self.shared.detected).len() as u64;
+        if detected > 0 {
+            faults.insert("corruption_detected".into(), detected);
+        }
+        self.shared.trace.absorb(&format!(
+            "network faults: {} partitions, {duplicated} duplicated messages",
+            self.partitions
+        ));
+        (faults, crash_points)
+    }
+
+    /// WAL segments made durable once and gone at the end, all services.
+    fn segments_removed(&self) -> u64 {
+        Service::ALL
+            .iter()
+            .map(|s| {
+                let disk = self.simfs.disk(self.nodes[s]);
+                let disk = lock(&disk);
+                let wal = data_dir(*s).join("wal");
+                let now = disk.files_under(&wal);
+                let ever: BTreeSet<PathBuf> = disk
+                    .durable_archive(&wal)
+                    .into_iter()
+                    .map(|v| v.path)
+                    .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+                    .collect();
+                ever.iter().filter(|p| !now.contains(p)).count() as u64
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,455 @@
+//! The deterministic world, in the style of turmoil: a [`WorldBuilder`] makes a [`World`]
+//! (the three services as madsim nodes on their own simulated disks, clients that retry
+//! until acknowledged, an observer that tells convergence), and verbs drive it: `crash`,
+//! `restart`, `arm_crash_point`, `partition`, `heal`, `step`. The chaos actor executes a
+//! [`FaultPlan`] with those verbs during the safety phase; then a liveness phase without
+//! faults; finally the services are recovered from their disks for the checker. One seed
+//! (or one seed and an edited plan) determines everything.
+//!
+//! One file per actor: `services`, `clients`, `observer`, `chaos`; `finish` gathers the
+//! [`WorldResult`].
+
+mod chaos;
+mod clients;
+mod finish;
+mod observer;
+mod result;
+mod services;
+
+pub use result::{FinalState, Problem, RecoveryRecord, WorldResult, state_digest};
+
+use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, SimFs};
+use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, RecoveryFault, Service};
+use crate::trace::Trace;
+use engine::durable::DurableConfig;
+use engine::service::{Recovered, RecoveryHook, Tracer};
+use engine::{Ack, Command, Markets};
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The fault rates a scenario sets: the seed's plan is drawn from them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Chaos {
+    /// Mean simulated milliseconds between two faults (0: no node faults).
+    pub fault_every_ms: u64,
+    /// How long a killed node stays down, at most (ms).
+    pub max_down_ms: u64,
+    /// Whether to partition links between services too.
+    pub partitions: bool,
+    /// Packet loss rate during the safety phase.
+    pub loss: f64,
+    /// Probability that a message is delivered twice during the safety phase.
+    pub duplicate: f64,
+    /// Crash points are armed within this many filesystem operations of now.
+    pub crash_window: u64,
+    /// Probability that a restarting node crashes again during its recovery.
+    pub crash_in_recovery: f64,
+    /// Probability that a restarting node finds its newest snapshot damaged.
+    pub corrupt_snapshot: f64,
+    /// Whether kills and crash points happen at all (network chaos alone otherwise).
+    pub node_faults: bool,
+    /// Probability that a kill or a crash point kills only the process (the page cache
+    /// survives) instead of cutting the power.
+    pub process_crash: f64,
+    /// When set, half of the crash points are aimed at the first few operations this target
+    /// matches (e.g. retention's removes, a snapshot's rename), which a window of all
+    /// operations rarely hits.
+    pub crash_on: Option<CrashTarget>,
+    /// Probability that a restarting node finds one media fault on its disk (bit rot, a
+    /// latent sector error, a lost or misdirected write), aimed at the bytes that matter.
+    /// Under media faults a service may refuse to start naming the damage ("corruption
+    /// detected"), which ends the run; it may never lose or change acknowledged data.
+    pub media: f64,
+}
+
+impl Chaos {
+    /// No faults at all.
+    pub fn none() -> Chaos {
+        Chaos {
+            fault_every_ms: 0,
+            max_down_ms: 0,
+            partitions: false,
+            loss: 0.0,
+            duplicate: 0.0,
+            crash_window: 200,
+            crash_in_recovery: 0.0,
+            corrupt_snapshot: 0.0,
+            node_faults: false,
+            process_crash: 0.0,
+            crash_on: None,
+            media: 0.0,
+        }
+    }
+
+    /// The rates the planner draws events from.
+    pub fn rates(&self) -> ChaosRates {
+        ChaosRates {
+            fault_every_ms: self.fault_every_ms,
+            max_down_ms: self.max_down_ms,
+            partitions: self.partitions,
+            node_faults: self.node_faults,
+            crash_window: self.crash_window,
+            process_crash: self.process_crash,
+            crash_on: self.crash_on,
+            crash_in_recovery: self.crash_in_recovery,
+            corrupt_snapshot: self.corrupt_snapshot,
+            media: self.media,
+        }
+    }
+}
+
+/// One simulation run's parameters.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    /// The seed.
+    pub seed: u64,
+    /// The markets.
+    pub markets: Markets,
+    /// The commands the clients send (split round-robin over the clients).
+    pub commands: Vec<Command>,
+    /// Number of client nodes.
+    pub clients: usize,
+    /// Node and network fault rates (the seed's plan is drawn from them).
+    pub chaos: Chaos,
+    /// Disk fault rates.
+    pub faults: FaultConfig,
+    /// Storage settings of every service.
+    pub storage: DurableConfig,
+    /// Print the trace as it happens.
+    pub print_trace: bool,
+    /// Keep every trace line in the result (to compare two runs line by line).
+    pub keep_trace: bool,
+    /// Simulated time after which the safety phase is cut short and liveness must follow.
+    pub max_safety: Duration,
+    /// A bug planted in the engine for this run (needs the `planted-bugs` feature).
+    pub planted: Option<engine::bugs::Bug>,
+    /// An explicit plan to execute instead of the seed's (its rates replace `faults`,
+    /// `chaos.loss` and `chaos.duplicate`; its `keep_commands` selects from `commands`).
+    pub plan: Option<FaultPlan>,
+}
+
+/// Why a node is restarted when it stopped itself (after an I/O error).
+const STOPPED_ITSELF: &str = "stopped itself";
+
+/// The directory of a service's data on its disk.
+fn data_dir(s: Service) -> PathBuf {
+    PathBuf::from("/data").join(s.name())
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// State the actors share with the world.
+pub(crate) struct Shared {
+    pub(crate) trace: Arc<Trace>,
+    pub(crate) tracer: Tracer,
+    pub(crate) errors: Mutex<Vec<Problem>>,
+    pub(crate) recoveries: Mutex<Vec<RecoveryRecord>>,
+    /// The newest valid snapshot of each service as it starts opening its disk.
+    pub(crate) newest_valid: Mutex<BTreeMap<String, Option<u64>>>,
+    /// Services that stopped themselves (after an I/O error) and wait for their supervisor.
+    pub(crate) stopped: Mutex<BTreeSet<Service>>,
+    /// Services that refused to go on naming damage inflicted on their disk.
+    pub(crate) detected: Mutex<Vec<(String, String)>>,
+    /// Clients done.
+    pub(crate) done: AtomicUsize,
+    /// Acknowledged commands: (index in the sent list, command, ack).
+    pub(crate) acked: Mutex<Vec<(usize, Command, Ack)>>,
+    /// The observer's last verdict, its completed rounds and the statuses it saw.
+    pub(crate) converged: AtomicBool,
+    pub(crate) rounds: AtomicUsize,
+    pub(crate) last_statuses: Mutex<String>,
+}
+
+impl Shared {
+    /// The hook every recovery reports to.
+    fn recovery_hook(self: &Arc<Self>, start: madsim::time::Instant) -> RecoveryHook {
+        let shared = self.clone();
+        Arc::new(move |node: &str, state: Recovered| {
+            let newest_valid_snapshot = lock(&shared.newest_valid).get(node).copied().flatten();
+            lock(&shared.recoveries).push(RecoveryRecord {
+                node: node.to_string(),
+                at_ms: start.elapsed().as_millis() as u64,
+                state,
+                newest_valid_snapshot,
+            });
+        })
+    }
+}
+
+/// Builds a [`World`].
+pub struct WorldBuilder {
+    cfg: WorldConfig,
+}
+
+impl WorldBuilder {
+    /// A world of `cfg`.
+    pub fn new(cfg: WorldConfig) -> WorldBuilder {
+        WorldBuilder { cfg }
+    }
+
+    /// Executes `plan` instead of the seed's.
+    pub fn plan(mut self, plan: FaultPlan) -> WorldBuilder {
+        self.cfg.plan = Some(plan);
+        self
+    }
+
+    /// Creates the nodes (inside a running simulation).
+    pub fn build(mut self) -> World {
+        if let Some(plan) = &self.cfg.plan {
+            self.cfg.faults = plan.disk;
+            self.cfg.chaos.loss = plan.network.loss;
+            self.cfg.chaos.duplicate = plan.network.duplicate;
+            if let Some(keep) = &plan.keep_commands {
+                self.cfg.commands = keep.iter().filter_map(|i| self.cfg.commands.get(*i).copied()).collect();
+            }
+        }
+        World::new(self.cfg)
+    }
+}
+
+/// A running world and its verbs.
+pub struct World {
+    cfg: WorldConfig,
+    handle: Handle,
+    simfs: Arc<SimFs>,
+    net: Arc<NetSim>,
+    nodes: BTreeMap<Service, NodeId>,
+    shared: Arc<Shared>,
+    start: madsim::time::Instant,
+    kills: u64,
+    partitions: u64,
+    /// Snapshots damaged on purpose (a fallback must stay intact).
+    damaged_snapshots: BTreeSet<PathBuf>,
+    clients: usize,
+}
+
+impl World {
+    fn new(cfg: WorldConfig) -> World {
+        engine::bugs::plant(cfg.planted);
+        let handle = Handle::current();
+        let simfs = SimFs::current();
+        simfs.set_default_config(cfg.faults);
+        let net = NetSim::current();
+        net.update_config(|c| c.packet_loss_rate = cfg.chaos.loss);
+        engine::service::rpc::set_duplicate_rate(cfg.chaos.duplicate);
+        engine::service::rpc::take_duplicated();
+        let start = madsim::time::Instant::now();
+        let trace = Arc::new(if cfg.keep_trace {
+            Trace::keeping(cfg.print_trace)
+        } else {
+            Trace::new(cfg.print_trace)
+        });
+        let tracer: Tracer = {
+            let trace = trace.clone();
+            Arc::new(move |node: &str, event: String| trace.record(start.elapsed(), node, &event))
+        };
+        let shared = Arc::new(Shared {
+            trace,
+            tracer,
+            errors: Mutex::new(Vec::new()),
+            recoveries: Mutex::new(Vec::new()),
+            newest_valid: Mutex::new(BTreeMap::new()),
+            stopped: Mutex::new(BTreeSet::new()),
+            detected: Mutex::new(Vec::new()),
+            done: AtomicUsize::new(0),
+            acked: Mutex::new(Vec::new()),
+            converged: AtomicBool::new(false),
+            rounds: AtomicUsize::new(0),
+            last_statuses: Mutex::new(String::new()),
+        });
+        let hook = shared.recovery_hook(start);
+        let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);
+        let nodes = services::spawn(&handle, &shared, &cfg, hook, media);
+        let clients = clients::spawn(&handle, &shared, &cfg.commands, cfg.clients.max(1));
+        observer::spawn(&handle, &shared);
+        World {
+            cfg,
+            handle,
+            simfs,
+            net,
+            nodes,
+            shared,
+            start,
+            kills: 0,
+            partitions: 0,
+            damaged_snapshots: BTreeSet::new(),
+            clients,
+        }
+    }
+
+    /// Simulated time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// Lets simulated time pass.
+    pub async fn step(&self, d: Duration) {
+        madsim::time::sleep(d).await;
+    }
+
+    /// Writes a line of `node` into the trace.
+    pub fn trace(&self, node: &str, line: String) {
+        (self.shared.tracer)(node, line);
+    }
+
+    /// Kills `s`: its disk resolves its pending state as `death` says.
+    pub fn crash(&mut self, s: Service, death: Death) {
+        self.set_next_death(s, death);
+        self.handle.kill(self.nodes[&s]);
+        self.kills += 1;
+        self.trace(s.name(), format!("kill{}", death_note(death)));
+    }
+
+    /// Restarts `s` (killing it first if it still runs, as a process crash when it stopped
+    /// itself), and inflicts the first faults of `recovery` on it as it comes back: every
+    /// fault up to and including the first crash in recovery. Returns the rest, for the
+    /// restart after that crash.
+    pub fn restart(&mut self, s: Service, why: &str, recovery: &[RecoveryFault]) -> Vec<RecoveryFault> {
+        if why == STOPPED_ITSELF {
+            self.set_next_death(s, Death::ProcessCrash);
+        }
+        self.handle.kill(self.nodes[&s]);
+        let rest = self.meet_recovery_faults(s, recovery);
+        // Revived here, not only when the node's init runs: until then the supervisor must
+        // not take the restarting node for one a crash point killed again.
+        lock(&self.simfs.disk(self.nodes[&s])).revive();
+        self.handle.restart(self.nodes[&s]);
+        self.trace(s.name(), format!("restart ({why})"));
+        rest
+    }
+
+    /// Arms a crash point on `s`'s disk: it dies (as `death` says) at the `crash.op`-th
+    /// operation from now that `target` matches.
+    pub fn arm_crash_point(
+        &mut self,
+        s: Service,
+        crash: CrashPoint,
+        target: Option<CrashTarget>,
+        death: Death,
+    ) {
+        let disk = self.simfs.disk(self.nodes[&s]);
+        let mut disk = lock(&disk);
+        match target {
+            Some(t) => disk.set_crash_point_on(t, crash),
+            None => disk.set_crash_point(Some(crash)),
+        }
+        disk.set_next_death(death);
+    }
+
+    /// Cuts the link between `a` and `b`.
+    pub fn partition(&mut self, a: Service, b: Service) {
+        self.net.clog_link(self.nodes[&a], self.nodes[&b]);
+        self.partitions += 1;
+        self.trace(a.name(), format!("partition from {b}"));
+    }
+
+    /// Restores the link between `a` and `b`.
+    pub fn heal(&mut self, a: Service, b: Service) {
+        self.net.unclog_link(self.nodes[&a], self.nodes[&b]);
+        self.trace(a.name(), format!("heal from {b}"));
+    }
+
+    /// Whether `s` is dead (killed, or a crash point fired) and not restarted.
+    pub fn is_dead(&self, s: Service) -> bool {
+        lock(&self.simfs.disk(self.nodes[&s])).is_dead()
+    }
+
+    /// Services that stopped themselves since the last call.
+    pub fn take_self_stopped(&self) -> Vec<Service> {
+        std::mem::take(&mut *lock(&self.shared.stopped)).into_iter().collect()
+    }
+
+    /// Whether every client has every command acknowledged.
+    pub fn clients_done(&self) -> bool {
+        self.shared.done.load(Ordering::SeqCst) >= self.clients
+    }
+
+    /// Whether a service refused to go on naming damage (the run ends).
+    pub fn halted(&self) -> bool {
+        !lock(&self.shared.detected).is_empty()
+    }
+
+    /// Counts a node death the world did not cause directly (a crash point fired).
+    pub fn count_kill(&mut self) {
+        self.kills += 1;
+    }
+
+    fn set_next_death(&self, s: Service, death: Death) {
+        lock(&self.simfs.disk(self.nodes[&s])).set_next_death(death);
+    }
+
+    fn meet_recovery_faults(&mut self, s: Service, recovery: &[RecoveryFault]) -> Vec<RecoveryFault> {
+        let disk = self.simfs.disk(self.nodes[&s]);
+        let mut disk = lock(&disk);
+        let dir = data_dir(s);
+        for (i, fault) in recovery.iter().enumerate() {
+            match *fault {
+                RecoveryFault::CorruptSnapshot { pick, at } => {
+                    let (newest, previous) = disk.newest_snapshots(&dir);
+                    // The promise of this fault is a fallback: with retention on, the WAL no
+                    // longer reaches back past the snapshots, so the previous one must stay intact.
+                    let fallback = !self.cfg.storage.retention
+                        || previous.is_some_and(|p| !self.damaged_snapshots.contains(&p));
+                    if let Some(snapshot) = newest.filter(|_| fallback) {
+                        if let Some(path) = disk.corrupt_snapshot(&snapshot, pick, at) {
+                            (self.shared.tracer)(s.name(), format!("snapshot corrupted: {}", path.display()));
+                            self.damaged_snapshots.insert(snapshot);
+                        }
+                    }
+                }
+                RecoveryFault::Media { target, media, aim } => {
+                    if let Some(what) = crate::media::strike(&mut disk, &dir, target, media, aim) {
+                        (self.shared.tracer)(s.name(), what);
+                    }
+                }
+                RecoveryFault::CrashInRecovery { nth, before } => {
+                    disk.set_crash_point(Some(CrashPoint { op: nth, before }));
+                    (self.shared.tracer)(s.name(), format!("crash point armed in recovery: op +{nth}"));
+                    return recovery[i + 1..].to_vec();
+                }
+            }
+        }
+        Vec::new()
+    }
+}
+
+fn plan_has_media(plan: &FaultPlan) -> bool {
+    use crate::plan::PlannedFault;
+    plan.events.iter().any(|e| match &e.fault {
+        PlannedFault::Kill { recovery, .. } | PlannedFault::CrashPoint { recovery, .. } => {
+            recovery.iter().any(|r| matches!(r, RecoveryFault::Media { .. }))
+        }
+        PlannedFault::Partition { .. } => false,
+    })
+}
+
+/// How a kill is written in the trace: power failures as before kinds existed.
+fn death_note(death: Death) -> &'static str {
+    match death {
+        Death::PowerFailure => "",
+        Death::ProcessCrash => " (process crash)",
+    }
+}
+
+/// Runs one world on a fresh thread and returns what happened.
+pub fn run_world(config: WorldConfig) -> WorldResult {
+    crate::runner::run(config.seed, None, move || async move {
+        let mut world = WorldBuilder::new(config).build();
+        let plan = chaos::safety_phase(&mut world).await;
+        world.liveness_phase().await;
+        world.finish(plan)
+    })
+}
+
+/// The network rates of a world's configuration, as a plan holds them.
+fn network_of(cfg: &WorldConfig) -> NetworkFaults {
+    NetworkFaults { loss: cfg.chaos.loss, duplicate: cfg.chaos.duplicate }
+}

@@ -1,0 +1,51 @@
+//! The observer: asks every service for its status and tells when all three have
+//! converged. `rounds` counts completed observation rounds, so that a verdict formed
+//! before the last command is not used.
+
+use super::services::addrs;
+use super::{Shared, lock};
+use engine::service::{Request, Response, rpc};
+use madsim::net::Endpoint;
+use madsim::runtime::Handle;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Creates the observer node.
+pub(crate) fn spawn(handle: &Handle, shared: &Arc<Shared>) {
+    let shared = shared.clone();
+    handle
+        .create_node()
+        .name("observer")
+        .ip([10, 0, 2, 1].into())
+        .init(move || {
+            let shared = shared.clone();
+            async move { run(shared).await }
+        })
+        .build();
+}
+
+async fn run(shared: Arc<Shared>) {
+    let Ok(ep) = Endpoint::bind(SocketAddr::from(([10, 0, 2, 1], 9000))).await else {
+        return;
+    };
+    loop {
+        let mut statuses = Vec::new();
+        for addr in [addrs().ubscore, addrs().matching, addrs().settlement] {
+            if let Some(Response::Status(s)) =
+                rpc::call(&ep, addr, &Request::Status, Duration::from_millis(100)).await
+            {
+                statuses.push(s);
+            }
+        }
+        let ok = match statuses.as_slice() {
+            [u, m, s] => u.ubs_seq == m.ubs_seq && u.event_id == m.event_id && m.trade_id == s.trade_id,
+            _ => false,
+        };
+        *lock(&shared.last_statuses) = format!("{statuses:?}");
+        shared.converged.store(ok, Ordering::SeqCst);
+        shared.rounds.fetch_add(1, Ordering::SeqCst);
+        madsim::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -1,0 +1,106 @@
+//! What a run produced: the world's own problems, every recovery, the services recovered
+//! from their disks at the end, and the counts and records the checker and reports use.
+
+use crate::fs::ArchivedVersion;
+use crate::plan::FaultPlan;
+use engine::durable::{DurableMatching, DurableSettlement, DurableUbs};
+use engine::service::Recovered;
+use engine::{Ack, Command};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Something the world itself saw go wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// A service stopped with an error the injected faults do not explain.
+    ServiceError {
+        /// The node.
+        node: String,
+        /// The error, displayed.
+        error: String,
+    },
+    /// No convergence after faults stopped.
+    Liveness(String),
+    /// The services could not be recovered from their disks at the end.
+    FinalRecovery(String),
+}
+
+/// The services recovered from their disks after the run.
+pub struct FinalState {
+    /// UBSCore.
+    pub ubs: DurableUbs,
+    /// Matching, caught up with UBSCore's history.
+    pub me: DurableMatching,
+    /// Settlement.
+    pub settlement: DurableSettlement,
+}
+
+/// One recovery of one service, as the world saw it.
+#[derive(Clone, Debug)]
+pub struct RecoveryRecord {
+    /// The service.
+    pub node: String,
+    /// Simulated milliseconds since the start.
+    pub at_ms: u64,
+    /// The state it recovered, and the snapshot it says it loaded.
+    pub state: Recovered,
+    /// The newest snapshot that verified on its disk just before it opened (judged by the
+    /// simulator, not the engine): the one it had to load.
+    pub newest_valid_snapshot: Option<u64>,
+}
+
+/// What happened in a run.
+pub struct WorldResult {
+    /// The trace hash (equal for equal seeds, code and parameters); it covers the state
+    /// digest too.
+    pub trace_hash: u64,
+    /// xxh3 digest of the state of all three services as recovered at the end (balances,
+    /// locks, de-dup table, counters; books; ledger), if they could be recovered.
+    pub state_digest: Option<u64>,
+    /// Trace lines.
+    pub trace_lines: u64,
+    /// Simulated time.
+    pub sim_time: Duration,
+    /// Messages the simulated network carried.
+    pub messages: u64,
+    /// Nodes killed by the chaos controller (including crash points hit).
+    pub kills: u64,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Crash points hit, by coverage cell (`service phase op before|after`).
+    pub crash_points: BTreeMap<String, u64>,
+    /// Every acknowledged command with its ack.
+    pub acked: Vec<(Command, Ack)>,
+    /// Problems found by the world itself (unexpected service errors, no convergence).
+    pub problems: Vec<Problem>,
+    /// The commands the clients were given (what was really sent, for the checker).
+    pub sent: Vec<Command>,
+    /// The services as recovered from disk at the end, if they could be.
+    pub final_state: Option<FinalState>,
+    /// Every version of UBSCore's WAL files that an fsync ever made durable (the disk's own
+    /// record, files removed since included): the agreed history, for the checker.
+    pub ubs_wal_archive: Vec<ArchivedVersion>,
+    /// The last trace lines of every node.
+    pub tails: BTreeMap<String, Vec<String>>,
+    /// Every trace line, when the run was asked to keep them (to localise nondeterminism).
+    pub trace: Option<Vec<String>>,
+    /// WAL segments that retention removed (made durable once, gone at the end), all services.
+    pub segments_removed: u64,
+    /// Under media faults: services that refused to go on because their data is damaged,
+    /// with the error naming the damage. The run ends at the first one.
+    pub corruption_detected: Vec<(String, String)>,
+    /// Every recovery of every service, in order: (node, simulated ms, recovered state).
+    pub recoveries: Vec<RecoveryRecord>,
+    /// The plan the world executed: its rates and the events that happened before the
+    /// faults stopped. Replaying it (`WorldConfig::plan`) repeats the run.
+    pub plan: FaultPlan,
+}
+
+/// xxh3 over the canonical encoding of every service's recovered state: equal states,
+/// equal digests (the seeds' own choice of state hash).
+pub fn state_digest(f: &FinalState) -> u64 {
+    let mut bytes = engine::codec::encode(&f.ubs.core().export_state());
+    engine::codec::encode_into(&f.me.engine().export_state(), &mut bytes);
+    engine::codec::encode_into(&f.settlement.settlement().ledger(), &mut bytes);
+    xxhash_rust::xxh3::xxh3_64(&bytes)
+}

@@ -1,0 +1,128 @@
+//! The three services as madsim nodes, each on its own simulated disk. A node that stops
+//! itself (after an I/O error) reports to its supervisor (the world); one that refuses to
+//! start naming damage inflicted on its disk halts the run.
+
+use super::{Problem, Shared, WorldConfig, data_dir, lock};
+use crate::fs::{Fault, SimFs};
+use crate::plan::Service;
+use engine::durable::DurableError;
+use engine::service::{Addrs, NodeEnv, RecoveryHook};
+use engine::wal::WalError;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The services' addresses.
+pub(crate) fn addrs() -> Addrs {
+    let a = |i| SocketAddr::from(([10, 0, 0, i], 7000));
+    Addrs { ubscore: a(1), matching: a(2), settlement: a(3) }
+}
+
+/// Errors that name damaged durable data (a file, an offset, a missing entry): under media
+/// faults, a service that stops with one of these has detected the damage.
+pub(crate) fn names_damage(e: &DurableError) -> bool {
+    match e {
+        DurableError::Wal(WalError::Corrupt { .. } | WalError::Gap { .. }) => true,
+        DurableError::Wal(WalError::Io { op, .. }) => *op == "read",
+        DurableError::Snapshot(s) => s.op == "read",
+        DurableError::Codec { .. } | DurableError::Divergence(_) | DurableError::WitnessAhead { .. } => true,
+        _ => false,
+    }
+}
+
+/// Whether media damage was inflicted on the disk of `node` (only then may a service's
+/// refusal to start count as detected corruption rather than a bug).
+pub(crate) fn damaged_media(simfs: &SimFs, node: NodeId) -> bool {
+    let disk = simfs.disk(node);
+    let disk = lock(&disk);
+    disk.faults().iter().any(|f| matches!(f, Fault::Media { .. } | Fault::SnapshotCorrupted { .. }))
+}
+
+/// Service errors that injected faults legitimately cause: the service stops and recovers.
+fn expected(e: &DurableError) -> bool {
+    match e {
+        DurableError::Wal(WalError::Io { .. } | WalError::Poisoned) | DurableError::Snapshot(_) => true,
+        other => other.to_string().contains("simfs:"),
+    }
+}
+
+/// Creates the three service nodes.
+pub(crate) fn spawn(
+    handle: &Handle,
+    shared: &Arc<Shared>,
+    cfg: &WorldConfig,
+    hook: RecoveryHook,
+    media: bool,
+) -> BTreeMap<Service, NodeId> {
+    let mut nodes = BTreeMap::new();
+    for (i, service) in Service::ALL.into_iter().enumerate() {
+        let (shared, markets, storage, hook) =
+            (shared.clone(), cfg.markets.clone(), cfg.storage, hook.clone());
+        let node = handle
+            .create_node()
+            .name(service.name())
+            .ip([10, 0, 0, i as u8 + 1].into())
+            .init(move || {
+                let (shared, markets, hook) = (shared.clone(), markets.clone(), hook.clone());
+                async move { run(service, shared, markets, storage, hook, media).await }
+            })
+            .build();
+        nodes.insert(service, node.id());
+    }
+    nodes
+}
+
+/// One life of a service node: revive its disk, run the service until it stops itself.
+async fn run(
+    service: Service,
+    shared: Arc<Shared>,
+    markets: engine::Markets,
+    storage: engine::durable::DurableConfig,
+    hook: RecoveryHook,
+    media: bool,
+) {
+    let name = service.name();
+    let id = madsim::plugin::node();
+    let simfs = SimFs::current();
+    {
+        let disk = simfs.disk(id);
+        let mut disk = lock(&disk);
+        disk.revive();
+        let valid = crate::snapshots::newest_valid(&disk, &data_dir(service));
+        lock(&shared.newest_valid).insert(name.to_string(), valid);
+    }
+    let tracer = shared.tracer.clone();
+    let env = NodeEnv {
+        name: name.to_string(),
+        fs: Arc::new(simfs.node_fs(id)),
+        dir: data_dir(service),
+        markets,
+        config: storage,
+        addrs: addrs(),
+        pull_interval: Duration::from_millis(32),
+        rpc_timeout: Duration::from_millis(100),
+        batch: 256,
+        trace: tracer.clone(),
+        on_recovered: Some(hook),
+    };
+    tracer(name, "start".into());
+    let err = match service {
+        Service::Ubscore => engine::service::run_ubscore(env).await,
+        Service::Matching => engine::service::run_matching(env).await,
+        Service::Settlement => engine::service::run_settlement(env).await,
+    };
+    // Reached only when the service stopped itself (not when killed).
+    tracer(name, format!("stopped: {err}"));
+    if media && names_damage(&err) && damaged_media(&SimFs::current(), id) {
+        tracer(name, "corruption detected: the run ends here".into());
+        lock(&shared.detected).push((name.to_string(), err.to_string()));
+        return;
+    }
+    if !expected(&err) {
+        lock(&shared.errors).push(Problem::ServiceError { node: name.to_string(), error: err.to_string() });
+    }
+    lock(&shared.stopped).insert(service);
+}
