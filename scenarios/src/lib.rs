@@ -4,8 +4,12 @@
 pub mod bench;
 pub mod checker;
 pub mod conform;
+#[cfg(madsim)]
+pub mod explore;
 pub mod model;
 pub mod scenario;
+#[cfg(madsim)]
+pub mod shrink;
 #[cfg(madsim)]
 pub mod simrun;
 pub mod sweep;

@@ -8,6 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod cmd;
+
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
@@ -49,6 +51,27 @@ enum Cmd {
         /// Print the trace of the run.
         #[arg(long)]
         trace: bool,
+        /// Execute this fault plan (JSON, as `--save-plan`, `shrink` or a sweep report's
+        /// failing runs write it, possibly edited) instead of the seed's.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Write the fault plan the run executed to this file.
+        #[arg(long)]
+        save_plan: Option<PathBuf>,
+        /// Run twice and compare the traces line by line; on a difference, print the first
+        /// differing line of each run.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Bounded exhaustive crash-state exploration of the three durable services: every
+    /// filesystem operation of a small workload, every bounded way its pending writes end,
+    /// every crash inside the recovery.
+    Explore(cmd::explore::ExploreArgs),
+    /// The crash-window coverage map merged from `sweep --json` and `explore --json`
+    /// reports, and every cell nothing hit (exit 1 if any).
+    Coverage {
+        /// JSON reports.
+        reports: Vec<PathBuf>,
     },
     /// The scenarios, one a line, with what each does.
     List,
@@ -99,8 +122,9 @@ enum Cmd {
         #[command(flatten)]
         params: ParamArgs,
     },
-    /// Reduces a failing run (fewer commands, fewer faults) while it still fails, and prints
-    /// the reduced reproduce command.
+    /// Reduces a failing run by delta debugging (its plan's faults, its fault rates, its
+    /// commands one by one) while the same kind of violation occurs; writes the minimal
+    /// plan and prints it with the command that replays it.
     Shrink {
         /// Scenario.
         #[arg(long)]
@@ -110,6 +134,12 @@ enum Cmd {
         seed: u64,
         #[command(flatten)]
         params: ParamArgs,
+        /// Most runs to spend.
+        #[arg(long, default_value_t = 400)]
+        budget: usize,
+        /// Where to write the minimal plan (default `shrunk-SCENARIO-SEED.json`).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -136,19 +166,7 @@ impl ParamArgs {
         if self.fault_every_ms == Some(0) {
             return Err(Failure::Usage("--fault-every-ms must be at least 1".into()));
         }
-        let planted = match &self.plant {
-            None => None,
-            Some(name) => {
-                let bug = engine::bugs::Bug::ALL.into_iter().find(|b| b.name() == name).ok_or_else(|| {
-                    let names: Vec<_> = engine::bugs::Bug::ALL.iter().map(|b| b.name()).collect();
-                    Failure::Usage(format!("unknown bug `{name}` (known: {})", names.join(", ")))
-                })?;
-                if !engine::bugs::AVAILABLE {
-                    return Err(Failure::Usage("--plant needs a build with --features planted-bugs".into()));
-                }
-                Some(bug)
-            }
-        };
+        let planted = parse_plant(self.plant.as_deref())?;
         Ok(Params { commands: self.commands, fault_every_ms: self.fault_every_ms, trace, planted })
     }
 }
@@ -193,6 +211,40 @@ enum BenchCmd {
     },
 }
 
+/// The bug named by `--plant`, if any.
+fn parse_plant(name: Option<&str>) -> Result<Option<engine::bugs::Bug>, Failure> {
+    let Some(name) = name else { return Ok(None) };
+    let bug = engine::bugs::Bug::ALL.into_iter().find(|b| b.name() == name).ok_or_else(|| {
+        let names: Vec<_> = engine::bugs::Bug::ALL.iter().map(|b| b.name()).collect();
+        Failure::Usage(format!("unknown bug `{name}` (known: {})", names.join(", ")))
+    })?;
+    if !engine::bugs::AVAILABLE {
+        return Err(Failure::Usage("--plant needs a build with --features planted-bugs".into()));
+    }
+    Ok(Some(bug))
+}
+
+/// Fails early, before any work, if `path` cannot be written.
+fn check_writable(path: &std::path::Path) -> Result<(), Failure> {
+    let existed = path.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(|e| Failure::Usage(format!("{}: cannot write: {e}", path.display())))?;
+    if !existed {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// A progress bar on stderr with `template`.
+fn progress_bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar
+}
+
 /// An error that ends the command with exit code 2 (bad input) or 1 (a failed check).
 enum Failure {
     Usage(String),
@@ -229,21 +281,14 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
         }
         Cmd::Bench { which: BenchCmd::Storage { json, dir, entries } } => bench_storage(json, &dir, entries),
         Cmd::Bench { which: BenchCmd::Sim { json, max_commands } } => bench_sim(json, max_commands),
-        Cmd::Run { scenario, seed, params, trace } => {
+        Cmd::Run { scenario, seed, params, trace, plan, save_plan, check_determinism } => {
             let scenario = Scenario::parse(&scenario).map_err(Failure::Usage)?;
             require_simulation(&[scenario])?;
             let params = params.params(trace)?;
-            let report = scenario::run(scenario, seed, &params);
-            let digest = report.state_digest.map_or("-".into(), |d| format!("0x{d:016x}"));
-            let hash = format!("state digest: {digest}\ntrace hash: 0x{:016x}", report.trace_hash);
-            match &report.failure {
-                None => {
-                    println!("{}\n{hash}", verdict_line(&report));
-                    Ok(())
-                }
-                Some(f) => Err(Failure::Check(format!("{}{hash}", failure_text(&report, &params, f)))),
-            }
+            run_cmd(scenario, seed, &params, plan, save_plan, check_determinism)
         }
+        Cmd::Explore(args) => cmd::explore::run(args),
+        Cmd::Coverage { reports } => cmd::coverage::run(&reports),
         Cmd::Planted { max_seeds, commands } => planted_cmd(max_seeds, commands),
         Cmd::List => {
             for s in Scenario::ALL {
@@ -276,10 +321,10 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
             sweep_cmd(&runs, &params.params(false)?, jobs, json, junit)
         }
         Cmd::Repro { what, scenario, params } => repro_cmd(&what, &scenario, params.params(false)?),
-        Cmd::Shrink { scenario, seed, params } => {
+        Cmd::Shrink { scenario, seed, params, budget, out } => {
             let scenario = Scenario::parse(&scenario).map_err(Failure::Usage)?;
             require_simulation(&[scenario])?;
-            shrink_cmd(scenario, seed, params.params(false)?)
+            cmd::shrink::run(scenario, seed, params.params(false)?, budget, out)
         }
     }
 }
@@ -379,49 +424,60 @@ fn repro_cmd(what: &[String], scenario: &str, params: Params) -> Result<(), Fail
     }
 }
 
-/// Halves the commands, then the fault rate, while the run still fails with the same kind
-/// of violation (a smaller run that fails differently is another bug, not this one).
-fn shrink_cmd(scenario: Scenario, seed: u64, params: Params) -> Result<(), Failure> {
-    let Some(first) = scenario::run(scenario, seed, &params).violation else {
-        println!("{scenario} seed {seed} passes: nothing to shrink");
-        return Ok(());
+/// One run (of the seed's plan or of `plan`), its verdict and hashes; optionally twice,
+/// comparing the traces line by line.
+fn run_cmd(
+    scenario: Scenario,
+    seed: u64,
+    params: &Params,
+    plan: Option<PathBuf>,
+    save_plan: Option<PathBuf>,
+    check_determinism: bool,
+) -> Result<(), Failure> {
+    let plan = match plan {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Failure::Usage(format!("{}: cannot read plan: {e}", path.display())))?;
+            let plan: sim::plan::FaultPlan = serde_json::from_str(&text)
+                .map_err(|e| Failure::Usage(format!("{}: not a fault plan: {e}", path.display())))?;
+            Some(plan)
+        }
     };
-    let kind = first.kind();
-    let fails = |p: &Params| scenario::run(scenario, seed, p).violation.filter(|v| v.kind() == kind);
-    let mut best = params;
-    let mut failure = first;
-    let mut tries = 1;
-    let mut commands = params.commands.unwrap_or(scenario.default_commands());
-    while commands > 1 {
-        let candidate = Params { commands: Some(commands / 2), ..best };
-        tries += 1;
-        match fails(&candidate) {
-            Some(f) => {
-                best = candidate;
-                failure = f;
-                commands /= 2;
-            }
-            None => break,
-        }
+    if let Some(path) = &save_plan {
+        check_writable(path)?;
     }
-    if scenario.needs_simulation() {
-        let mut every = params.fault_every_ms.unwrap_or(300);
-        for _ in 0..6 {
-            let candidate = Params { fault_every_ms: Some(every * 2), ..best };
-            tries += 1;
-            match fails(&candidate) {
-                Some(f) => {
-                    best = candidate;
-                    failure = f;
-                    every *= 2;
-                }
-                None => break,
-            }
+    let options = scenario::RunOptions { plan, keep_trace: check_determinism };
+    let report = scenario::run_with(scenario, seed, params, &options);
+    if check_determinism {
+        let again = scenario::run_with(scenario, seed, params, &options);
+        if let Some(diff) = first_trace_difference(&report, &again) {
+            return Err(Failure::Check(format!("{scenario} seed {seed} is not deterministic:\n{diff}")));
         }
+        println!("deterministic: two runs, {} equal trace lines", report.trace.as_ref().map_or(0, Vec::len));
     }
-    println!("reproduce: {}", scenario::repro_command(scenario, seed, &best));
-    println!("shrunk in {tries} runs; still fails with:\n{failure}");
-    Err(Failure::Check("the reduced run still fails (as intended)".into()))
+    if let (Some(path), Some(plan)) = (&save_plan, &report.plan) {
+        let json = serde_json::to_string_pretty(plan).expect("plain data serializes");
+        std::fs::write(path, json)
+            .map_err(|e| Failure::Usage(format!("{}: cannot write plan: {e}", path.display())))?;
+    }
+    let digest = report.state_digest.map_or("-".into(), |d| format!("0x{d:016x}"));
+    let hash = format!("state digest: {digest}\ntrace hash: 0x{:016x}", report.trace_hash);
+    match &report.failure {
+        None => {
+            println!("{}\n{hash}", verdict_line(&report));
+            Ok(())
+        }
+        Some(f) => Err(Failure::Check(format!("{}{hash}", failure_text(&report, params, f)))),
+    }
+}
+
+/// Where two runs' traces first differ: the line number and each run's line.
+fn first_trace_difference(a: &RunReport, b: &RunReport) -> Option<String> {
+    let (x, y) = (a.trace.as_deref().unwrap_or_default(), b.trace.as_deref().unwrap_or_default());
+    let at = (0..x.len().max(y.len())).find(|i| x.get(*i) != y.get(*i))?;
+    let line = |t: &[String]| t.get(at).cloned().unwrap_or_else(|| "(trace ended)".into());
+    Some(format!("first difference at trace line {}:\n  run 1: {}\n  run 2: {}", at + 1, line(x), line(y)))
 }
 
 /// Simulation scenarios need the `--cfg madsim` build.
@@ -601,6 +657,19 @@ fn sweep_cmd(
         println!("{}", failure_text(r, params, r.failure.as_deref().unwrap_or_default()));
     }
     print!("{}", summary_table(&reports));
+    let mut coverage: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for r in &reports {
+        for (cell, n) in &r.crash_points {
+            *coverage.entry(cell.clone()).or_default() += n;
+        }
+    }
+    if !coverage.is_empty() {
+        let all = sim::coverage::universe().len();
+        println!(
+            "crash-window coverage: {} of {all} cells hit (the map: --json, then `exsim coverage REPORT`)",
+            all - sim::coverage::unhit(&coverage).len()
+        );
+    }
     println!(
         "{} runs in {:.2} s wall on {jobs} jobs: {:.1} runs/s ({:.0} runs/minute)",
         reports.len(),
@@ -626,7 +695,9 @@ fn sweep_cmd(
             "failing": failed.iter().map(|r| serde_json::json!({
                 "scenario": r.scenario, "seed": r.seed, "commands": params.commands, "fault_every_ms": params.fault_every_ms,
                 "reproduce": scenario::repro_command(r.scenario, r.seed, params),
+                "plan": r.plan,
             })).collect::<Vec<_>>(),
+            "coverage": coverage,
             "reports": runs_json,
         });
         std::fs::write(&path, serde_json::to_string_pretty(&json).expect("plain data serializes"))

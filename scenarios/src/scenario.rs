@@ -211,6 +211,11 @@ pub struct RunReport {
     pub trace_hash: u64,
     /// xxh3 digest of the final recovered state (simulated runs that recovered).
     pub state_digest: Option<u64>,
+    /// The fault plan the run executed (simulated runs): replaying it repeats the run.
+    pub plan: Option<sim::plan::FaultPlan>,
+    /// Every trace line, when asked for (to find where two runs of a seed differ).
+    #[serde(skip)]
+    pub trace: Option<Vec<String>>,
 }
 
 /// The command that reproduces a run.
@@ -231,6 +236,20 @@ pub fn repro_command(scenario: Scenario, seed: u64, params: &Params) -> String {
 
 /// Runs one seed of one scenario.
 pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
+    run_with(scenario, seed, params, &RunOptions::default())
+}
+
+/// What a run does besides its scenario, seed and parameters.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Execute this fault plan instead of the seed's.
+    pub plan: Option<sim::plan::FaultPlan>,
+    /// Keep every trace line in the report.
+    pub keep_trace: bool,
+}
+
+/// Runs one seed of one scenario with `options`.
+pub fn run_with(scenario: Scenario, seed: u64, params: &Params, options: &RunOptions) -> RunReport {
     let commands = params.commands.unwrap_or(scenario.default_commands());
     let started = Instant::now();
     let mut report = RunReport {
@@ -249,6 +268,8 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
         crash_points: BTreeMap::new(),
         trace_hash: 0,
         state_digest: None,
+        plan: None,
+        trace: None,
     };
     match scenario {
         Scenario::Differential => {
@@ -263,7 +284,7 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
             // A panic anywhere in the simulated exchange is a finding, not a crash of the tool.
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 let mut r = report.clone();
-                run_world(scenario, seed, commands, params, &mut r);
+                run_world(scenario, seed, commands, params, options, &mut r);
                 r
             }));
             match outcome {
@@ -281,11 +302,22 @@ pub fn run(scenario: Scenario, seed: u64, params: &Params) -> RunReport {
 }
 
 #[cfg(madsim)]
-fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, report: &mut RunReport) {
-    let cfg = crate::simrun::world_config(scenario, seed, commands, params);
+fn run_world(
+    scenario: Scenario,
+    seed: u64,
+    commands: usize,
+    params: &Params,
+    options: &RunOptions,
+    report: &mut RunReport,
+) {
+    let mut cfg = crate::simrun::world_config(scenario, seed, commands, params);
+    cfg.plan = options.plan.clone();
+    cfg.keep_trace = options.keep_trace;
     let markets = cfg.markets.clone();
-    report.commands = cfg.commands.len();
     let result = sim::world::run_world(cfg);
+    report.commands = result.sent.len();
+    report.plan = Some(result.plan.clone());
+    report.trace = result.trace.clone();
     report.sim_ms = result.sim_time.as_millis() as u64;
     report.messages = result.messages;
     report.kills = result.kills;
@@ -301,7 +333,14 @@ fn run_world(scenario: Scenario, seed: u64, commands: usize, params: &Params, re
 }
 
 #[cfg(not(madsim))]
-fn run_world(scenario: Scenario, _seed: u64, _commands: usize, _params: &Params, report: &mut RunReport) {
+fn run_world(
+    scenario: Scenario,
+    _seed: u64,
+    _commands: usize,
+    _params: &Params,
+    _options: &RunOptions,
+    report: &mut RunReport,
+) {
     report.violation = Some(Violation::Unrecoverable {
         error: format!("scenario {scenario} needs the simulation build (--cfg madsim)"),
     });

@@ -5,7 +5,7 @@
 
 pub mod archive;
 #[cfg(madsim)]
-mod final_state;
+pub mod final_state;
 #[cfg(madsim)]
 pub mod history;
 mod invariants;

@@ -83,6 +83,16 @@ impl CrashTarget {
     }
 }
 
+/// An observer of every operation (see [`Disk::set_tap`]).
+#[derive(Clone)]
+pub struct Tap(pub std::sync::Arc<dyn Fn(u64, &Disk) + Send + Sync>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
+}
+
 /// One recorded operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoggedOp {
@@ -128,6 +138,8 @@ pub struct Disk {
     phases: PhaseTracker,
     /// Every operation since recording started: (kind, path, phase), when recording.
     op_log: Option<Vec<LoggedOp>>,
+    /// Called after every operation that took effect, with the operation count and the disk.
+    tap: Option<Tap>,
     dead: bool,
     crashed_now: bool,
     faults: Vec<Fault>,
@@ -237,6 +249,7 @@ impl Disk {
             kind_ops: 0,
             phases: PhaseTracker::default(),
             op_log: None,
+            tap: None,
             dead: false,
             crashed_now: false,
             faults: Vec::new(),
@@ -271,6 +284,57 @@ impl Disk {
     /// Starts (or restarts) recording every operation.
     pub fn record_ops(&mut self) {
         self.op_log = Some(Vec::new());
+    }
+
+    /// Calls `tap` after every operation that takes effect, with the operation count and
+    /// the disk as the operation left it: an explorer sees every crash state of one run.
+    pub fn set_tap(&mut self, tap: Option<Tap>) {
+        self.tap = tap;
+    }
+
+    /// A copy for an explorer: the same files, pending state and random stream, without
+    /// the original's observer, operation log, fault record and durable archive (which
+    /// grow with every operation and would make copying each state quadratic).
+    pub fn snapshot_copy(&self) -> Disk {
+        Disk {
+            nodes: self.nodes.clone(),
+            next_ino: self.next_ino,
+            rng: self.rng.clone(),
+            config: self.config,
+            ops: self.ops,
+            crash: self.crash,
+            crash_target: self.crash_target,
+            kind_ops: self.kind_ops,
+            dead: self.dead,
+            crashed_now: self.crashed_now,
+            faults: Vec::new(),
+            owed_latency_us: self.owed_latency_us,
+            next_death: self.next_death,
+            resolved: self.resolved,
+            archive: BTreeMap::new(),
+            archive_clock: self.archive_clock,
+            phases: self.phases.clone(),
+            op_log: None,
+            tap: None,
+        }
+    }
+
+    /// Whether what a recovery reads is what is durable (nothing pending, nothing dropped
+    /// by a failed fsync but still cached): a power failure now would change nothing.
+    pub fn settled(&self) -> bool {
+        self.nodes.values().all(|n| match n {
+            Node::File(f) => f.pending.is_empty() && f.current == f.durable,
+            Node::Dir(d) => d.pending.is_empty() && d.current == d.durable,
+        })
+    }
+
+    /// An fsync of `path` that fails with EIO: the file's pending writes are dropped from
+    /// the write-back queue (still readable in the page cache) without reaching the disk.
+    pub fn fail_fsync(&mut self, path: &Path) {
+        if let Ok(f) = self.file_mut(path) {
+            let dropped = std::mem::take(&mut f.pending).len() as u64;
+            self.faults.push(Fault::FsyncEio { path: path.to_path_buf(), dropped });
+        }
     }
 
     /// The operations recorded since [`Disk::record_ops`].
@@ -492,6 +556,9 @@ impl Disk {
         if let Some(c) = hit {
             self.die(c, op, path, phase);
             return Err(crashed());
+        }
+        if let Some(tap) = self.tap.clone() {
+            (tap.0)(self.ops, self);
         }
         result
     }
@@ -862,25 +929,32 @@ impl Disk {
         out
     }
 
-    /// xxh3 of the durable namespace and contents (what a recovery after a power failure
-    /// would find): equal fingerprints, equal crash states.
+    /// xxh3 of the durable and the current namespace and contents: equal fingerprints,
+    /// equal crash states (after a power failure both are the same; after a process crash
+    /// the current one is what a recovery reads, the durable one what a later power
+    /// failure falls back to).
     pub fn fingerprint(&self) -> u64 {
         let mut h = xxhash_rust::xxh3::Xxh3::new();
-        let mut stack = vec![(ROOT, PathBuf::from("/"))];
-        while let Some((ino, path)) = stack.pop() {
-            match self.nodes.get(&ino) {
-                Some(Node::Dir(d)) => {
-                    for (name, child) in d.durable.iter().rev() {
-                        stack.push((*child, path.join(name)));
+        for durable in [true, false] {
+            let mut stack = vec![(ROOT, PathBuf::from("/"))];
+            while let Some((ino, path)) = stack.pop() {
+                match self.nodes.get(&ino) {
+                    Some(Node::Dir(d)) => {
+                        let entries = if durable { &d.durable } else { &d.current };
+                        for (name, child) in entries.iter().rev() {
+                            stack.push((*child, path.join(name)));
+                        }
                     }
+                    Some(Node::File(f)) => {
+                        let bytes = if durable { &f.durable } else { &f.current };
+                        h.update(path.as_os_str().as_encoded_bytes());
+                        h.update(&(bytes.len() as u64).to_le_bytes());
+                        h.update(bytes);
+                    }
+                    None => {}
                 }
-                Some(Node::File(f)) => {
-                    h.update(path.as_os_str().as_encoded_bytes());
-                    h.update(&(f.durable.len() as u64).to_le_bytes());
-                    h.update(&f.durable);
-                }
-                None => {}
             }
+            h.update(b"|");
         }
         h.digest()
     }

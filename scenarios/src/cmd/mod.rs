@@ -1,0 +1,5 @@
+//! Subcommands that live in files of their own: explore, coverage, shrink.
+
+pub mod coverage;
+pub mod explore;
+pub mod shrink;

@@ -1,0 +1,134 @@
+//! The explored workload: a few dozen seeded commands through the three durable services
+//! in one process (the in-process pipeline), on one simulated disk with tiny segments,
+//! frequent snapshots and retention on. A recording run logs every filesystem operation
+//! and, for every command, the operation count when it was submitted and acknowledged;
+//! the explorer sees the disk after every operation through a tap on it.
+
+use engine::durable::pipeline::PipelineConfig;
+use engine::durable::{DurableConfig, DurableError, DurablePipeline, SnapshotPolicy};
+use engine::wal::WalConfig;
+use engine::{Command, Markets};
+use sim::fs::{Disk, FaultConfig, LoggedOp, NodeFs};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The root of the three services' directories on the explored disk.
+pub fn root() -> PathBuf {
+    PathBuf::from("/x")
+}
+
+/// What every run of one exploration shares.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    /// The seed (workload and the disk's own stream).
+    pub seed: u64,
+    /// The markets.
+    pub markets: Markets,
+    /// The commands, in submission order.
+    pub commands: Vec<Command>,
+    /// Storage settings: tiny segments, snapshots every few entries, retention on.
+    pub config: PipelineConfig,
+}
+
+/// Users of the explored workload (each starts with three deposits).
+pub const USERS: u64 = 2;
+
+impl Setup {
+    /// The workload of `seed`: `commands` in all, the users' initial deposits included.
+    pub fn new(seed: u64, commands: usize) -> Setup {
+        let mut wl = sim::seed::rng(seed, sim::seed::Stream::Workload);
+        let rest = commands.saturating_sub(USERS as usize * 3);
+        let commands = crate::workload::generate(
+            &mut wl,
+            &crate::workload::WorkloadConfig { commands: rest, users: USERS },
+        );
+        let c = DurableConfig {
+            wal: WalConfig { segment_bytes: 1024, tail_cache_bytes: 0 },
+            snapshots: SnapshotPolicy::every(6, 0),
+            keep_snapshots: 2,
+            retention: true,
+        };
+        // Downstream snapshots come often enough that every service's retention moves.
+        let config = PipelineConfig {
+            ubscore: c,
+            matching: DurableConfig { snapshots: SnapshotPolicy::every(3, 0), ..c },
+            settlement: DurableConfig { snapshots: SnapshotPolicy::every(2, 0), ..c },
+        };
+        Setup { seed, markets: crate::workload::default_markets(), commands, config }
+    }
+
+    /// A fresh disk that never fails on its own (the explorer resolves every crash).
+    pub fn disk(&self) -> Arc<Mutex<Disk>> {
+        let config = FaultConfig { latency_us: 0, ..FaultConfig::perfect() };
+        Arc::new(Mutex::new(Disk::new(config, sim::seed::rng(self.seed, sim::seed::Stream::Disk))))
+    }
+
+    /// Opens (recovers) the three services on `disk`.
+    pub fn open(&self, disk: &Arc<Mutex<Disk>>) -> Result<DurablePipeline, DurableError> {
+        let fs = Arc::new(NodeFs::detached(disk.clone()));
+        DurablePipeline::open(fs, &root(), self.markets.clone(), self.config, 0).map(|(p, _)| p)
+    }
+}
+
+/// When each command was submitted and acknowledged, in operations of the disk.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    /// Operations done when command `i` was submitted.
+    pub started_at: Vec<u64>,
+    /// Operations done when command `i`'s acknowledgement came back.
+    pub acked_at: Vec<u64>,
+}
+
+impl Progress {
+    /// Commands acknowledged while operations `1..=last_ok` succeeded: a run that dies
+    /// before operation `last_ok + 1` (or after operation `last_ok + 1` took effect, which
+    /// the engine sees fail) acknowledged exactly these.
+    pub fn acked(&self, last_ok: u64) -> usize {
+        self.acked_at.iter().filter(|a| **a <= last_ok).count()
+    }
+
+    /// Commands whose first operation could have been issued before the death at operation
+    /// `k`: no later command can be durable.
+    pub fn attempted(&self, k: u64) -> usize {
+        self.started_at.iter().filter(|s| **s < k).count()
+    }
+}
+
+/// Runs the workload on `disk` until it ends or the disk dies.
+pub fn drive(setup: &Setup, disk: &Arc<Mutex<Disk>>) -> (Progress, Result<(), DurableError>) {
+    let ops = |d: &Arc<Mutex<Disk>>| d.lock().unwrap_or_else(|e| e.into_inner()).ops();
+    let mut progress = Progress::default();
+    let mut p = match setup.open(disk) {
+        Ok(p) => p,
+        Err(e) => return (progress, Err(e)),
+    };
+    for (i, command) in setup.commands.iter().enumerate() {
+        progress.started_at.push(ops(disk));
+        if let Err(e) = p.submit(*command, i as u64) {
+            return (progress, Err(e));
+        }
+        progress.acked_at.push(ops(disk));
+    }
+    (progress, Ok(()))
+}
+
+/// The one run of an exploration: records every operation and the workload's progress,
+/// and hands `tap` the disk after every operation (the crash state "just after k").
+pub fn record(setup: &Setup, tap: Option<sim::fs::Tap>) -> Result<(Vec<LoggedOp>, Progress), DurableError> {
+    let disk = setup.disk();
+    {
+        let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
+        d.record_ops();
+        d.set_tap(tap);
+    }
+    let (progress, result) = drive(setup, &disk);
+    let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
+    d.set_tap(None);
+    result?;
+    Ok((d.op_log().to_vec(), progress))
+}
+
+/// A service's directory on the explored disk.
+pub fn service_dir(service: &str) -> PathBuf {
+    root().join(service)
+}

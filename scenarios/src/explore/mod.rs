@@ -1,0 +1,456 @@
+//! `exsim explore`: bounded exhaustive crash-state exploration over the real storage code
+//! (ALICE / CrashMonkey style, on the simulator's disk). A small seeded workload runs
+//! through the three durable services; for every filesystem operation k, the disk as it
+//! is just after k took effect (the same disk as just before k + 1) has its pending state
+//! resolved every bounded way ([`states::resolutions`]); the services recover from each
+//! resulting disk and the oracle judges them. Each distinct disk is then recovered again
+//! with a crash at every operation of its recovery (power failure or process crash), up to
+//! `recovery_depth` nested crashes: a recovery cut short and redone must land on the same
+//! history.
+
+pub mod drive;
+pub mod oracle;
+pub mod states;
+
+use crate::checker::Violation;
+use drive::{Progress, Setup};
+use oracle::Oracle;
+use serde::Serialize;
+use sim::fs::{Disk, Fate, LoggedOp};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What to explore.
+#[derive(Clone, Debug)]
+pub struct ExploreConfig {
+    /// Workload seed.
+    pub seed: u64,
+    /// Commands in the workload (initial deposits included).
+    pub commands: usize,
+    /// Deviations from "all kept" combined per resolution.
+    pub depth: usize,
+    /// Nested crashes inside recoveries.
+    pub recovery_depth: usize,
+    /// Only this operation (both timings): to reproduce one failure.
+    pub at: Option<u64>,
+    /// Worker threads.
+    pub jobs: usize,
+    /// A bug planted in the engine.
+    pub planted: Option<engine::bugs::Bug>,
+}
+
+/// One failing crash state.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExploreFailure {
+    /// The operation (1-based) and whether the crash came before or after its effect.
+    pub op: u64,
+    /// `before` or `after`.
+    pub when: &'static str,
+    /// The coverage cell of that crash point.
+    pub cell: String,
+    /// How the pending state was resolved.
+    pub resolution: String,
+    /// The crash inside the recovery, if the failure needed one.
+    pub recovery_crash: Option<String>,
+    /// What the oracle found.
+    pub violation: Violation,
+}
+
+/// What an exploration did and found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ExploreReport {
+    /// Commands in the workload.
+    pub commands: usize,
+    /// Filesystem operations of the workload.
+    pub ops: u64,
+    /// Crash points explored (operations × before/after).
+    pub crash_points: u64,
+    /// Crash states judged (crash points × resolutions of their pending state).
+    pub states: u64,
+    /// Distinct disks recovered (states with equal durable contents are recovered once).
+    pub distinct_disks: u64,
+    /// Recoveries crashed at one of their own operations and redone.
+    pub recovery_crashes: u64,
+    /// fsyncs explored as failing with EIO (each followed by a process restart).
+    pub fsync_errors: u64,
+    /// Crash states judged before the first failure (in operation order), if any failed.
+    pub states_until_first_failure: Option<u64>,
+    /// Crash points per coverage cell.
+    pub coverage: BTreeMap<String, u64>,
+    /// Failures, in operation order.
+    pub failures: Vec<ExploreFailure>,
+    /// Wall time, milliseconds.
+    pub wall_ms: u64,
+}
+
+/// What recovering one distinct disk gave: the commands it recovered (or the violation),
+/// and the violation of a crashed-and-redone recovery of it, if any.
+#[derive(Clone, Debug)]
+struct Outcome {
+    recovered: Result<usize, Violation>,
+    nested: Option<(String, Violation)>,
+    nested_states: u64,
+    /// Whether its recoveries were crashed (only disks of the "all kept" and "all lost"
+    /// resolutions are, to bound the work).
+    explored_nested: bool,
+    /// Crash points inside its recovery, per coverage cell.
+    cells: BTreeMap<String, u64>,
+    /// On a disk with unsettled data (a process crash's page cache), a recovery cut short
+    /// may legitimately lose what was never durable: the fewest history entries a redone
+    /// recovery found, and how; judged against what the clients were acknowledged.
+    nested_least: Option<(String, usize)>,
+}
+
+/// What the run hands the explorer at each operation.
+enum State {
+    /// The disk just after the operation took effect.
+    After(Disk),
+    /// The operation is an fsync of the named file: the disk as if it had failed with EIO.
+    FsyncFailed(String, Disk),
+}
+
+/// The disk just after operation k (= just before k + 1), each resolution's outcome.
+struct AtK {
+    resolutions: Vec<(String, Outcome)>,
+}
+
+/// Why exploration could not start.
+#[derive(Debug)]
+pub enum ExploreError {
+    /// The workload failed without any crash (a bug of its own, e.g. a planted one).
+    Workload(engine::durable::DurableError),
+}
+
+impl std::fmt::Display for ExploreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExploreError::Workload(e) => write!(f, "the workload fails without any crash: {e}"),
+        }
+    }
+}
+
+struct Explorer<'a> {
+    cfg: &'a ExploreConfig,
+    setup: Setup,
+    oracle: Oracle,
+    cache: Mutex<BTreeMap<u64, Outcome>>,
+}
+
+/// Runs an exploration; `tick(done, total)` reports progress over operations (the total
+/// is known only at the end: until then it is the operations seen so far).
+pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<ExploreReport, ExploreError> {
+    let started = std::time::Instant::now();
+    engine::bugs::plant(cfg.planted);
+    let setup = Setup::new(cfg.seed, cfg.commands);
+    let ex = Explorer { cfg, oracle: Oracle::new(&setup), setup, cache: Mutex::new(BTreeMap::new()) };
+    let only = cfg.at;
+    let wanted = move |k: u64| only.is_none_or(|at| k + 1 == at || k == at);
+    // The disk after every operation flows from the one run to the workers.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, State)>(cfg.jobs.max(1) * 4);
+    let rx = Mutex::new(rx);
+    let (seen, done) = (Arc::new(AtomicU64::new(0)), AtomicU64::new(0));
+    let results: Mutex<BTreeMap<u64, AtK>> = Mutex::new(BTreeMap::new());
+    let fsync_errors: Mutex<BTreeMap<u64, (String, Outcome)>> = Mutex::new(BTreeMap::new());
+    let recorded = std::thread::scope(|scope| {
+        for _ in 0..cfg.jobs.max(1) {
+            scope.spawn(|| {
+                engine::bugs::plant(cfg.planted);
+                loop {
+                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((k, state)) = next else { break };
+                    match state {
+                        State::After(disk) => {
+                            let at = ex.at_k(disk);
+                            results.lock().unwrap_or_else(|e| e.into_inner()).insert(k, at);
+                        }
+                        State::FsyncFailed(path, disk) => {
+                            let outcome = ex.after_fsync_error(disk);
+                            fsync_errors.lock().unwrap_or_else(|e| e.into_inner()).insert(k, (path, outcome));
+                        }
+                    }
+                    tick(done.fetch_add(1, Ordering::SeqCst) + 1, seen.load(Ordering::SeqCst));
+                }
+            });
+        }
+        if wanted(0) {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let _ = tx.send((
+                0,
+                State::After(ex.setup.disk().lock().unwrap_or_else(|e| e.into_inner()).snapshot_copy()),
+            ));
+        }
+        let sender = Mutex::new(tx.clone());
+        let seen_by_tap = seen.clone();
+        // The disk before the current operation: where an fsync that fails starts from.
+        let previous: Mutex<Option<Disk>> = Mutex::new(None);
+        let tap = sim::fs::Tap(Arc::new(move |k: u64, disk: &Disk| {
+            let copy = disk.snapshot_copy();
+            let before = previous.lock().unwrap_or_else(|e| e.into_inner()).replace(copy.clone());
+            if !wanted(k) {
+                return;
+            }
+            seen_by_tap.fetch_add(1, Ordering::SeqCst);
+            let send = |item| {
+                let _ = sender.lock().unwrap_or_else(|e| e.into_inner()).send((k, item));
+            };
+            if let (Some(last), Some(mut failed)) = (disk.op_log().last(), before) {
+                if last.kind == sim::fs::OpKind::Fsync {
+                    failed.fail_fsync(&last.path);
+                    send(State::FsyncFailed(last.path.display().to_string(), failed));
+                }
+            }
+            send(State::After(copy));
+        }));
+        let recorded = drive::record(&ex.setup, Some(tap));
+        drop(tx);
+        recorded
+    });
+    let (ops, progress) = recorded.map_err(ExploreError::Workload)?;
+    let mut report = ExploreReport {
+        commands: ex.setup.commands.len(),
+        ops: ops.len() as u64,
+        ..ExploreReport::default()
+    };
+    for (k, at) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let failures = ex.judge(k, &at, &ops, &progress, &mut report);
+        if report.states_until_first_failure.is_none() && !failures.is_empty() {
+            report.states_until_first_failure = Some(report.states);
+        }
+        report.failures.extend(failures);
+    }
+    for (k, (path, outcome)) in fsync_errors.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        report.fsync_errors += 1;
+        report.states += 1;
+        if let Some(f) = ex.judge_fsync_error(k, &path, &outcome, &progress) {
+            report.states_until_first_failure.get_or_insert(report.states);
+            report.failures.push(f);
+        }
+    }
+    report.failures.sort_by_key(|f| f.op);
+    let cache = ex.cache.into_inner().unwrap_or_else(|e| e.into_inner());
+    report.distinct_disks = cache.len() as u64;
+    report.recovery_crashes = cache.values().map(|o| o.nested_states).sum();
+    for o in cache.values() {
+        for (c, n) in &o.cells {
+            *report.coverage.entry(c.clone()).or_default() += n;
+        }
+    }
+    report.wall_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+/// The coverage cell of a crash at operation `op` (1-based).
+fn cell(ops: &[LoggedOp], op: u64, before: bool) -> Option<String> {
+    let logged = ops.get(op.checked_sub(1)? as usize)?;
+    Some(sim::coverage::cell(&sim::fs::service_of(&logged.path), logged.phase, logged.kind, before))
+}
+
+impl Explorer<'_> {
+    /// The verdicts on the disk after operation `k`, as the crash after `k` and the crash
+    /// before `k + 1` (the clients knew more acknowledgements at the second); counts them.
+    fn judge(
+        &self,
+        k: u64,
+        at: &AtK,
+        ops: &[LoggedOp],
+        progress: &Progress,
+        report: &mut ExploreReport,
+    ) -> Vec<ExploreFailure> {
+        let mut failures = Vec::new();
+        for (op, before, last_ok, limit) in [(k, false, k.saturating_sub(1), k), (k + 1, true, k, k + 1)] {
+            let Some(cell) = cell(ops, op, before) else { continue };
+            if self.cfg.at.is_some_and(|a| a != op) {
+                continue;
+            }
+            report.crash_points += 1;
+            *report.coverage.entry(cell.clone()).or_default() += 1;
+            let (acked, attempted) = (progress.acked(last_ok), progress.attempted(limit));
+            for (label, outcome) in &at.resolutions {
+                report.states += 1;
+                if let Err((recovery_crash, violation)) = self.verdict(outcome, acked, attempted) {
+                    failures.push(ExploreFailure {
+                        op,
+                        when: if before { "before" } else { "after" },
+                        cell: cell.clone(),
+                        resolution: label.clone(),
+                        recovery_crash,
+                        violation,
+                    });
+                }
+            }
+        }
+        failures
+    }
+
+    /// The verdict on an outcome, given what the clients knew: (the recovery crash that
+    /// exposed it, if one did; the violation).
+    fn verdict(
+        &self,
+        o: &Outcome,
+        acked: usize,
+        attempted: usize,
+    ) -> Result<(), (Option<String>, Violation)> {
+        let placed = |h| self.oracle.placed(&self.setup, h, acked, attempted);
+        o.recovered.clone().and_then(placed).map_err(|v| (None, v))?;
+        if let Some((what, least)) = &o.nested_least {
+            placed(*least).map_err(|v| (Some(what.clone()), v))?;
+        }
+        o.nested.clone().map_or(Ok(()), |(what, v)| Err((Some(what), v)))
+    }
+
+    /// An fsync failed (EIO, its writes dropped but still in the page cache) and the
+    /// service restarts as a process: the recovery, then a crash or power failure at every
+    /// operation of it and after it, must keep what it recovered.
+    fn after_fsync_error(&self, mut disk: Disk) -> Outcome {
+        disk.revive();
+        self.outcome(disk, self.cfg.recovery_depth.max(1), true)
+    }
+
+    /// The verdict on a failed fsync at operation `k`.
+    fn judge_fsync_error(
+        &self,
+        k: u64,
+        path: &str,
+        o: &Outcome,
+        progress: &Progress,
+    ) -> Option<ExploreFailure> {
+        let (acked, attempted) = (progress.acked(k - 1), progress.attempted(k));
+        let (recovery_crash, violation) = self.verdict(o, acked, attempted).err()?;
+        Some(ExploreFailure {
+            op: k,
+            when: "fails",
+            cell: format!("fsync {path} (EIO)"),
+            resolution: "fsync failed with EIO, the service restarted (page cache kept)".into(),
+            recovery_crash,
+            violation,
+        })
+    }
+
+    /// Every resolution of `crashed` (the disk just after some operation), recovered.
+    fn at_k(&self, crashed: Disk) -> AtK {
+        let items = crashed.pending_items();
+        let resolutions = states::resolutions(&items, self.cfg.depth)
+            .into_iter()
+            .map(|res| {
+                let mut disk = crashed.clone();
+                disk.power_fail_scripted(&|i| res.fates.get(i).copied().unwrap_or(Fate::Keep));
+                disk.revive();
+                let nested = res.label == "all kept" || res.label == "all lost";
+                (res.label, self.outcome(disk, self.cfg.recovery_depth, nested))
+            })
+            .collect();
+        AtK { resolutions }
+    }
+
+    /// Recovers `disk` (cached by its contents) and, when `nested` and `depth` allow, every
+    /// recovery of it crashed at each of its operations.
+    fn outcome(&self, disk: Disk, depth: usize, nested: bool) -> Outcome {
+        let fp = disk.fingerprint();
+        let want_nested = nested && depth > 0;
+        let cached = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&fp).cloned();
+        let mut o = match cached {
+            Some(o) if o.explored_nested || !want_nested => return o,
+            Some(o) => o,
+            None => Outcome {
+                recovered: self.oracle.recover(&self.setup, &Arc::new(Mutex::new(disk.clone()))),
+                nested: None,
+                nested_states: 0,
+                explored_nested: false,
+                cells: BTreeMap::new(),
+                nested_least: None,
+            },
+        };
+        if want_nested {
+            o.explored_nested = true;
+            if let Ok(h) = o.recovered {
+                self.crash_recoveries(&disk, h, depth, &mut o);
+            }
+        }
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(fp, o.clone());
+        o
+    }
+
+    /// Crashes the recovery of `disk` after each of its operations (= before the next), as
+    /// a process crash that keeps what is pending and as a power failure that loses it; the
+    /// recovery redone must land on the same `h` history entries and pass the oracle.
+    fn crash_recoveries(&self, disk: &Disk, h: usize, depth: usize, o: &mut Outcome) {
+        let states: Arc<Mutex<Vec<Disk>>> = Arc::new(Mutex::new(Vec::new()));
+        let d = {
+            let mut d = disk.snapshot_copy();
+            d.record_ops();
+            let sink = states.clone();
+            d.set_tap(Some(sim::fs::Tap(Arc::new(move |_, now: &Disk| {
+                sink.lock().unwrap_or_else(|e| e.into_inner()).push(now.snapshot_copy());
+            }))));
+            Arc::new(Mutex::new(d))
+        };
+        let _ = self.setup.open(&d);
+        // A recovery of durable data must find the same history however often it is cut
+        // short; with data only in the page cache, it may find less (never less than acked).
+        let settled = disk.settled();
+        let ops = d.lock().unwrap_or_else(|e| e.into_inner()).op_log().to_vec();
+        let states = std::mem::take(&mut *states.lock().unwrap_or_else(|e| e.into_inner()));
+        for (j, state) in states.into_iter().enumerate() {
+            let j = j as u64 + 1;
+            for (op, before) in [(j, false), (j + 1, true)] {
+                if let Some(c) = cell(&ops, op, before) {
+                    *o.cells.entry(c).or_default() += 1;
+                }
+            }
+            for power in [false, true] {
+                let mut crashed = state.clone();
+                if power {
+                    crashed.power_fail_scripted(&|_| Fate::Lose);
+                }
+                crashed.revive();
+                o.nested_states += 1;
+                let what = format!(
+                    "recovery crashed after its operation {j} ({})",
+                    if power { "power failure, pending lost" } else { "process crash" }
+                );
+                let again = self.outcome(crashed, depth - 1, true);
+                if let (Ok(q), false) = (&again.recovered, settled) {
+                    if o.nested_least.as_ref().is_none_or(|(_, least)| q < least) {
+                        o.nested_least = Some((what.clone(), *q));
+                    }
+                }
+                let verdict = match again.recovered {
+                    Ok(q) if q == h || (!settled && q < h) => {
+                        again.nested.map_or(Ok(()), |(w, v)| Err((format!("{what}; then {w}"), v)))
+                    }
+                    Ok(q) => Err((
+                        what.clone(),
+                        Violation::RecoveryMismatch {
+                            service: "ubscore".into(),
+                            recovery: 1,
+                            at: q as u64,
+                            field: "history entries recovered after a recovery was cut short".into(),
+                            expected: format!("{h} (what the uninterrupted recovery of the same disk found)"),
+                            actual: q.to_string(),
+                        },
+                    )),
+                    Err(v) => Err((what, v)),
+                };
+                if let Err(found) = verdict {
+                    o.nested.get_or_insert(found);
+                }
+            }
+        }
+    }
+}
+
+/// The command that reproduces one failing crash point.
+pub fn repro_command(cfg: &ExploreConfig, op: u64) -> String {
+    let mut cmd = String::from("cargo run --release");
+    if let Some(bug) = cfg.planted {
+        cmd += &format!(" --features planted-bugs -- explore --plant {bug}");
+    } else {
+        cmd += " -- explore";
+    }
+    cmd += &format!(
+        " --seed {} --commands {} --depth {} --recovery-depth {} --at {op}",
+        cfg.seed, cfg.commands, cfg.depth, cfg.recovery_depth
+    );
+    cmd
+}
