@@ -17,7 +17,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::SkipFsync => {
             &["lost-ack", "unplaced-recovery", "history-broken", "service-error", "unrecoverable"]
         }
-        Bug::ApplyBeforeWal => &["lost-ack", "recovery-mismatch", "outcome-mismatch"],
+        // UBSCore acts on a command before it is durable: the command vanishes, or its
+        // effects outlive it (locks the books no longer back).
+        Bug::ApplyBeforeWal => &["lost-ack", "recovery-mismatch", "outcome-mismatch", "invariant"],
         // A half-written snapshot is trusted: it fails to decode, or loads wrong state.
         Bug::NonAtomicLatest => &["service-error", "recovery-mismatch", "unrecoverable"],
         // Damaged records are replayed as data: the replay refuses them, or state differs.

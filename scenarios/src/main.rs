@@ -239,6 +239,7 @@ fn check_writable(path: &std::path::Path) -> Result<(), Failure> {
 }
 
 /// A progress bar on stderr with `template`.
+#[cfg(madsim)]
 fn progress_bar(len: u64, template: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));

@@ -307,3 +307,66 @@ fn snapshots_survive_a_crash_and_power_failure_at_every_step() {
         }
     }
 }
+
+#[test]
+fn a_scripted_power_failure_resolves_each_pending_item_as_named() {
+    use exsim_sim::fs::{Fate, Fill, PendingKind};
+    let fs = disk(FaultConfig::default(), 3);
+    durable_file(&fs);
+    fs.write_at(p("/d/f"), 0, &[1u8; 2 * SECTOR as usize]).unwrap();
+    fs.create_new(p("/d/g")).unwrap();
+    let items = fs.disk().lock().unwrap().pending_items();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(matches!(items[0].kind, PendingKind::Entry { .. }), "directories first (lower inode): {items:?}");
+    assert_eq!(items[1].kind, PendingKind::Write { offset: 0, len: 2 * SECTOR, sectors: 2 });
+    let settled = fs.disk().lock().unwrap().settled();
+    assert!(!settled, "pending state is not settled");
+    let resolved = |fates: [Fate; 2]| {
+        let mut d = fs.disk().lock().unwrap().snapshot_copy();
+        d.power_fail_scripted(&|i| fates[i]);
+        d.revive();
+        assert!(d.settled());
+        (d.peek(p("/d/f")).unwrap(), d.peek(p("/d/g")).is_some())
+    };
+    let (bytes, g) = resolved([Fate::Keep, Fate::Keep]);
+    assert_eq!((bytes, g), (vec![1u8; 2 * SECTOR as usize], true));
+    let (bytes, g) = resolved([Fate::Lose, Fate::Lose]);
+    assert_eq!((bytes, g), (Vec::new(), false));
+    let (bytes, _) = resolved([Fate::Keep, Fate::Tear { sectors: 1, fill: Fill::Zeros }]);
+    assert_eq!(&bytes[..SECTOR as usize], &[1u8; SECTOR as usize][..]);
+    assert!(bytes[SECTOR as usize..].iter().all(|b| *b == 0), "the second sector is zeros");
+    let (bytes, _) = resolved([Fate::Keep, Fate::Tear { sectors: 0, fill: Fill::Garbage }]);
+    assert!(
+        bytes.iter().filter(|b| **b == 1).count() < 16,
+        "no new sector landed (garbage may hold a 1 here and there)"
+    );
+    assert!(bytes.iter().any(|b| *b != 0), "garbage, not zeros");
+    // Equal contents, equal fingerprints; different contents, different ones.
+    let a = fs.disk().lock().unwrap().snapshot_copy();
+    assert_eq!(a.fingerprint(), fs.disk().lock().unwrap().fingerprint());
+    fs.write_at(p("/d/f"), 0, &[2]).unwrap();
+    assert_ne!(a.fingerprint(), fs.disk().lock().unwrap().fingerprint());
+}
+
+#[test]
+fn a_failed_fsync_leaves_the_disk_unsettled_and_crash_points_carry_their_phase() {
+    use exsim_sim::fs::{CrashTarget, OpKind, Phase};
+    let fs = disk(FaultConfig::perfect(), 4);
+    durable_file(&fs);
+    fs.write_at(p("/d/f"), 0, b"abc").unwrap();
+    fs.disk().lock().unwrap().fail_fsync(p("/d/f"));
+    assert!(!fs.disk().lock().unwrap().settled(), "cached but not durable");
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"abc");
+    // A crash point aimed at the first rename of a snapshot directory.
+    fs.create_dir_all(p("/s/snapshots/.tmp-00000000000000000001")).unwrap();
+    let target = CrashTarget { kind: Some(OpKind::Rename), phase: Some(Phase::SnapshotRename) };
+    fs.disk().lock().unwrap().set_crash_point_on(target, CrashPoint { op: 1, before: true });
+    fs.write_at(p("/d/f"), 0, b"x").unwrap();
+    let renamed = fs
+        .rename(p("/s/snapshots/.tmp-00000000000000000001"), p("/s/snapshots/snapshot-00000000000000000001"));
+    assert!(renamed.is_err(), "the crash point fired at the rename");
+    assert!(faults(&fs).iter().any(|f| matches!(
+        f,
+        Fault::CrashPoint { kind: OpKind::Rename, phase: Phase::SnapshotRename, before: true, .. }
+    )));
+}

@@ -64,13 +64,15 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     bar.finish_and_clear();
     println!(
         "explored seed {}: {} commands, {} filesystem operations, {} crash points, {} crash states, \
-         {} fsync errors, {} distinct disks recovered, {} recoveries crashed and redone, in {:.1} s",
+         {} fsync errors, {} media faults ({} detected), {} distinct disks recovered, {} recoveries crashed and redone, in {:.1} s",
         cfg.seed,
         report.commands,
         report.ops,
         report.crash_points,
         report.states,
         report.fsync_errors,
+        report.media_faults,
+        report.detected,
         report.distinct_disks,
         report.recovery_crashes,
         report.wall_ms as f64 / 1e3

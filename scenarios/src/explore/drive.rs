@@ -96,6 +96,16 @@ impl Progress {
 
 /// Runs the workload on `disk` until it ends or the disk dies.
 pub fn drive(setup: &Setup, disk: &Arc<Mutex<Disk>>) -> (Progress, Result<(), DurableError>) {
+    drive_watched(setup, disk, &|_, _| {})
+}
+
+/// [`drive`], calling `on_ack` with the operation count and the disk after every
+/// acknowledgement.
+pub fn drive_watched(
+    setup: &Setup,
+    disk: &Arc<Mutex<Disk>>,
+    on_ack: &dyn Fn(u64, &Disk),
+) -> (Progress, Result<(), DurableError>) {
     let ops = |d: &Arc<Mutex<Disk>>| d.lock().unwrap_or_else(|e| e.into_inner()).ops();
     let mut progress = Progress::default();
     let mut p = match setup.open(disk) {
@@ -108,20 +118,26 @@ pub fn drive(setup: &Setup, disk: &Arc<Mutex<Disk>>) -> (Progress, Result<(), Du
             return (progress, Err(e));
         }
         progress.acked_at.push(ops(disk));
+        let d = disk.lock().unwrap_or_else(|e| e.into_inner());
+        on_ack(d.ops(), &d);
     }
     (progress, Ok(()))
 }
 
 /// The one run of an exploration: records every operation and the workload's progress,
 /// and hands `tap` the disk after every operation (the crash state "just after k").
-pub fn record(setup: &Setup, tap: Option<sim::fs::Tap>) -> Result<(Vec<LoggedOp>, Progress), DurableError> {
+pub fn record(
+    setup: &Setup,
+    tap: Option<sim::fs::Tap>,
+    on_ack: &dyn Fn(u64, &Disk),
+) -> Result<(Vec<LoggedOp>, Progress), DurableError> {
     let disk = setup.disk();
     {
         let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
         d.record_ops();
         d.set_tap(tap);
     }
-    let (progress, result) = drive(setup, &disk);
+    let (progress, result) = drive_watched(setup, &disk, on_ack);
     let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
     d.set_tap(None);
     result?;

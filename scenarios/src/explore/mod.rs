@@ -16,7 +16,8 @@ use crate::checker::Violation;
 use drive::{Progress, Setup};
 use oracle::Oracle;
 use serde::Serialize;
-use sim::fs::{Disk, Fate, LoggedOp};
+use sim::fs::{Disk, Fate, LoggedOp, Media};
+use sim::media::Target;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,6 +75,10 @@ pub struct ExploreReport {
     pub recovery_crashes: u64,
     /// fsyncs explored as failing with EIO (each followed by a process restart).
     pub fsync_errors: u64,
+    /// Disks damaged at rest after a commit (one media fault each).
+    pub media_faults: u64,
+    /// Of those, the ones a service refused to open naming the damage (allowed).
+    pub detected: u64,
     /// Crash states judged before the first failure (in operation order), if any failed.
     pub states_until_first_failure: Option<u64>,
     /// Crash points per coverage cell.
@@ -108,6 +113,29 @@ enum State {
     After(Disk),
     /// The operation is an fsync of the named file: the disk as if it had failed with EIO.
     FsyncFailed(String, Disk),
+    /// A command was just acknowledged: the disk, to be damaged at rest in every targeted
+    /// way, in every service's files.
+    Acknowledged(Disk),
+}
+
+/// The media faults struck at rest after each commit: (target, kind, aim seed). Aimed at
+/// the last group (a lost or flipped commit), at record headers and payloads, at segment
+/// headers and at snapshot files.
+const STRIKES: [(Target, Media, u64); 7] = [
+    (Target::LastCommit, Media::BitFlip, 1),
+    (Target::LastCommit, Media::LostWrite, 1),
+    (Target::RecordHeader, Media::BitFlip, 1),
+    (Target::Anywhere, Media::BitFlip, 1),
+    (Target::Anywhere, Media::BitFlip, 2),
+    (Target::SegmentHeader, Media::BitFlip, 1),
+    (Target::Snapshot, Media::BitFlip, 1),
+];
+
+/// One disk damaged at rest, recovered: `Ok(None)` when a service refused to open naming
+/// the damage, `Ok(Some(h))` the history it recovered.
+struct Damaged {
+    label: String,
+    outcome: Result<Option<usize>, Violation>,
 }
 
 /// The disk just after operation k (= just before k + 1), each resolution's outcome.
@@ -152,6 +180,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<
     let (seen, done) = (Arc::new(AtomicU64::new(0)), AtomicU64::new(0));
     let results: Mutex<BTreeMap<u64, AtK>> = Mutex::new(BTreeMap::new());
     let fsync_errors: Mutex<BTreeMap<u64, (String, Outcome)>> = Mutex::new(BTreeMap::new());
+    let damage: Mutex<BTreeMap<u64, Vec<Damaged>>> = Mutex::new(BTreeMap::new());
     let recorded = std::thread::scope(|scope| {
         for _ in 0..cfg.jobs.max(1) {
             scope.spawn(|| {
@@ -167,6 +196,10 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<
                         State::FsyncFailed(path, disk) => {
                             let outcome = ex.after_fsync_error(disk);
                             fsync_errors.lock().unwrap_or_else(|e| e.into_inner()).insert(k, (path, outcome));
+                        }
+                        State::Acknowledged(disk) => {
+                            let outcomes = ex.damaged(&disk);
+                            damage.lock().unwrap_or_else(|e| e.into_inner()).insert(k, outcomes);
                         }
                     }
                     tick(done.fetch_add(1, Ordering::SeqCst) + 1, seen.load(Ordering::SeqCst));
@@ -202,7 +235,12 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<
             }
             send(State::After(copy));
         }));
-        let recorded = drive::record(&ex.setup, Some(tap));
+        let on_ack = |k: u64, disk: &Disk| {
+            if wanted(k) {
+                let _ = tx.send((k, State::Acknowledged(disk.snapshot_copy())));
+            }
+        };
+        let recorded = drive::record(&ex.setup, Some(tap), &on_ack);
         drop(tx);
         recorded
     });
@@ -225,6 +263,34 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<
         if let Some(f) = ex.judge_fsync_error(k, &path, &outcome, &progress) {
             report.states_until_first_failure.get_or_insert(report.states);
             report.failures.push(f);
+        }
+    }
+    for (k, outcomes) in damage.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        // Struck at rest right after an acknowledgement: everything acknowledged by then
+        // must survive or be refused loudly.
+        let (acked, attempted) = (progress.acked(k), progress.attempted(k + 1));
+        for d in outcomes {
+            report.media_faults += 1;
+            report.states += 1;
+            report.detected += u64::from(matches!(d.outcome, Ok(None)));
+            let verdict = d.outcome.and_then(|h| match h {
+                None => Ok(()),
+                Some(h) => ex
+                    .oracle
+                    .placed(&ex.setup, h, acked, attempted)
+                    .map_err(|v| Violation::SilentCorruption { found: Box::new(v) }),
+            });
+            if let Err(violation) = verdict {
+                report.states_until_first_failure.get_or_insert(report.states);
+                report.failures.push(ExploreFailure {
+                    op: k,
+                    when: "after",
+                    cell: format!("media at rest after operation {k}"),
+                    resolution: d.label,
+                    recovery_crash: None,
+                    violation,
+                });
+            }
         }
     }
     report.failures.sort_by_key(|f| f.op);
@@ -268,7 +334,7 @@ impl Explorer<'_> {
             let (acked, attempted) = (progress.acked(last_ok), progress.attempted(limit));
             for (label, outcome) in &at.resolutions {
                 report.states += 1;
-                if let Err((recovery_crash, violation)) = self.verdict(outcome, acked, attempted) {
+                if let Some((recovery_crash, violation)) = self.verdict(outcome, acked, attempted) {
                     failures.push(ExploreFailure {
                         op,
                         when: if before { "before" } else { "after" },
@@ -283,20 +349,33 @@ impl Explorer<'_> {
         failures
     }
 
-    /// The verdict on an outcome, given what the clients knew: (the recovery crash that
-    /// exposed it, if one did; the violation).
-    fn verdict(
-        &self,
-        o: &Outcome,
-        acked: usize,
-        attempted: usize,
-    ) -> Result<(), (Option<String>, Violation)> {
+    /// `disk` just after an acknowledgement, struck in each service's files once per
+    /// [`STRIKES`] entry, and recovered.
+    fn damaged(&self, disk: &Disk) -> Vec<Damaged> {
+        let strikes = ["ubscore", "matching", "settlement"].into_iter().flat_map(|s| STRIKES.map(|x| (s, x)));
+        strikes
+            .filter_map(|(service, (target, media, aim))| {
+                let mut d = disk.snapshot_copy();
+                let what = sim::media::strike(&mut d, &drive::service_dir(service), target, media, aim)?;
+                let outcome = self.oracle.recover_damaged(&self.setup, &Arc::new(Mutex::new(d)));
+                Some(Damaged { label: what, outcome })
+            })
+            .collect()
+    }
+
+    /// The finding on an outcome, given what the clients knew, if any: (the recovery crash
+    /// that exposed it, if one did; the violation).
+    fn verdict(&self, o: &Outcome, acked: usize, attempted: usize) -> Option<(Option<String>, Violation)> {
         let placed = |h| self.oracle.placed(&self.setup, h, acked, attempted);
-        o.recovered.clone().and_then(placed).map_err(|v| (None, v))?;
-        if let Some((what, least)) = &o.nested_least {
-            placed(*least).map_err(|v| (Some(what.clone()), v))?;
+        if let Err(v) = o.recovered.clone().and_then(placed) {
+            return Some((None, v));
         }
-        o.nested.clone().map_or(Ok(()), |(what, v)| Err((Some(what), v)))
+        if let Some((what, least)) = &o.nested_least {
+            if let Err(v) = placed(*least) {
+                return Some((Some(what.clone()), v));
+            }
+        }
+        o.nested.clone().map(|(what, v)| (Some(what), v))
     }
 
     /// An fsync failed (EIO, its writes dropped but still in the page cache) and the
@@ -316,7 +395,7 @@ impl Explorer<'_> {
         progress: &Progress,
     ) -> Option<ExploreFailure> {
         let (acked, attempted) = (progress.acked(k - 1), progress.attempted(k));
-        let (recovery_crash, violation) = self.verdict(o, acked, attempted).err()?;
+        let (recovery_crash, violation) = self.verdict(o, acked, attempted)?;
         Some(ExploreFailure {
             op: k,
             when: "fails",
@@ -415,11 +494,11 @@ impl Explorer<'_> {
                         o.nested_least = Some((what.clone(), *q));
                     }
                 }
-                let verdict = match again.recovered {
+                let finding = match again.recovered {
                     Ok(q) if q == h || (!settled && q < h) => {
-                        again.nested.map_or(Ok(()), |(w, v)| Err((format!("{what}; then {w}"), v)))
+                        again.nested.map(|(w, v)| (format!("{what}; then {w}"), v))
                     }
-                    Ok(q) => Err((
+                    Ok(q) => Some((
                         what.clone(),
                         Violation::RecoveryMismatch {
                             service: "ubscore".into(),
@@ -430,9 +509,9 @@ impl Explorer<'_> {
                             actual: q.to_string(),
                         },
                     )),
-                    Err(v) => Err((what, v)),
+                    Err(v) => Some((what, v)),
                 };
-                if let Err(found) = verdict {
+                if let Some(found) = finding {
                     o.nested.get_or_insert(found);
                 }
             }

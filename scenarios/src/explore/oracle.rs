@@ -64,8 +64,30 @@ impl Oracle {
     }
 
     /// Recovers the three services from `disk` (alive, resolved) and judges them against
-    /// the model. Returns `p`, the commands the recovered history holds.
+    /// the model. Returns `h`, the entries the recovered history holds.
     pub fn recover(&self, setup: &Setup, disk: &Arc<Mutex<Disk>>) -> Result<usize, Violation> {
+        self.recover_or_detect(setup, disk).map_err(|(v, _)| v)
+    }
+
+    /// Like [`Oracle::recover`] on a disk damaged at rest: a service that refuses to open
+    /// naming the damage has detected it (`Ok(None)`); one that opens must hold the truth.
+    pub fn recover_damaged(
+        &self,
+        setup: &Setup,
+        disk: &Arc<Mutex<Disk>>,
+    ) -> Result<Option<usize>, Violation> {
+        match self.recover_or_detect(setup, disk) {
+            Ok(h) => Ok(Some(h)),
+            Err((_, true)) => Ok(None),
+            Err((v, false)) if v.is_data_loss_or_change() => {
+                Err(Violation::SilentCorruption { found: Box::new(v) })
+            }
+            Err((v, false)) => Err(v),
+        }
+    }
+
+    /// The recovery and its verdict; on failure, whether the engine's error names damage.
+    fn recover_or_detect(&self, setup: &Setup, disk: &Arc<Mutex<Disk>>) -> Result<usize, (Violation, bool)> {
         let expected: Vec<(&str, Option<u64>)> = ["ubscore", "matching", "settlement"]
             .into_iter()
             .map(|s| {
@@ -90,9 +112,24 @@ impl Oracle {
         }));
         let (p, info) = match opened {
             Ok(Ok(opened)) => opened,
-            Ok(Err(e)) => return Err(Violation::Unrecoverable { error: e.to_string() }),
-            Err(panic) => return Err(Violation::Panic { message: engine::service::panic_message(&*panic) }),
+            Ok(Err(e)) => {
+                let named = sim::world::names_damage(&e);
+                return Err((Violation::Unrecoverable { error: e.to_string() }, named));
+            }
+            Err(panic) => {
+                return Err((Violation::Panic { message: engine::service::panic_message(&*panic) }, false));
+            }
         };
+        self.judge_open(p, &info, &expected).map_err(|v| (v, false))
+    }
+
+    /// Judges opened services against the model.
+    fn judge_open(
+        &self,
+        p: engine::durable::DurablePipeline,
+        info: &engine::durable::pipeline::PipelineRecovery,
+        expected: &[(&str, Option<u64>)],
+    ) -> Result<usize, Violation> {
         let loaded = [info.ubscore.snapshot_seq, info.matching.snapshot_seq, info.settlement.snapshot_seq];
         for (i, (service, want)) in expected.iter().enumerate() {
             if loaded[i] != *want {

@@ -85,7 +85,10 @@ impl CrashTarget {
 
 /// An observer of every operation (see [`Disk::set_tap`]).
 #[derive(Clone)]
-pub struct Tap(pub std::sync::Arc<dyn Fn(u64, &Disk) + Send + Sync>);
+pub struct Tap(pub std::sync::Arc<TapFn>);
+
+/// What a [`Tap`] calls: the operation count and the disk.
+pub type TapFn = dyn Fn(u64, &Disk) + Send + Sync;
 
 impl std::fmt::Debug for Tap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

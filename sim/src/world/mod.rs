@@ -17,6 +17,7 @@ mod result;
 mod services;
 
 pub use result::{FinalState, Problem, RecoveryRecord, WorldResult, state_digest};
+pub use services::names_damage;
 
 use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, SimFs};
 use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, RecoveryFault, Service};

@@ -23,7 +23,7 @@ pub(crate) fn addrs() -> Addrs {
 
 /// Errors that name damaged durable data (a file, an offset, a missing entry): under media
 /// faults, a service that stops with one of these has detected the damage.
-pub(crate) fn names_damage(e: &DurableError) -> bool {
+pub fn names_damage(e: &DurableError) -> bool {
     match e {
         DurableError::Wal(WalError::Corrupt { .. } | WalError::Gap { .. }) => true,
         DurableError::Wal(WalError::Io { op, .. }) => *op == "read",

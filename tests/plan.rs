@@ -1,0 +1,59 @@
+//! Faults as data: a run's executed plan replays to the same trace hash; an edited plan
+//! (fewer events) changes the run; shrinking a planted bug's failure keeps its violation
+//! kind with fewer commands and faults, and the shrunk plan replays to the same kind.
+
+#![cfg(madsim)]
+
+use engine::bugs::Bug;
+use scenarios::scenario::{self, Params, RunOptions, Scenario};
+
+fn params(commands: usize, planted: Option<Bug>) -> Params {
+    Params { commands: Some(commands), planted, ..Params::default() }
+}
+
+#[test]
+fn an_executed_plan_replays_to_the_same_trace_hash() {
+    for (s, seed) in
+        [(Scenario::Crash, 3), (Scenario::Chaos, 4), (Scenario::RecoveryCrash, 5), (Scenario::Media, 6)]
+    {
+        let p = params(300, None);
+        let first = scenario::run(s, seed, &p);
+        let plan = first.plan.clone().expect("a simulated run has a plan");
+        assert!(!plan.events.is_empty(), "{s} seed {seed}: faults were planned");
+        let json = serde_json::to_string(&plan).expect("serialises");
+        let parsed: sim::plan::FaultPlan = serde_json::from_str(&json).expect("parses");
+        let replay = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(parsed), keep_trace: false });
+        assert_eq!(replay.trace_hash, first.trace_hash, "{s} seed {seed}: replaying its own plan");
+        assert_eq!(replay.failure, first.failure);
+        let mut fewer = plan.clone();
+        fewer.events.truncate(fewer.events.len() / 2);
+        let edited = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(fewer), keep_trace: false });
+        assert_ne!(edited.trace_hash, first.trace_hash, "{s} seed {seed}: an edited plan is a different run");
+    }
+}
+
+#[test]
+fn shrinking_keeps_the_violation_with_fewer_commands_and_faults() {
+    let (s, seed) = (scenario::hunting_ground(Bug::SkipFsync), 0);
+    let p = params(200, Some(Bug::SkipFsync));
+    let original = scenario::run(s, seed, &p);
+    let kind = original.violation.as_ref().expect("skip-fsync fails seed 0").kind();
+    let shrunk = scenarios::shrink::shrink(s, seed, &p, 60, &|_, _, _| {}).expect("shrinks");
+    let kept = shrunk.plan.keep_commands.as_ref().map_or(usize::MAX, Vec::len);
+    assert_eq!(shrunk.violation.kind(), kind);
+    assert!(kept < shrunk.before.0 / 4, "commands {} -> {kept}", shrunk.before.0);
+    assert!(shrunk.plan.events.len() <= shrunk.before.1, "faults never grow");
+    let replay = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(shrunk.plan), keep_trace: false });
+    assert_eq!(replay.violation.map(|v| v.kind()), Some(kind), "the shrunk plan reproduces the violation");
+}
+
+#[test]
+fn two_runs_of_a_seed_have_equal_traces_line_by_line() {
+    let p = params(200, None);
+    let options = RunOptions { plan: None, keep_trace: true };
+    let a = scenario::run_with(Scenario::Swarm, 9, &p, &options);
+    let b = scenario::run_with(Scenario::Swarm, 9, &p, &options);
+    let (a, b) = (a.trace.expect("kept"), b.trace.expect("kept"));
+    assert!(a.len() > 100);
+    assert_eq!(a, b);
+}
