@@ -80,6 +80,17 @@ fn bad_arguments_exit_2_without_panicking() {
         &["bench", "pipeline", "--runs", "0"],
         &["bench", "storage", "--entries", "0"],
         &["no-such-command"],
+        &["explore", "--commands", "5"],
+        &["explore", "--commands", "100000"],
+        &["explore", "--depth", "9"],
+        &["explore", "--recovery-depth", "3"],
+        &["explore", "--plant", "nope"],
+        &["explore", "--jobs", "0"],
+        &["coverage"],
+        &["coverage", "/no/such/report.json"],
+        &["run", "--seed", "1", "--plan", "/no/such/plan.json"],
+        &["shrink", "--scenario", "differential", "--seed", "1"],
+        &["shrink", "--scenario", "crash", "--seed", "1", "--budget", "1"],
     ] {
         let o = exsim(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
@@ -230,4 +241,47 @@ fn a_closed_pipe_ends_the_command_quietly() {
     drop(child.stdout.take());
     let out = child.wait_with_output().expect("exsim ends");
     assert!(!text(&out.stderr).contains("panicked"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_saved_plan_replays_to_the_same_hash_and_an_edited_one_does_not() {
+    let dir = scratch("plans");
+    let plan = dir.join("plan.json");
+    let base = ["run", "--scenario", "crash", "--seed", "3", "--commands", "200"];
+    let o = exsim(&[&base[..], &["--save-plan", plan.to_str().unwrap()]].concat());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let hash = text(&o.stdout).lines().last().unwrap_or_default().to_string();
+    let replay = exsim(&[&base[..], &["--plan", plan.to_str().unwrap()]].concat());
+    assert_eq!(text(&replay.stdout).lines().last().unwrap_or_default(), hash, "{}", text(&replay.stderr));
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    assert!(!json["events"].as_array().unwrap().is_empty(), "the seed planned faults");
+    json["events"] = serde_json::json!([]);
+    let quiet = dir.join("quiet.json");
+    std::fs::write(&quiet, json.to_string()).unwrap();
+    let edited = exsim(&[&base[..], &["--plan", quiet.to_str().unwrap()]].concat());
+    assert!(edited.status.success(), "{}", text(&edited.stderr));
+    let out = text(&edited.stdout);
+    assert!(out.contains(" 0 kills"), "no events, no kills: {out}");
+    assert_ne!(out.lines().last().unwrap_or_default(), hash);
+    std::fs::write(&quiet, "{ not json").unwrap();
+    let bad = exsim(&[&base[..], &["--plan", quiet.to_str().unwrap()]].concat());
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("not a fault plan"), "{}", text(&bad.stderr));
+    let twice = exsim(&[&base[..], &["--check-determinism"]].concat());
+    assert!(text(&twice.stdout).contains("deterministic: two runs"), "{}", text(&twice.stdout));
+}
+
+#[test]
+fn explore_prints_its_counts_and_map_and_coverage_lists_unhit_cells() {
+    let report = scratch("explore").join("explore.json");
+    let o =
+        exsim(&["explore", "--commands", "12", "--recovery-depth", "0", "--json", report.to_str().unwrap()]);
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.starts_with("explored seed 0: 12 commands") && out.contains("no failure"), "{out}");
+    assert!(out.contains("group-commit") && out.contains("cells hit:"), "{out}");
+    let o = exsim(&["coverage", report.to_str().unwrap()]);
+    // Twelve commands are too few for retention: its cells stay unhit, and are listed.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("cells never hit:\n") && text(&o.stdout).contains("retention remove"));
 }

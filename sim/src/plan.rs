@@ -238,6 +238,14 @@ impl Planner {
         out
     }
 
+    /// A (phase, operation) cell of the coverage map, drawn uniformly.
+    fn drawn_cell(&mut self) -> CrashTarget {
+        let cells: Vec<(Phase, OpKind)> =
+            Phase::ALL.iter().flat_map(|p| p.ops().iter().map(move |op| (*p, *op))).collect();
+        let (phase, op) = cells[self.chaos.gen_range(0..cells.len())];
+        CrashTarget { kind: Some(op), phase: Some(phase) }
+    }
+
     fn victim(&mut self) -> Service {
         Service::ALL[self.chaos.gen_range(0..Service::ALL.len())]
     }
@@ -266,7 +274,14 @@ impl Iterator for Planner {
                     let mut nth = self.chaos.gen_range(1..self.rates.crash_window.max(2));
                     let before = self.chaos.gen_bool(0.5);
                     let death = self.death();
-                    let target = self.rates.crash_on.filter(|_| self.chaos.gen_bool(0.5));
+                    // Half the crash points go where the scenario aims them, or (without an aim)
+                    // a quarter at the next few operations of a drawn storage phase: rare
+                    // phases (a snapshot's rename, retention) get crash points too.
+                    let target = match self.rates.crash_on {
+                        Some(t) => Some(t).filter(|_| self.chaos.gen_bool(0.5)),
+                        None if self.chaos.gen_bool(0.25) => Some(self.drawn_cell()),
+                        None => None,
+                    };
                     if target.is_some() {
                         nth = self.chaos.gen_range(1..=3);
                     }
