@@ -122,14 +122,16 @@ pub fn shrink(
         return Err(ShrinkError::ReplayDiffers(format!("{scenario} seed {seed}: {violation}")));
     };
     let mut left = budget.saturating_sub(runs);
-    // Prefixes first: cheap, and they make every later run shorter.
-    let mut len = all.len();
-    while len > 1 && left > 0 {
+    // The shortest failing prefix first (binary search): cheap, and it makes every later run
+    // shorter. A prefix that passes is not taken, so a non-monotone failure only costs runs.
+    let (mut lo, mut hi) = (1usize, all.len());
+    while lo < hi && left > 0 {
         left -= 1;
-        let candidate = FaultPlan { keep_commands: Some((0..len / 2).collect()), ..best.clone() };
+        let mid = (lo + hi) / 2;
+        let candidate = FaultPlan { keep_commands: Some((0..mid).collect()), ..best.clone() };
         match attempt(&candidate, &mut runs) {
-            Some(v) => (best, best_violation, len) = (candidate, v, len / 2),
-            None => break,
+            Some(v) => (best, best_violation, hi) = (candidate, v, mid),
+            None => lo = mid + 1,
         }
     }
     let mut found = best_violation.clone();
