@@ -19,7 +19,11 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         }
         // UBSCore acts on a command before it is durable: the command vanishes, or its
         // effects outlive it (locks the books no longer back).
-        Bug::ApplyBeforeWal => &["lost-ack", "recovery-mismatch", "outcome-mismatch", "invariant"],
+        // The history can then hold what the client never sent in that place (a retry
+        // answered from state that was never logged).
+        Bug::ApplyBeforeWal => {
+            &["lost-ack", "recovery-mismatch", "outcome-mismatch", "invariant", "foreign-command"]
+        }
         // A half-written snapshot is trusted: it fails to decode, or loads wrong state.
         Bug::NonAtomicLatest => &["service-error", "recovery-mismatch", "unrecoverable"],
         // Damaged records are replayed as data: the replay refuses them, or state differs.

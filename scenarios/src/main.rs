@@ -135,7 +135,7 @@ enum Cmd {
         #[command(flatten)]
         params: ParamArgs,
         /// Most runs to spend.
-        #[arg(long, default_value_t = 400)]
+        #[arg(long, default_value_t = 1_000)]
         budget: usize,
         /// Where to write the minimal plan (default `shrunk-SCENARIO-SEED.json`).
         #[arg(long)]

@@ -122,6 +122,14 @@ pub fn shrink(
         return Err(ShrinkError::ReplayDiffers(format!("{scenario} seed {seed}: {violation}")));
     };
     let mut left = budget.saturating_sub(runs);
+    // Crash points aimed at the operation they hit survive removed commands.
+    let reaimed = best.reaimed();
+    if reaimed != best && left > 0 {
+        left -= 1;
+        if let Some(v) = attempt(&reaimed, &mut runs) {
+            (best, best_violation) = (reaimed, v);
+        }
+    }
     // The shortest failing prefix first (binary search): cheap, and it makes every later run
     // shorter. A prefix that passes is not taken, so a non-monotone failure only costs runs.
     let (mut lo, mut hi) = (1usize, all.len());

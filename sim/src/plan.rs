@@ -115,6 +115,10 @@ pub enum PlannedFault {
         down_ms: u64,
         /// Faults its recovery meets.
         recovery: Vec<RecoveryFault>,
+        /// Which operation it hit, when it fired (recorded by the world; not used to
+        /// execute the plan): lets a shrinker aim it at that operation again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hit: Option<CrashHit>,
     },
     /// The link between two services is cut for `for_ms`.
     Partition {
@@ -125,6 +129,17 @@ pub enum PlannedFault {
         /// Simulated ms until it heals.
         for_ms: u64,
     },
+}
+
+/// The operation a fired crash point hit: the `nth` of its kind and phase since arming.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrashHit {
+    /// The operation.
+    pub kind: OpKind,
+    /// Its storage phase.
+    pub phase: Phase,
+    /// Which of the operations of that kind and phase since the crash point was armed.
+    pub nth: u64,
 }
 
 /// A planned fault at a simulated time.
@@ -295,6 +310,7 @@ impl Iterator for Planner {
                         death,
                         down_ms,
                         recovery,
+                        hit: None,
                     }
                 }
                 _ if self.rates.partitions => {
@@ -312,6 +328,23 @@ impl Iterator for Planner {
 }
 
 impl FaultPlan {
+    /// The same plan with every crash point that fired aimed at the operation it hit (the
+    /// n-th of that kind and phase from its arming) instead of at a count of all operations:
+    /// the same run, but one whose crash points still land on their operation when
+    /// commands before them are removed.
+    pub fn reaimed(&self) -> FaultPlan {
+        let mut plan = self.clone();
+        for e in &mut plan.events {
+            if let PlannedFault::CrashPoint { nth, target, hit, .. } = &mut e.fault {
+                if let Some(h) = hit.take() {
+                    *nth = h.nth;
+                    *target = Some(CrashTarget { kind: Some(h.kind), phase: Some(h.phase) });
+                }
+            }
+        }
+        plan
+    }
+
     /// A plan with the given rates and no events yet.
     pub fn new(disk: FaultConfig, network: NetworkFaults) -> FaultPlan {
         FaultPlan { disk, network, events: Vec::new(), keep_commands: None }
@@ -381,7 +414,7 @@ pub fn describe_fault(f: &PlannedFault) -> String {
             describe_death(*death),
             describe_recovery(recovery)
         ),
-        PlannedFault::CrashPoint { service, nth, before, target, death, down_ms, recovery } => format!(
+        PlannedFault::CrashPoint { service, nth, before, target, death, down_ms, recovery, .. } => format!(
             "crash {service} {} its {nth}. {} from now ({}), down {down_ms} ms{}",
             if *before { "before" } else { "after" },
             describe_target(target),
@@ -429,6 +462,43 @@ mod tests {
         let back: FaultPlan = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, plan);
         assert_eq!(plan.describe().lines().count(), 52);
+    }
+
+    #[test]
+    fn a_fired_crash_point_is_reaimed_at_the_operation_it_hit() {
+        let fired = PlannedFault::CrashPoint {
+            service: Service::Matching,
+            nth: 57,
+            before: true,
+            target: None,
+            death: Death::PowerFailure,
+            down_ms: 10,
+            recovery: Vec::new(),
+            hit: Some(CrashHit { kind: OpKind::Rename, phase: Phase::SnapshotRename, nth: 2 }),
+        };
+        let kill = PlannedFault::Kill {
+            service: Service::Ubscore,
+            death: Death::ProcessCrash,
+            down_ms: 5,
+            recovery: Vec::new(),
+        };
+        let plan = FaultPlan {
+            events: vec![PlanEvent { at_ms: 1, fault: fired }, PlanEvent { at_ms: 2, fault: kill.clone() }],
+            ..FaultPlan::new(FaultConfig::default(), NetworkFaults::default())
+        };
+        let r = plan.reaimed();
+        match &r.events[0].fault {
+            PlannedFault::CrashPoint { nth, target, hit, before, .. } => {
+                assert_eq!((*nth, *before, *hit), (2, true, None));
+                assert_eq!(
+                    *target,
+                    Some(CrashTarget { kind: Some(OpKind::Rename), phase: Some(Phase::SnapshotRename) })
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.events[1].fault, kill, "kills stay as they are");
+        assert_eq!(r.reaimed(), r, "nothing left to re-aim");
     }
 
     #[test]

@@ -137,6 +137,9 @@ pub struct Disk {
     crash_target: Option<CrashTarget>,
     /// Operations matching `crash_target` since the crash point was armed.
     kind_ops: u64,
+    /// Operations of each (kind, phase) since the crash point was armed: a fired crash
+    /// point records which of them it hit, so a shrinker can aim at it again.
+    since_armed: BTreeMap<(OpKind, Phase), u64>,
     /// Tells each operation's storage phase.
     phases: PhaseTracker,
     /// Every operation since recording started: (kind, path, phase), when recording.
@@ -250,6 +253,7 @@ impl Disk {
             crash: None,
             crash_target: None,
             kind_ops: 0,
+            since_armed: BTreeMap::new(),
             phases: PhaseTracker::default(),
             op_log: None,
             tap: None,
@@ -272,6 +276,7 @@ impl Disk {
     /// Arms a crash point (operations counted from now).
     pub fn set_crash_point(&mut self, crash: Option<CrashPoint>) {
         self.crash_target = None;
+        self.since_armed.clear();
         self.crash = crash.map(|c| CrashPoint { op: self.ops + c.op, before: c.before });
     }
 
@@ -281,6 +286,7 @@ impl Disk {
     pub fn set_crash_point_on(&mut self, target: CrashTarget, crash: CrashPoint) {
         self.crash_target = Some(target);
         self.kind_ops = 0;
+        self.since_armed.clear();
         self.crash = Some(crash);
     }
 
@@ -308,6 +314,7 @@ impl Disk {
             crash: self.crash,
             crash_target: self.crash_target,
             kind_ops: self.kind_ops,
+            since_armed: self.since_armed.clone(),
             dead: self.dead,
             crashed_now: self.crashed_now,
             faults: Vec::new(),
@@ -540,6 +547,13 @@ impl Disk {
         self.ops += 1;
         self.owed_latency_us += self.config.latency_us + (bytes as u64 * self.config.latency_us) / 4096;
         let phase = self.phases.classify(op, path, to);
+        let nth_of_kind = if self.crash.is_some() {
+            let n = self.since_armed.entry((op, phase)).or_default();
+            *n += 1;
+            *n
+        } else {
+            0
+        };
         if let Some(log) = &mut self.op_log {
             log.push(LoggedOp { kind: op, path: path.to_path_buf(), phase });
         }
@@ -552,12 +566,12 @@ impl Disk {
             Some(_) => None,
         };
         if let Some(c) = hit.filter(|c| c.before) {
-            self.die(c, op, path, phase);
+            self.die(c, op, path, phase, nth_of_kind);
             return Err(crashed());
         }
         let result = f(self);
         if let Some(c) = hit {
-            self.die(c, op, path, phase);
+            self.die(c, op, path, phase, nth_of_kind);
             return Err(crashed());
         }
         if let Some(tap) = self.tap.clone() {
@@ -566,7 +580,7 @@ impl Disk {
         result
     }
 
-    fn die(&mut self, c: CrashPoint, kind: OpKind, path: &Path, phase: Phase) {
+    fn die(&mut self, c: CrashPoint, kind: OpKind, path: &Path, phase: Phase, nth_of_kind: u64) {
         self.dead = true;
         self.crashed_now = true;
         self.crash = None;
@@ -577,6 +591,7 @@ impl Disk {
             kind,
             path: path.to_path_buf(),
             phase,
+            nth_of_kind,
         });
     }
 

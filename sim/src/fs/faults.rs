@@ -94,6 +94,8 @@ pub enum Fault {
         path: PathBuf,
         /// The storage phase it belonged to.
         phase: Phase,
+        /// Which operation of that kind and phase since the crash point was armed.
+        nth_of_kind: u64,
     },
     /// The node lost power (kill).
     PowerFailure,

@@ -17,8 +17,9 @@ const TICK_MS: u64 = 50;
 struct Due {
     /// Killed services and when (and meeting what) they restart.
     restarts: BTreeMap<Service, (u64, Vec<RecoveryFault>)>,
-    /// For a service with a crash point armed: its pause and recovery faults once it fires.
-    armed: BTreeMap<Service, (u64, Vec<RecoveryFault>)>,
+    /// For a service with a crash point armed: its pause and recovery faults once it fires,
+    /// and the index of its event in the executed plan (to record what it hit).
+    armed: BTreeMap<Service, (u64, Vec<RecoveryFault>, Option<usize>)>,
     /// Partitions and when they heal.
     heals: Vec<(u64, Service, Service)>,
 }
@@ -49,9 +50,9 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
         let wake = next.as_ref().map(|e| e.at_ms).into_iter().chain(due.earliest()).min();
         let pause = wake.map_or(TICK_MS, |t| t.saturating_sub(now).clamp(1, TICK_MS));
         w.step(Duration::from_millis(pause)).await;
-        supervise(w, &mut due);
+        supervise(w, &mut due, &mut executed);
         if let Some(event) = next.take_if(|e| e.at_ms <= ms(w.elapsed())) {
-            execute(w, &event.fault, &mut due);
+            execute(w, &event.fault, &mut due, executed.events.len());
             executed.events.push(event);
             next = source.next();
         }
@@ -60,7 +61,7 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
 }
 
 /// Restarts what must restart now, heals what must heal.
-fn supervise(w: &mut World, due: &mut Due) {
+fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
     let now = ms(w.elapsed());
     for s in w.take_self_stopped() {
         if !due.restarts.contains_key(&s) {
@@ -71,7 +72,12 @@ fn supervise(w: &mut World, due: &mut Due) {
         if w.is_dead(s) && !due.restarts.contains_key(&s) {
             // A crash point fired: back after the planned pause, meeting the planned faults.
             w.count_kill();
-            let (down, recovery) = due.armed.remove(&s).unwrap_or((1, Vec::new()));
+            let (down, recovery, event) = due.armed.remove(&s).unwrap_or((1, Vec::new(), None));
+            if let Some(PlannedFault::CrashPoint { hit, .. }) =
+                event.and_then(|i| executed.events.get_mut(i)).map(|e| &mut e.fault)
+            {
+                *hit = w.last_crash_hit(s);
+            }
             due.restarts.insert(s, (now + down, recovery));
         }
     }
@@ -80,7 +86,7 @@ fn supervise(w: &mut World, due: &mut Due) {
         let (_, recovery) = due.restarts.remove(&s).expect("listed");
         let rest = w.restart(s, "planned", &recovery);
         if !rest.is_empty() || recovery.iter().any(|r| matches!(r, RecoveryFault::CrashInRecovery { .. })) {
-            due.armed.insert(s, (1, rest));
+            due.armed.insert(s, (1, rest, None));
         }
     }
     let (heal, keep): (Vec<_>, Vec<_>) = due.heals.drain(..).partition(|h| h.0 <= now);
@@ -90,8 +96,8 @@ fn supervise(w: &mut World, due: &mut Due) {
     }
 }
 
-/// One planned fault.
-fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due) {
+/// One planned fault (`index`: its place in the executed plan).
+fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) {
     let now = ms(w.elapsed());
     match fault {
         PlannedFault::Kill { service, death, down_ms, recovery } => {
@@ -103,9 +109,9 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due) {
             due.armed.remove(service);
             due.restarts.insert(*service, (now + down_ms, recovery.clone()));
         }
-        PlannedFault::CrashPoint { service, nth, before, target, death, down_ms, recovery } => {
+        PlannedFault::CrashPoint { service, nth, before, target, death, down_ms, recovery, .. } => {
             w.arm_crash_point(*service, CrashPoint { op: *nth, before: *before }, *target, *death);
-            due.armed.insert(*service, (*down_ms, recovery.clone()));
+            due.armed.insert(*service, (*down_ms, recovery.clone(), Some(index)));
             let at = if *before { "before" } else { "after" };
             let line = match target {
                 Some(t) => format!("crash point aimed at {t:?} #{nth} {at}{}", super::death_note(*death)),

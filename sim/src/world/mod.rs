@@ -378,6 +378,19 @@ impl World {
         !lock(&self.shared.detected).is_empty()
     }
 
+    /// The operation the last crash point of `s` hit, if its last fault is a crash point.
+    pub fn last_crash_hit(&self, s: Service) -> Option<crate::plan::CrashHit> {
+        let disk = self.simfs.disk(self.nodes[&s]);
+        let disk = lock(&disk);
+        disk.faults().iter().rev().find_map(|f| match f {
+            crate::fs::Fault::CrashPoint { kind, phase, nth_of_kind, .. } => {
+                Some(crate::plan::CrashHit { kind: *kind, phase: *phase, nth: *nth_of_kind })
+            }
+            crate::fs::Fault::PowerFailure | crate::fs::Fault::ProcessCrash => None,
+            _ => None,
+        })
+    }
+
     /// Counts a node death the world did not cause directly (a crash point fired).
     pub fn count_kill(&mut self) {
         self.kills += 1;
