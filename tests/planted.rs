@@ -17,13 +17,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::SkipFsync => {
             &["lost-ack", "unplaced-recovery", "history-broken", "service-error", "unrecoverable"]
         }
-        // UBSCore acts on a command before it is durable: the command vanishes, or its
-        // effects outlive it (locks the books no longer back).
-        // The history can then hold what the client never sent in that place (a retry
-        // answered from state that was never logged).
-        Bug::ApplyBeforeWal => {
-            &["lost-ack", "recovery-mismatch", "outcome-mismatch", "invariant", "foreign-command"]
-        }
+        // UBSCore acts on a command before it is durable: the acknowledged entry vanishes
+        // (a retry may log the command again elsewhere), or its effects outlive it.
+        Bug::ApplyBeforeWal => &["lost-ack", "recovery-mismatch", "outcome-mismatch", "invariant"],
         // A half-written snapshot is trusted: it fails to decode, or loads wrong state.
         Bug::NonAtomicLatest => &["service-error", "recovery-mismatch", "unrecoverable"],
         // Damaged records are replayed as data: the replay refuses them, or state differs.

@@ -122,12 +122,16 @@ pub fn shrink(
         return Err(ShrinkError::ReplayDiffers(format!("{scenario} seed {seed}: {violation}")));
     };
     let mut left = budget.saturating_sub(runs);
-    // Crash points aimed at the operation they hit survive removed commands.
-    let reaimed = best.reaimed();
-    if reaimed != best && left > 0 {
+    // Events anchored to the workload's progress and crash points aimed at the operation
+    // they hit survive removed commands.
+    for candidate in [best.reaimed().anchored(), best.anchored(), best.reaimed()] {
+        if candidate == best || left == 0 {
+            continue;
+        }
         left -= 1;
-        if let Some(v) = attempt(&reaimed, &mut runs) {
-            (best, best_violation) = (reaimed, v);
+        if let Some(v) = attempt(&candidate, &mut runs) {
+            (best, best_violation) = (candidate, v);
+            break;
         }
     }
     // The shortest failing prefix first (binary search): cheap, and it makes every later run

@@ -150,6 +150,27 @@ pub struct PlanEvent {
     /// What happens.
     #[serde(flatten)]
     pub fault: PlannedFault,
+    /// When set, the event happens `delay_ms` after this command (an index into the seeded
+    /// workload) was acknowledged instead of at `at_ms` (which stays the fallback when the
+    /// command is not sent): an event anchored to the workload's progress, which survives
+    /// commands removed before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_ack: Option<AckAnchor>,
+    /// The last acknowledgement before the event, as the world saw it when it executed the
+    /// event (recorded, not used to execute): what [`FaultPlan::anchored`] turns into
+    /// `after_ack`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ack: Option<AckAnchor>,
+}
+
+/// An event's place relative to the workload: `delay_ms` after command `command` (index
+/// into the seeded workload) was acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AckAnchor {
+    /// The command, by its index in the seeded workload.
+    pub command: usize,
+    /// Simulated ms after its acknowledgement.
+    pub delay_ms: u64,
 }
 
 /// Network fault rates during the safety phase.
@@ -322,7 +343,7 @@ impl Iterator for Planner {
                 }
                 _ => continue,
             };
-            return Some(PlanEvent { at_ms, fault });
+            return Some(PlanEvent { at_ms, fault, after_ack: None, last_ack: None });
         }
     }
 }
@@ -340,6 +361,18 @@ impl FaultPlan {
                     *nth = h.nth;
                     *target = Some(CrashTarget { kind: Some(h.kind), phase: Some(h.phase) });
                 }
+            }
+        }
+        plan
+    }
+
+    /// The same plan with every event anchored to the acknowledgement the world saw last
+    /// before it (see [`PlanEvent::after_ack`]).
+    pub fn anchored(&self) -> FaultPlan {
+        let mut plan = self.clone();
+        for e in &mut plan.events {
+            if let Some(a) = e.last_ack.take() {
+                e.after_ack = Some(a);
             }
         }
         plan
@@ -483,7 +516,10 @@ mod tests {
             recovery: Vec::new(),
         };
         let plan = FaultPlan {
-            events: vec![PlanEvent { at_ms: 1, fault: fired }, PlanEvent { at_ms: 2, fault: kill.clone() }],
+            events: vec![
+                PlanEvent { at_ms: 1, fault: fired, after_ack: None, last_ack: None },
+                PlanEvent { at_ms: 2, fault: kill.clone(), after_ack: None, last_ack: None },
+            ],
             ..FaultPlan::new(FaultConfig::default(), NetworkFaults::default())
         };
         let r = plan.reaimed();
@@ -499,6 +535,11 @@ mod tests {
         }
         assert_eq!(r.events[1].fault, kill, "kills stay as they are");
         assert_eq!(r.reaimed(), r, "nothing left to re-aim");
+        let mut acked = r.clone();
+        acked.events[1].last_ack = Some(AckAnchor { command: 7, delay_ms: 30 });
+        let a = acked.anchored();
+        assert_eq!(a.events[1].after_ack, Some(AckAnchor { command: 7, delay_ms: 30 }));
+        assert_eq!((a.events[1].last_ack, a.events[0].after_ack), (None, None));
     }
 
     #[test]

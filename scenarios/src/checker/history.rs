@@ -40,11 +40,19 @@ pub fn check_acks(history: &[UbsRecord], acked: &[(Command, Ack)]) -> Result<(),
             return Err(Violation::LostAck { command: format!("{command:?}"), ack: format!("{ack:?}") });
         };
         let expected = match ack.seq {
-            Some(seq) if r.command != *command || seq != r.seq => {
+            Some(seq) if r.command != *command => {
                 return Err(Violation::ForeignCommand {
                     seq: r.seq,
                     logged: format!("{:?}", r.command),
                     sent: Some(format!("{command:?} (acknowledged as entry {seq})")),
+                });
+            }
+            // The acknowledged entry is gone; the command sits elsewhere (a retry logged it
+            // again): what the client was told does not hold.
+            Some(seq) if seq != r.seq => {
+                return Err(Violation::LostAck {
+                    command: format!("{command:?}"),
+                    ack: format!("{ack:?}; the history has the command as entry {}, not {seq}", r.seq),
                 });
             }
             Some(_) => r.outcome,
@@ -61,4 +69,32 @@ pub fn check_acks(history: &[UbsRecord], acked: &[(Command, Ack)]) -> Result<(),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deposit(request_id: u64) -> Command {
+        Command::Deposit { request_id, user: 1, asset: 1, amount: 10 }
+    }
+
+    #[test]
+    fn an_ack_must_name_the_entry_that_holds_its_command() {
+        let history = [
+            UbsRecord { seq: 1, command: deposit(1), outcome: Outcome::Accepted },
+            UbsRecord { seq: 2, command: deposit(2), outcome: Outcome::Accepted },
+        ];
+        let ack = |seq| Ack { outcome: Outcome::Accepted, seq: Some(seq) };
+        assert_eq!(check_acks(&history, &[(deposit(2), ack(2))]), Ok(()));
+        // Acknowledged as entry 1, which the history gave to another command: that entry
+        // was lost, and a retry logged the command again as entry 2.
+        let v = check_acks(&history, &[(deposit(2), ack(1))]).unwrap_err();
+        assert_eq!(v.kind(), "lost-ack", "{v}");
+        let v = check_acks(&history, &[(deposit(3), ack(3))]).unwrap_err();
+        assert_eq!(v.kind(), "lost-ack", "{v}");
+        let other = Command::Deposit { request_id: 2, user: 1, asset: 1, amount: 99 };
+        let v = check_acks(&history, &[(other, ack(2))]).unwrap_err();
+        assert_eq!(v.kind(), "foreign-command", "same id, other command: {v}");
+    }
 }

@@ -211,7 +211,7 @@ impl fmt::Display for Violation {
             }
             Violation::ServiceError { service, error } => write!(f, "{service}: {error}"),
             Violation::Liveness { detail } => f.write_str(detail),
-            Violation::Unrecoverable { error } => write!(f, "final recovery: {error}"),
+            Violation::Unrecoverable { error } => write!(f, "recovery failed: {error}"),
             Violation::Panic { message } => write!(f, "panicked: {message}"),
             Violation::Divergence { detail } => f.write_str(detail),
         }

@@ -47,17 +47,28 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
     let mut due = Due::default();
     while !w.clients_done() && w.elapsed() < w.cfg.max_safety && !w.halted() {
         let now = ms(w.elapsed());
-        let wake = next.as_ref().map(|e| e.at_ms).into_iter().chain(due.earliest()).min();
+        let wake = next.as_ref().and_then(|e| due_at(w, e)).into_iter().chain(due.earliest()).min();
         let pause = wake.map_or(TICK_MS, |t| t.saturating_sub(now).clamp(1, TICK_MS));
         w.step(Duration::from_millis(pause)).await;
         supervise(w, &mut due, &mut executed);
-        if let Some(event) = next.take_if(|e| e.at_ms <= ms(w.elapsed())) {
+        let now = ms(w.elapsed());
+        if let Some(mut event) = next.take_if(|e| due_at(w, e).is_some_and(|t| t <= now)) {
             execute(w, &event.fault, &mut due, executed.events.len());
+            event.last_ack = w.last_ack(now);
             executed.events.push(event);
             next = source.next();
         }
     }
     executed
+}
+
+/// When `e` is due: at its time, or, anchored, `delay_ms` after its command's
+/// acknowledgement (`None` while that has not come).
+fn due_at(w: &World, e: &PlanEvent) -> Option<u64> {
+    match e.after_ack.map(|a| (a, w.ack_time(a.command))) {
+        Some((a, Some(acked))) => acked.map(|t| t + a.delay_ms),
+        _ => Some(e.at_ms),
+    }
 }
 
 /// Restarts what must restart now, heals what must heal.

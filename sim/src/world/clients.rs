@@ -47,6 +47,7 @@ async fn run(c: usize, shared: Arc<Shared>, mine: Vec<(usize, Command)>) {
             if let Some(Response::Ack(ack)) = reply {
                 tracer(&name, format!("ack #{i} {:?} seq={:?} tries={tries}", ack.outcome, ack.seq));
                 lock(&shared.acked).push((i, command, ack));
+                lock(&shared.ack_times).push((i, shared.start.elapsed().as_millis() as u64));
                 break;
             }
             madsim::time::sleep(Duration::from_millis(20)).await;

@@ -163,6 +163,10 @@ pub(crate) struct Shared {
     pub(crate) done: AtomicUsize,
     /// Acknowledged commands: (index in the sent list, command, ack).
     pub(crate) acked: Mutex<Vec<(usize, Command, Ack)>>,
+    /// When each acknowledgement came (index in the sent list, simulated ms), in order.
+    pub(crate) ack_times: Mutex<Vec<(usize, u64)>>,
+    /// The start of the run.
+    pub(crate) start: madsim::time::Instant,
     /// The observer's last verdict, its completed rounds and the statuses it saw.
     pub(crate) converged: AtomicBool,
     pub(crate) rounds: AtomicUsize,
@@ -262,6 +266,8 @@ impl World {
             detected: Mutex::new(Vec::new()),
             done: AtomicUsize::new(0),
             acked: Mutex::new(Vec::new()),
+            ack_times: Mutex::new(Vec::new()),
+            start,
             converged: AtomicBool::new(false),
             rounds: AtomicUsize::new(0),
             last_statuses: Mutex::new(String::new()),
@@ -389,6 +395,29 @@ impl World {
             crate::fs::Fault::PowerFailure | crate::fs::Fault::ProcessCrash => None,
             _ => None,
         })
+    }
+
+    /// The seeded-workload index of the command sent as number `i` of this run.
+    fn workload_index(&self, i: usize) -> usize {
+        self.cfg
+            .plan
+            .as_ref()
+            .and_then(|p| p.keep_commands.as_ref())
+            .and_then(|k| k.get(i).copied())
+            .unwrap_or(i)
+    }
+
+    /// The last acknowledgement so far, as an anchor `now_ms` later.
+    pub fn last_ack(&self, now_ms: u64) -> Option<crate::plan::AckAnchor> {
+        let (i, at) = *lock(&self.shared.ack_times).last()?;
+        Some(crate::plan::AckAnchor { command: self.workload_index(i), delay_ms: now_ms.saturating_sub(at) })
+    }
+
+    /// When the command with seeded-workload index `command` was acknowledged, if it was
+    /// sent in this run: `Some(None)` while it is not yet acknowledged.
+    pub fn ack_time(&self, command: usize) -> Option<Option<u64>> {
+        let sent = (0..self.cfg.commands.len()).find(|i| self.workload_index(*i) == command)?;
+        Some(lock(&self.shared.ack_times).iter().find(|(i, _)| *i == sent).map(|(_, at)| *at))
     }
 
     /// Counts a node death the world did not cause directly (a crash point fired).
