@@ -435,6 +435,7 @@ fn run_cmd(
     save_plan: Option<PathBuf>,
     check_determinism: bool,
 ) -> Result<(), Failure> {
+    let plan_path = plan.clone();
     let plan = match plan {
         None => None,
         Some(path) => {
@@ -448,6 +449,7 @@ fn run_cmd(
     if let Some(path) = &save_plan {
         check_writable(path)?;
     }
+    let plan_arg = plan_path.map(|p| format!(" --plan {}", p.display())).unwrap_or_default();
     let options = scenario::RunOptions { plan, keep_trace: check_determinism };
     let report = scenario::run_with(scenario, seed, params, &options);
     if check_determinism {
@@ -469,7 +471,15 @@ fn run_cmd(
             println!("{}\n{hash}", verdict_line(&report));
             Ok(())
         }
-        Some(f) => Err(Failure::Check(format!("{}{hash}", failure_text(&report, params, f)))),
+        Some(f) => {
+            // The reproduce command (first line) must replay the same plan.
+            let text = failure_text(&report, params, f);
+            let text = match text.split_once('\n') {
+                Some((first, rest)) => format!("{first}{plan_arg}\n{rest}"),
+                None => text,
+            };
+            Err(Failure::Check(format!("{text}{hash}")))
+        }
     }
 }
 
