@@ -280,6 +280,13 @@ fn explore_prints_its_counts_and_map_and_coverage_lists_unhit_cells() {
     let out = text(&o.stdout);
     assert!(out.starts_with("explored seed 0: 12 commands") && out.contains("no failure"), "{out}");
     assert!(out.contains("group-commit") && out.contains("cells hit:"), "{out}");
+    let o = exsim(&["explore", "--commands", "12", "--recovery-depth", "0", "--at", "40"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(" 2 crash points,"),
+        "--at K explores one operation: {}",
+        text(&o.stdout)
+    );
     let o = exsim(&["coverage", report.to_str().unwrap()]);
     // Twelve commands are too few for retention: its cells stay unhit, and are listed.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
