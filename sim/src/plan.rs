@@ -8,7 +8,7 @@
 //! writes thousands of records and sends tens of thousands of messages); the plan names
 //! the rates, so a shrinker can turn a whole class off.
 
-use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, Media, OpKind, Phase};
+use crate::fs::{CrashTarget, Death, FaultConfig, Media, OpKind, Phase};
 use crate::media::Target;
 use crate::seed::{Stream, rng};
 use rand::Rng;
@@ -39,11 +39,6 @@ impl Service {
             Service::Matching => "matching",
             Service::Settlement => "settlement",
         }
-    }
-
-    /// The service named `name`.
-    pub fn parse(name: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| s.name() == name)
     }
 }
 
@@ -456,11 +451,6 @@ pub fn describe_fault(f: &PlannedFault) -> String {
         ),
         PlannedFault::Partition { a, b, for_ms } => format!("partition {a} from {b} for {for_ms} ms"),
     }
-}
-
-/// A crash point of a plan, as the disk arms it.
-pub fn crash_point(nth: u64, before: bool) -> CrashPoint {
-    CrashPoint { op: nth, before }
 }
 
 #[cfg(test)]

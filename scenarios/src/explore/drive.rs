@@ -95,13 +95,7 @@ impl Progress {
 }
 
 /// Runs the workload on `disk` until it ends or the disk dies.
-pub fn drive(setup: &Setup, disk: &Arc<Mutex<Disk>>) -> (Progress, Result<(), DurableError>) {
-    drive_watched(setup, disk, &|_, _| {})
-}
-
-/// [`drive`], calling `on_ack` with the operation count and the disk after every
-/// acknowledgement.
-pub fn drive_watched(
+pub fn drive(
     setup: &Setup,
     disk: &Arc<Mutex<Disk>>,
     on_ack: &dyn Fn(u64, &Disk),
@@ -137,7 +131,7 @@ pub fn record(
         d.record_ops();
         d.set_tap(tap);
     }
-    let (progress, result) = drive_watched(setup, &disk, on_ack);
+    let (progress, result) = drive(setup, &disk, on_ack);
     let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
     d.set_tap(None);
     result?;

@@ -80,11 +80,6 @@ impl OpKind {
         }
     }
 
-    /// Parses a short name.
-    pub fn parse(name: &str) -> Option<OpKind> {
-        OpKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
     /// Whether the operation changes the namespace of its directory.
     fn is_entry_op(self) -> bool {
         matches!(self, OpKind::Mkdir | OpKind::Create | OpKind::Rename | OpKind::Remove | OpKind::Rmdir)
@@ -154,11 +149,6 @@ impl Phase {
             Phase::Pruning => "pruning",
             Phase::Retention => "retention",
         }
-    }
-
-    /// Parses a name.
-    pub fn parse(name: &str) -> Option<Phase> {
-        Phase::ALL.into_iter().find(|p| p.name() == name)
     }
 
     /// The operations that make up the phase: the cells of the coverage map. A crash point

@@ -64,13 +64,6 @@ pub struct PendingItem {
     pub kind: PendingKind,
 }
 
-impl PendingItem {
-    /// Whether the item is a write (the only kind that can tear).
-    pub fn is_write(&self) -> bool {
-        matches!(self.kind, PendingKind::Write { .. })
-    }
-}
-
 /// The garbage byte at `at` of a torn write: a fixed pattern unlike real content.
 pub fn garbage(at: u64) -> u8 {
     (at.wrapping_mul(131).wrapping_add(17) as u8) ^ 0xA5

@@ -124,10 +124,9 @@ impl World {
         // A panic in the engine during the final recovery is a finding, not the end of the run.
         let recovered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.open_all()))
             .unwrap_or_else(|panic| Err(DurableError::Panicked(engine::service::panic_message(&*panic))));
-        let media = self.cfg.chaos.media > 0.0 || self.cfg.plan.as_ref().is_some_and(super::plan_has_media);
         recovered
             .map_err(|e| {
-                if media
+                if self.media
                     && names_damage(&e)
                     && Service::ALL.iter().any(|s| damaged_media(&self.simfs, self.nodes[s]))
                 {

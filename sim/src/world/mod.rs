@@ -234,6 +234,8 @@ pub struct World {
     /// Snapshots damaged on purpose (a fallback must stay intact).
     damaged_snapshots: BTreeSet<PathBuf>,
     clients: usize,
+    /// Whether media faults can strike (only then may a refusal to start be detection).
+    media: bool,
 }
 
 impl World {
@@ -289,6 +291,7 @@ impl World {
             partitions: 0,
             damaged_snapshots: BTreeSet::new(),
             clients,
+            media,
         }
     }
 
@@ -384,7 +387,7 @@ impl World {
         !lock(&self.shared.detected).is_empty()
     }
 
-    /// The operation the last crash point of `s` hit, if its last fault is a crash point.
+    /// The operation the latest crash point of `s` hit (called as its death is noticed).
     pub fn last_crash_hit(&self, s: Service) -> Option<crate::plan::CrashHit> {
         let disk = self.simfs.disk(self.nodes[&s]);
         let disk = lock(&disk);
@@ -392,7 +395,6 @@ impl World {
             crate::fs::Fault::CrashPoint { kind, phase, nth_of_kind, .. } => {
                 Some(crate::plan::CrashHit { kind: *kind, phase: *phase, nth: *nth_of_kind })
             }
-            crate::fs::Fault::PowerFailure | crate::fs::Fault::ProcessCrash => None,
             _ => None,
         })
     }
