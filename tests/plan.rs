@@ -38,11 +38,34 @@ fn shrinking_keeps_the_violation_with_fewer_commands_and_faults() {
     let p = params(200, Some(Bug::SkipFsync));
     let original = scenario::run(s, seed, &p);
     let kind = original.violation.as_ref().expect("skip-fsync fails seed 0").kind();
-    let shrunk = scenarios::shrink::shrink(s, seed, &p, 60, &|_, _, _| {}).expect("shrinks");
+    let shrunk = scenarios::shrink::shrink(s, seed, &p, 60, &|_| {}).expect("shrinks");
     let kept = shrunk.plan.keep_commands.as_ref().map_or(usize::MAX, Vec::len);
     assert_eq!(shrunk.violation.kind(), kind);
     assert!(kept < shrunk.before.0 / 4, "commands {} -> {kept}", shrunk.before.0);
-    assert!(shrunk.plan.events.len() <= shrunk.before.1, "faults never grow");
+    assert!(shrunk.plan.faults() <= shrunk.before.1, "faults never grow");
+    let replay = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(shrunk.plan), keep_trace: false });
+    assert_eq!(replay.violation.map(|v| v.kind()), Some(kind), "the shrunk plan reproduces the violation");
+}
+
+#[test]
+fn a_kill_timed_among_hundreds_of_commands_shrinks_to_a_pinned_crash_and_a_few_commands() {
+    // The kill that matters lands at a moment of a 500-command run; pinned to the
+    // operation it followed, it survives the removal of commands around it.
+    let bug = Bug::NoSnapshotFallback;
+    let (s, seed) = (scenario::hunting_ground(bug), 0);
+    let p = params(200, Some(bug));
+    let original = scenario::run(s, seed, &p);
+    let kind = original.violation.as_ref().expect("no-snapshot-fallback fails seed 0").kind();
+    let shrunk = scenarios::shrink::shrink(s, seed, &p, 120, &|_| {}).expect("shrinks");
+    let kept = shrunk.plan.keep_commands.as_ref().map_or(usize::MAX, Vec::len);
+    assert_eq!(shrunk.violation.kind(), kind);
+    assert!(kept <= 5, "commands {} -> {kept}", shrunk.before.0);
+    assert!(shrunk.plan.faults() <= 2, "faults {} -> {}", shrunk.before.1, shrunk.plan.faults());
+    assert!(
+        shrunk.plan.events.iter().any(|e| matches!(e.fault, sim::plan::PlannedFault::CrashAt { .. })),
+        "the crash is pinned to an operation: {}",
+        shrunk.plan.describe()
+    );
     let replay = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(shrunk.plan), keep_trace: false });
     assert_eq!(replay.violation.map(|v| v.kind()), Some(kind), "the shrunk plan reproduces the violation");
 }

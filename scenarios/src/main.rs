@@ -140,6 +140,9 @@ enum Cmd {
         /// Where to write the minimal plan (default `shrunk-SCENARIO-SEED.json`).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Print every step that made the run smaller (pass, commands, faults) on stderr.
+        #[arg(long)]
+        verbose: bool,
     },
 }
 
@@ -322,10 +325,10 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
             sweep_cmd(&runs, &params.params(false)?, jobs, json, junit)
         }
         Cmd::Repro { what, scenario, params } => repro_cmd(&what, &scenario, params.params(false)?),
-        Cmd::Shrink { scenario, seed, params, budget, out } => {
+        Cmd::Shrink { scenario, seed, params, budget, out, verbose } => {
             let scenario = Scenario::parse(&scenario).map_err(Failure::Usage)?;
             require_simulation(&[scenario])?;
-            cmd::shrink::run(scenario, seed, params.params(false)?, budget, out)
+            cmd::shrink::run(scenario, seed, params.params(false)?, budget, out, verbose)
         }
     }
 }

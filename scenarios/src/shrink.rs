@@ -7,7 +7,7 @@
 use crate::checker::Violation;
 use crate::scenario::{self, Params, RunOptions, Scenario};
 use engine::Command;
-use sim::plan::FaultPlan;
+use sim::plan::{FaultPlan, PlannedFault, RecoveryFault};
 use std::collections::BTreeSet;
 
 /// The smallest failing run found.
@@ -93,125 +93,418 @@ fn with_dependants(all: &[Command], keep: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// The state of one shrink: the best (smallest failing) plan so far, the plan as that run
+/// executed it (with the operations its crashes hit), and the runs left.
+struct Shrinker<'a> {
+    scenario: Scenario,
+    seed: u64,
+    params: &'a Params,
+    kind: &'static str,
+    all: Vec<Command>,
+    /// The scenario's snapshot interval (0: no snapshots by count).
+    snapshot_every: u64,
+    /// The scenario's WAL segment size.
+    segment_bytes: u64,
+    best: FaultPlan,
+    executed: FaultPlan,
+    found: Violation,
+    runs: usize,
+    left: usize,
+    tick: &'a dyn Fn(&Progress),
+    /// The pass running.
+    pass: &'static str,
+}
+
+/// What a shrink tells its caller after each run.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Runs so far.
+    pub runs: usize,
+    /// The pass that ran it.
+    pub pass: &'static str,
+    /// Whether the run still failed the same way (its plan is the new best).
+    pub accepted: bool,
+    /// Commands of the best plan.
+    pub commands: usize,
+    /// Faults (events and pinned I/O errors) of the best plan.
+    pub faults: usize,
+}
+
+impl Shrinker<'_> {
+    /// Runs `candidate`; when it fails the same way it becomes the best plan.
+    fn try_plan(&mut self, candidate: FaultPlan) -> bool {
+        if self.left == 0 {
+            return false;
+        }
+        self.left -= 1;
+        self.runs += 1;
+        let opts = RunOptions { plan: Some(candidate.clone()), keep_trace: false };
+        let result = scenario::run_with(self.scenario, self.seed, self.params, &opts);
+        let accepted = match (result.violation.filter(|v| v.kind() == self.kind), result.plan) {
+            (Some(v), Some(executed)) => {
+                (self.best, self.executed, self.found) = (candidate, executed, v);
+                true
+            }
+            _ => false,
+        };
+        let (commands, faults, _) = self.size();
+        (self.tick)(&Progress { runs: self.runs, pass: self.pass, accepted, commands, faults });
+        accepted
+    }
+
+    /// What the shrink makes smaller: commands, then faults, then the snapshot interval.
+    fn size(&self) -> (usize, usize, u64) {
+        let b = &self.best;
+        (
+            b.keep_commands.as_ref().map_or(0, Vec::len),
+            b.faults(),
+            b.snapshot_every.unwrap_or(self.snapshot_every),
+        )
+    }
+
+    /// The first candidate that still fails, if any.
+    fn first_of(&mut self, candidates: Vec<FaultPlan>) -> bool {
+        candidates.into_iter().any(|c| c != self.best && self.try_plan(c))
+    }
+
+    /// The plan with every crash pinned to the operation it hit, as the best run executed
+    /// it (commands kept as they are).
+    fn pinned(&self) -> FaultPlan {
+        let b = &self.best;
+        FaultPlan {
+            keep_commands: b.keep_commands.clone(),
+            snapshot_every: b.snapshot_every,
+            segment_bytes: b.segment_bytes,
+            ..self.executed.pinned()
+        }
+    }
+
+    /// Crashes pinned to their operations (or, failing that, re-aimed and anchored)
+    /// survive removed commands: try that first.
+    fn pin(&mut self) {
+        self.pass = "pin crashes to their operations";
+        let (b, p) = (self.best.clone(), self.pinned());
+        let all_pinned = Some(p.errors_pinned()).filter(|q| !q.io_errors.is_empty());
+        let candidates = all_pinned.into_iter().chain([p, b.reaimed().anchored(), b.anchored(), b.reaimed()]);
+        self.first_of(candidates.collect());
+    }
+
+    /// Each crash pinned on its own (when pinning all at once changes the run too much):
+    /// for a plan of a few events, one run each.
+    fn pin_each(&mut self) {
+        self.pass = "pin one crash";
+        let mut i = 0;
+        while i < self.executed.events.len().min(PIN_EACH_MAX) && self.left > 0 {
+            let pinned = self.executed.pinned_one(i);
+            let candidate = FaultPlan {
+                keep_commands: self.best.keep_commands.clone(),
+                snapshot_every: self.best.snapshot_every,
+                segment_bytes: self.best.segment_bytes,
+                ..pinned
+            };
+            if candidate.events != self.executed.events && self.try_plan(candidate) {
+                i = 0;
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// The shortest failing prefix (binary search): cheap, and it makes every later run
+    /// shorter. A prefix that passes is not taken, so a non-monotone failure costs runs only.
+    fn prefix(&mut self) {
+        self.pass = "shortest prefix";
+        let kept = self.best.keep_commands.clone().unwrap_or_default();
+        let (mut lo, mut hi) = (1usize, kept.len());
+        while lo < hi && self.left > 0 {
+            let mid = (lo + hi) / 2;
+            let candidate = FaultPlan { keep_commands: Some(kept[..mid].to_vec()), ..self.best.clone() };
+            if self.try_plan(candidate) { hi = mid } else { lo = mid + 1 }
+        }
+    }
+
+    /// Only the events that happened in the best run (an event due after the run ended, a
+    /// pinned crash whose operation never came, did nothing): one run that often removes
+    /// most of a long plan before ddmin starts.
+    fn happened(&mut self) {
+        self.pass = "events that happened";
+        let b = &self.best;
+        let candidate = FaultPlan {
+            keep_commands: b.keep_commands.clone(),
+            snapshot_every: b.snapshot_every,
+            segment_bytes: b.segment_bytes,
+            ..self.executed.clone()
+        };
+        if candidate.events.len() < self.best.events.len() {
+            self.try_plan(candidate);
+        }
+    }
+
+    /// ddmin over the plan's events.
+    fn events(&mut self) {
+        self.pass = "ddmin events";
+        let events = self.best.events.clone();
+        let mut left = self.left;
+        let kept = ddmin(
+            events,
+            &mut |sub| self.try_plan(FaultPlan { events: sub.to_vec(), ..self.best.clone() }),
+            &mut left,
+        );
+        self.best.events = kept;
+    }
+
+    /// ddmin over the pinned I/O errors (once the rates that drew them are off).
+    fn errors(&mut self) {
+        self.pass = "ddmin I/O errors";
+        let d = self.best.disk;
+        if self.best.io_errors.is_empty() || d.eio_fsync + d.eio_read + d.eio_write + d.enospc_write > 0.0 {
+            return;
+        }
+        let errors = self.best.io_errors.clone();
+        let mut left = self.left;
+        let kept = ddmin(
+            errors,
+            &mut |sub| self.try_plan(FaultPlan { io_errors: sub.to_vec(), ..self.best.clone() }),
+            &mut left,
+        );
+        self.best.io_errors = kept;
+    }
+
+    /// ddmin over single commands (removing an order removes its cancels).
+    fn commands(&mut self) {
+        self.pass = "ddmin commands";
+        let keep = self.best.keep_commands.clone().unwrap_or_default();
+        let all = self.all.clone();
+        let mut left = self.left;
+        let kept = ddmin(
+            keep,
+            &mut |sub| {
+                self.try_plan(FaultPlan {
+                    keep_commands: Some(with_dependants(&all, sub)),
+                    ..self.best.clone()
+                })
+            },
+            &mut left,
+        );
+        self.best.keep_commands = Some(with_dependants(&all, &kept));
+    }
+
+    /// Whole classes of small decisions off: the network's, the disk's.
+    fn rates(&mut self) {
+        self.pass = "rate classes";
+        for class in rate_reductions(&self.best) {
+            self.first_of(class);
+        }
+    }
+
+    /// Each pinned crash as early in the service's life as still fails: the 1st operation
+    /// of its kind and phase, else the 2nd, the 4th, … (a crash late in a long run needs
+    /// that run; one early needs a few commands).
+    fn lower_pins(&mut self) {
+        self.pass = "crashes earlier";
+        for i in 0..self.best.events.len() {
+            let Some(&PlannedFault::CrashAt { nth, .. }) = self.best.events.get(i).map(|e| &e.fault) else {
+                continue;
+            };
+            let mut lower = 1u64;
+            while lower < nth && self.left > 0 {
+                let mut candidate = self.best.clone();
+                if let PlannedFault::CrashAt { nth, .. } = &mut candidate.events[i].fault {
+                    *nth = lower;
+                }
+                if self.try_plan(candidate) {
+                    break;
+                }
+                lower *= 2;
+            }
+        }
+    }
+
+    /// Snapshots sooner: a failure that needs a snapshot (taking one, crashing in one,
+    /// recovering from one) then needs fewer commands. The smallest interval among 1, 2,
+    /// 4, … below the scenario's that still fails.
+    fn snapshots(&mut self) {
+        self.pass = "snapshot sooner";
+        let current = self.best.snapshot_every.unwrap_or(self.snapshot_every);
+        let mut every = 1u64;
+        while every < current && self.left > 0 {
+            if self.try_plan(FaultPlan { snapshot_every: Some(every), ..self.best.clone() }) {
+                break;
+            }
+            every *= 2;
+        }
+    }
+
+    /// Smaller WAL segments: a failure that needs rotation or retention then needs fewer
+    /// commands. The smallest of 256, 512, … bytes below the scenario's that still fails.
+    fn segments(&mut self) {
+        self.pass = "smaller segments";
+        let current = self.best.segment_bytes.unwrap_or(self.segment_bytes);
+        let mut bytes = 256u64;
+        while bytes < current && self.left > 0 {
+            if self.try_plan(FaultPlan { segment_bytes: Some(bytes), ..self.best.clone() }) {
+                break;
+            }
+            bytes *= 2;
+        }
+    }
+
+    /// Each pinned I/O error as early in the service's life as still fails (as
+    /// [`Shrinker::lower_pins`] does for crashes).
+    fn lower_errors(&mut self) {
+        self.pass = "I/O errors earlier";
+        for i in 0..self.best.io_errors.len() {
+            let nth = self.best.io_errors[i].at.nth;
+            let mut lower = 1u64;
+            while lower < nth && self.left > 0 {
+                let mut candidate = self.best.clone();
+                candidate.io_errors[i].at.nth = lower;
+                if self.try_plan(candidate) {
+                    break;
+                }
+                lower *= 2;
+            }
+        }
+    }
+
+    /// Each fault a recovery meets, dropped if the failure stays without it.
+    fn recoveries(&mut self) {
+        self.pass = "recovery faults";
+        for i in 0..self.best.events.len() {
+            let mut j = 0;
+            while j < recovery_of(&self.best.events[i].fault).map_or(0, Vec::len) && self.left > 0 {
+                let mut candidate = self.best.clone();
+                if let Some(r) = recovery_mut(&mut candidate.events[i].fault) {
+                    r.remove(j);
+                }
+                if !self.try_plan(candidate) {
+                    j += 1;
+                }
+            }
+        }
+    }
+}
+
+fn recovery_of(f: &PlannedFault) -> Option<&Vec<RecoveryFault>> {
+    match f {
+        PlannedFault::Kill { recovery, .. }
+        | PlannedFault::CrashPoint { recovery, .. }
+        | PlannedFault::CrashAt { recovery, .. } => Some(recovery),
+        PlannedFault::Partition { .. } => None,
+    }
+}
+
+fn recovery_mut(f: &mut PlannedFault) -> Option<&mut Vec<RecoveryFault>> {
+    match f {
+        PlannedFault::Kill { recovery, .. }
+        | PlannedFault::CrashPoint { recovery, .. }
+        | PlannedFault::CrashAt { recovery, .. } => Some(recovery),
+        PlannedFault::Partition { .. } => None,
+    }
+}
+
+/// Plans with more events than this are not pinned one event at a time.
+const PIN_EACH_MAX: usize = 32;
+
 /// Shrinks the failing run (scenario, seed, params) within `budget` runs; `tick` hears
-/// about each run (runs so far, commands and events of the best plan).
+/// about each run.
 pub fn shrink(
     scenario: Scenario,
     seed: u64,
     params: &Params,
     budget: usize,
-    tick: &dyn Fn(usize, usize, usize),
+    tick: &dyn Fn(&Progress),
 ) -> Result<Shrunk, ShrinkError> {
     let first = scenario::run(scenario, seed, params);
     let (Some(violation), Some(plan)) = (first.violation, first.plan) else {
         return Err(ShrinkError::Passes);
     };
-    let kind = violation.kind();
-    let all: Vec<Command> = crate::simrun::world_config(scenario, seed, first.commands, params).commands;
-    let mut runs = 1usize;
-    let mut best = FaultPlan { keep_commands: Some((0..all.len()).collect()), ..plan };
-    let before = (all.len(), best.events.len());
-    let attempt = |p: &FaultPlan, runs: &mut usize| -> Option<Violation> {
-        *runs += 1;
-        let opts = RunOptions { plan: Some(p.clone()), keep_trace: false };
-        let v = scenario::run_with(scenario, seed, params, &opts).violation.filter(|v| v.kind() == kind);
-        tick(*runs, p.keep_commands.as_ref().map_or(0, Vec::len), p.events.len());
-        v
+    let cfg = crate::simrun::world_config(scenario, seed, first.commands, params);
+    let (all, snapshot_every, segment_bytes) =
+        (cfg.commands, cfg.storage.snapshots.every_entries, cfg.storage.wal.segment_bytes);
+    let best = FaultPlan { keep_commands: Some((0..all.len()).collect()), ..plan };
+    let before = (all.len(), best.faults());
+    let mut s = Shrinker {
+        scenario,
+        seed,
+        params,
+        kind: violation.kind(),
+        all,
+        snapshot_every,
+        segment_bytes,
+        executed: best.clone(),
+        best: best.clone(),
+        found: violation.clone(),
+        runs: 1,
+        left: budget.saturating_sub(1),
+        tick,
+        pass: "replay",
     };
-    let Some(mut best_violation) = attempt(&best, &mut runs) else {
+    if !s.try_plan(best) {
         return Err(ShrinkError::ReplayDiffers(format!("{scenario} seed {seed}: {violation}")));
-    };
-    let mut left = budget.saturating_sub(runs);
-    // Events anchored to the workload's progress and crash points aimed at the operation
-    // they hit survive removed commands.
-    for candidate in [best.reaimed().anchored(), best.anchored(), best.reaimed()] {
-        if candidate == best || left == 0 {
-            continue;
-        }
-        left -= 1;
-        if let Some(v) = attempt(&candidate, &mut runs) {
-            (best, best_violation) = (candidate, v);
+    }
+    // Cheap passes first (each a handful of runs), the ddmin passes after; then all of them
+    // again while a round still makes the run smaller (one pass opens the way for another:
+    // a pinned crash lets commands go, fewer commands let the crash move earlier).
+    s.pin();
+    s.prefix();
+    s.happened();
+    s.rates();
+    s.events();
+    s.errors();
+    while s.left > 0 {
+        let size = s.size();
+        s.pin();
+        s.pin_each();
+        s.lower_pins();
+        s.lower_errors();
+        s.snapshots();
+        s.segments();
+        s.recoveries();
+        s.prefix();
+        s.happened();
+        s.rates();
+        s.commands();
+        s.events();
+        s.errors();
+        if s.size() >= size {
             break;
         }
     }
-    // The shortest failing prefix first (binary search): cheap, and it makes every later run
-    // shorter. A prefix that passes is not taken, so a non-monotone failure only costs runs.
-    let (mut lo, mut hi) = (1usize, all.len());
-    while lo < hi && left > 0 {
-        left -= 1;
-        let mid = (lo + hi) / 2;
-        let candidate = FaultPlan { keep_commands: Some((0..mid).collect()), ..best.clone() };
-        match attempt(&candidate, &mut runs) {
-            Some(v) => (best, best_violation, hi) = (candidate, v, mid),
-            None => lo = mid + 1,
-        }
-    }
-    let mut found = best_violation.clone();
-    // The plan's events.
-    let events = best.events.clone();
-    let kept = ddmin(
-        events,
-        &mut |sub| {
-            let candidate = FaultPlan { events: sub.to_vec(), ..best.clone() };
-            attempt(&candidate, &mut runs).map(|v| found = v).is_some()
-        },
-        &mut left,
-    );
-    best.events = kept;
-    // Whole classes of small decisions: the network's, the disk's.
-    for off in rate_reductions(&best) {
-        if left == 0 {
-            break;
-        }
-        left -= 1;
-        if let Some(v) = attempt(&off, &mut runs) {
-            (best, found) = (off, v);
-        }
-    }
-    // Single commands.
-    let keep = best.keep_commands.clone().unwrap_or_default();
-    let kept = ddmin(
-        keep,
-        &mut |sub| {
-            let candidate = FaultPlan { keep_commands: Some(with_dependants(&all, sub)), ..best.clone() };
-            attempt(&candidate, &mut runs).map(|v| found = v).is_some()
-        },
-        &mut left,
-    );
-    best.keep_commands = Some(with_dependants(&all, &kept));
-    // Fewer commands may need fewer faults.
-    let events = best.events.clone();
-    best.events = ddmin(
-        events,
-        &mut |sub| {
-            let candidate = FaultPlan { events: sub.to_vec(), ..best.clone() };
-            attempt(&candidate, &mut runs).map(|v| found = v).is_some()
-        },
-        &mut left,
-    );
     // The final plan must fail as reported: rerun it once.
-    let last = attempt(&best, &mut runs).unwrap_or(found);
-    Ok(Shrunk { before, plan: best, violation: last, runs })
+    let last = s.best.clone();
+    s.left = s.left.max(1);
+    s.pass = "final check";
+    s.try_plan(last);
+    Ok(Shrunk { before, plan: s.best, violation: s.found, runs: s.runs })
 }
 
-/// Plans with one class of rates turned off, in the order worth trying.
-fn rate_reductions(p: &FaultPlan) -> Vec<FaultPlan> {
+/// For each class of rates (the network's; I/O errors; lost and torn writes at power
+/// failure), the plans worth trying in order: the class off, then (for writes) every pending
+/// write torn, every pending write lost. A fate drawn for every write alike does not move
+/// when the draws before it change, so the events and commands around it can go.
+fn rate_reductions(p: &FaultPlan) -> Vec<Vec<FaultPlan>> {
     let mut out = Vec::new();
     if p.network.loss > 0.0 || p.network.duplicate > 0.0 {
-        let mut q = p.clone();
-        q.network = sim::plan::NetworkFaults::default();
-        out.push(q);
+        out.push(vec![FaultPlan { network: sim::plan::NetworkFaults::default(), ..p.clone() }]);
     }
     let d = p.disk;
     if d.eio_fsync > 0.0 || d.eio_read > 0.0 || d.eio_write > 0.0 || d.enospc_write > 0.0 {
-        let mut q = p.clone();
-        q.disk = d.healed();
-        out.push(q);
+        out.push(vec![FaultPlan { disk: d.healed(), ..p.clone() }]);
     }
     if d.lose_write > 0.0 || d.tear_write > 0.0 || d.persist_entry_op < 1.0 {
-        let mut q = p.clone();
-        q.disk = sim::fs::FaultConfig { lose_write: 0.0, tear_write: 0.0, persist_entry_op: 1.0, ..q.disk };
-        out.push(q);
+        let writes = |lose, tear, persist| FaultPlan {
+            disk: sim::fs::FaultConfig { lose_write: lose, tear_write: tear, persist_entry_op: persist, ..d },
+            ..p.clone()
+        };
+        let mut tries = vec![writes(0.0, 0.0, 1.0)];
+        if d.tear_write > 0.0 && d.tear_write < 1.0 {
+            tries.push(writes(0.0, 1.0, 1.0));
+        }
+        if d.lose_write > 0.0 && d.lose_write < 1.0 {
+            tries.push(writes(1.0, 0.0, 1.0));
+        }
+        out.push(tries);
     }
     out
 }

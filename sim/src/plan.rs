@@ -8,7 +8,7 @@
 //! writes thousands of records and sends tens of thousands of messages); the plan names
 //! the rates, so a shrinker can turn a whole class off.
 
-use crate::fs::{CrashTarget, Death, FaultConfig, Media, OpKind, Phase};
+use crate::fs::{CrashTarget, Death, FaultConfig, IoErrorAt, Media, OpKind, Phase};
 use crate::media::Target;
 use crate::seed::{Stream, rng};
 use rand::Rng;
@@ -92,6 +92,10 @@ pub enum PlannedFault {
         down_ms: u64,
         /// Faults its recovery meets, in order (a crash in recovery consumes the next).
         recovery: Vec<RecoveryFault>,
+        /// The last operation the service performed before the kill (recorded by the world;
+        /// not used to execute the plan): lets a shrinker pin the kill to that operation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hit: Option<CrashHit>,
     },
     /// A crash point is armed: the service dies at the `nth` filesystem operation from now
     /// (among those `target` matches, if any), then restarts after `down_ms`.
@@ -115,6 +119,29 @@ pub enum PlannedFault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hit: Option<CrashHit>,
     },
+    /// A crash point pinned to one operation of the service's whole life: the `nth`
+    /// operation of `kind` in `phase` since the run began (restarts do not reset the count).
+    /// Armed when the event executes; fires once, whenever that operation comes. What a
+    /// shrinker turns kills and fired crash points into: the crash stays on its operation
+    /// while commands and other faults are removed around it.
+    CrashAt {
+        /// Which service.
+        service: Service,
+        /// The operation.
+        kind: OpKind,
+        /// Its storage phase.
+        phase: Phase,
+        /// Which operation of that kind and phase since the run began (1-based).
+        nth: u64,
+        /// Before its effect, or after.
+        before: bool,
+        /// How it dies.
+        death: Death,
+        /// Simulated ms from its death to its restart.
+        down_ms: u64,
+        /// Faults its recovery meets.
+        recovery: Vec<RecoveryFault>,
+    },
     /// The link between two services is cut for `for_ms`.
     Partition {
         /// One side.
@@ -126,15 +153,20 @@ pub enum PlannedFault {
     },
 }
 
-/// The operation a fired crash point hit: the `nth` of its kind and phase since arming.
+/// The operation a fired crash point hit (or the last one before a kill): the `nth` of its
+/// kind and phase since arming, and the `lifetime`-th since the run began.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrashHit {
     /// The operation.
     pub kind: OpKind,
     /// Its storage phase.
     pub phase: Phase,
-    /// Which of the operations of that kind and phase since the crash point was armed.
+    /// Which of the operations of that kind and phase since the crash point was armed (for
+    /// a kill: since the run began).
     pub nth: u64,
+    /// Which of the operations of that kind and phase since the run began.
+    #[serde(default)]
+    pub lifetime: u64,
 }
 
 /// A planned fault at a simulated time.
@@ -156,6 +188,16 @@ pub struct PlanEvent {
     /// `after_ack`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_ack: Option<AckAnchor>,
+}
+
+/// An I/O error at one operation of a service's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedIoError {
+    /// Which service's disk.
+    pub service: Service,
+    /// The operation and the error.
+    #[serde(flatten)]
+    pub at: IoErrorAt,
 }
 
 /// An event's place relative to the workload: `delay_ms` after command `command` (index
@@ -190,6 +232,20 @@ pub struct FaultPlan {
     /// Indices (into the seeded workload) of the commands sent; `None`: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_commands: Option<Vec<usize>>,
+    /// I/O errors at given operations of a service's life. In a plan to execute: errors
+    /// returned there besides those the rates draw; in an executed plan: every error the
+    /// disks returned (drawn or pinned). [`FaultPlan::errors_pinned`] turns the second into
+    /// the first, with the rates off, for a shrinker to delete them one by one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub io_errors: Vec<PlannedIoError>,
+    /// Overrides the scenario's snapshot interval (entries): a shrunk run snapshots sooner,
+    /// so a failure that needs a snapshot needs fewer commands. `None`: the scenario's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_every: Option<u64>,
+    /// Overrides the scenario's WAL segment size (bytes): a shrunk run rotates and
+    /// retires segments sooner. `None`: the scenario's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_bytes: Option<u64>,
 }
 
 /// How a seed's chaos is drawn: the rates a scenario sets.
@@ -299,7 +355,13 @@ impl Iterator for Planner {
                 0 => {
                     let death = self.death();
                     let down_ms = self.down();
-                    PlannedFault::Kill { service: victim, death, down_ms, recovery: self.recovery_faults() }
+                    PlannedFault::Kill {
+                        service: victim,
+                        death,
+                        down_ms,
+                        recovery: self.recovery_faults(),
+                        hit: None,
+                    }
                 }
                 1 => {
                     let mut nth = self.chaos.gen_range(1..self.rates.crash_window.max(2));
@@ -361,6 +423,45 @@ impl FaultPlan {
         plan
     }
 
+    /// The same plan with every kill and every fired crash point pinned to the operation
+    /// it hit (a kill: the service's last operation before it, as after its effect) as a
+    /// [`PlannedFault::CrashAt`] armed at the start, ahead of the other events: a plan whose
+    /// crashes stay on their operations when commands are removed. Kills of a service that
+    /// had not done anything yet stay kills.
+    pub fn pinned(&self) -> FaultPlan {
+        let mut plan = self.clone();
+        let (mut pins, mut rest) = (Vec::new(), Vec::new());
+        for e in plan.events.drain(..) {
+            match pin_of(&e.fault) {
+                Some(fault) => pins.push(PlanEvent { at_ms: 0, fault, after_ack: None, last_ack: None }),
+                None => rest.push(e),
+            }
+        }
+        plan.events = pins.into_iter().chain(rest).collect();
+        plan
+    }
+
+    /// The same plan with only event `i` pinned (see [`FaultPlan::pinned`]), moved to the
+    /// front; unchanged if it cannot be pinned.
+    pub fn pinned_one(&self, i: usize) -> FaultPlan {
+        let mut plan = self.clone();
+        if let Some(fault) = plan.events.get(i).and_then(|e| pin_of(&e.fault)) {
+            plan.events.remove(i);
+            plan.events.insert(0, PlanEvent { at_ms: 0, fault, after_ack: None, last_ack: None });
+        }
+        plan
+    }
+
+    /// The same plan with the I/O error rates off and the errors its run returned (its
+    /// `io_errors`, as executed) kept at their operations.
+    pub fn errors_pinned(&self) -> FaultPlan {
+        let d = self.disk;
+        FaultPlan {
+            disk: FaultConfig { eio_fsync: 0.0, eio_read: 0.0, eio_write: 0.0, enospc_write: 0.0, ..d },
+            ..self.clone()
+        }
+    }
+
     /// The same plan with every event anchored to the acknowledgement the world saw last
     /// before it (see [`PlanEvent::after_ack`]).
     pub fn anchored(&self) -> FaultPlan {
@@ -373,9 +474,22 @@ impl FaultPlan {
         plan
     }
 
+    /// Its faults: the events and the pinned I/O errors.
+    pub fn faults(&self) -> usize {
+        self.events.len() + self.io_errors.len()
+    }
+
     /// A plan with the given rates and no events yet.
     pub fn new(disk: FaultConfig, network: NetworkFaults) -> FaultPlan {
-        FaultPlan { disk, network, events: Vec::new(), keep_commands: None }
+        FaultPlan {
+            disk,
+            network,
+            events: Vec::new(),
+            keep_commands: None,
+            io_errors: Vec::new(),
+            snapshot_every: None,
+            segment_bytes: None,
+        }
     }
 
     /// The plan as a readable list, one line per event.
@@ -389,6 +503,23 @@ impl FaultPlan {
         out += &format!("network: loss {:.3}, duplicate {:.3}\n", self.network.loss, self.network.duplicate);
         if let Some(keep) = &self.keep_commands {
             out += &format!("commands: {} of the seeded workload: {keep:?}\n", keep.len());
+        }
+        if let Some(n) = self.snapshot_every {
+            out += &format!("snapshots: every {n} entries (the scenario's interval overridden)\n");
+        }
+        if let Some(n) = self.segment_bytes {
+            out += &format!("WAL segments: {n} bytes (the scenario's size overridden)\n");
+        }
+        for e in &self.io_errors {
+            let a = e.at;
+            out += &format!(
+                "      at  {} {:?} at its {}. {} of {} since the start\n",
+                e.service,
+                a.failure,
+                a.nth,
+                a.kind.name(),
+                Phase::name(a.phase)
+            );
         }
         for e in &self.events {
             out += &format!("{:>8} ms  {}\n", e.at_ms, describe_fault(&e.fault));
@@ -434,10 +565,33 @@ fn describe_target(t: &Option<CrashTarget>) -> String {
     }
 }
 
+/// The pinned crash point a kill or a fired crash point becomes (see [`FaultPlan::pinned`]).
+fn pin_of(f: &PlannedFault) -> Option<PlannedFault> {
+    let (service, hit, before, death, down_ms, recovery) = match f {
+        PlannedFault::Kill { service, death, down_ms, recovery, hit } => {
+            (*service, (*hit)?, false, *death, *down_ms, recovery)
+        }
+        PlannedFault::CrashPoint { service, before, death, down_ms, recovery, hit, .. } => {
+            (*service, (*hit)?, *before, *death, *down_ms, recovery)
+        }
+        PlannedFault::CrashAt { .. } | PlannedFault::Partition { .. } => return None,
+    };
+    (hit.lifetime >= 1).then(|| PlannedFault::CrashAt {
+        service,
+        kind: hit.kind,
+        phase: hit.phase,
+        nth: hit.lifetime,
+        before,
+        death,
+        down_ms,
+        recovery: recovery.clone(),
+    })
+}
+
 /// One event, readable.
 pub fn describe_fault(f: &PlannedFault) -> String {
     match f {
-        PlannedFault::Kill { service, death, down_ms, recovery } => format!(
+        PlannedFault::Kill { service, death, down_ms, recovery, .. } => format!(
             "kill {service} ({}), down {down_ms} ms{}",
             describe_death(*death),
             describe_recovery(recovery)
@@ -446,6 +600,14 @@ pub fn describe_fault(f: &PlannedFault) -> String {
             "crash {service} {} its {nth}. {} from now ({}), down {down_ms} ms{}",
             if *before { "before" } else { "after" },
             describe_target(target),
+            describe_death(*death),
+            describe_recovery(recovery)
+        ),
+        PlannedFault::CrashAt { service, kind, phase, nth, before, death, down_ms, recovery } => format!(
+            "crash {service} {} its {nth}. {} of {} since the start ({}), down {down_ms} ms{}",
+            if *before { "before" } else { "after" },
+            kind.name(),
+            Phase::name(*phase),
             describe_death(*death),
             describe_recovery(recovery)
         ),
@@ -497,13 +659,14 @@ mod tests {
             death: Death::PowerFailure,
             down_ms: 10,
             recovery: Vec::new(),
-            hit: Some(CrashHit { kind: OpKind::Rename, phase: Phase::SnapshotRename, nth: 2 }),
+            hit: Some(CrashHit { kind: OpKind::Rename, phase: Phase::SnapshotRename, nth: 2, lifetime: 9 }),
         };
         let kill = PlannedFault::Kill {
             service: Service::Ubscore,
             death: Death::ProcessCrash,
             down_ms: 5,
             recovery: Vec::new(),
+            hit: None,
         };
         let plan = FaultPlan {
             events: vec![
@@ -530,6 +693,67 @@ mod tests {
         let a = acked.anchored();
         assert_eq!(a.events[1].after_ack, Some(AckAnchor { command: 7, delay_ms: 30 }));
         assert_eq!((a.events[1].last_ack, a.events[0].after_ack), (None, None));
+    }
+
+    #[test]
+    fn kills_and_fired_crash_points_are_pinned_to_their_operations_at_the_start() {
+        let hit =
+            |nth, lifetime| Some(CrashHit { kind: OpKind::Fsync, phase: Phase::GroupCommit, nth, lifetime });
+        let recovery = vec![RecoveryFault::CrashInRecovery { nth: 3, before: true }];
+        let event = |at_ms, fault| PlanEvent { at_ms, fault, after_ack: None, last_ack: None };
+        let kill = |hit| PlannedFault::Kill {
+            service: Service::Settlement,
+            death: Death::ProcessCrash,
+            down_ms: 7,
+            recovery: recovery.clone(),
+            hit,
+        };
+        let partition = PlannedFault::Partition { a: Service::Ubscore, b: Service::Matching, for_ms: 9 };
+        let fired = PlannedFault::CrashPoint {
+            service: Service::Ubscore,
+            nth: 40,
+            before: true,
+            target: None,
+            death: Death::PowerFailure,
+            down_ms: 3,
+            recovery: Vec::new(),
+            hit: hit(2, 31),
+        };
+        let plan = FaultPlan {
+            events: vec![
+                event(100, partition.clone()),
+                event(200, kill(hit(12, 12))),
+                event(300, kill(None)),
+                event(400, fired),
+            ],
+            ..FaultPlan::new(FaultConfig::default(), NetworkFaults::default())
+        };
+        let p = plan.pinned();
+        let faults: Vec<(u64, PlannedFault)> = p.events.iter().map(|e| (e.at_ms, e.fault.clone())).collect();
+        let at = |service, nth, before, death, down_ms, recovery| PlannedFault::CrashAt {
+            service,
+            kind: OpKind::Fsync,
+            phase: Phase::GroupCommit,
+            nth,
+            before,
+            death,
+            down_ms,
+            recovery,
+        };
+        assert_eq!(
+            faults,
+            vec![
+                (0, at(Service::Settlement, 12, false, Death::ProcessCrash, 7, recovery.clone())),
+                (0, at(Service::Ubscore, 31, true, Death::PowerFailure, 3, Vec::new())),
+                (100, partition),
+                (300, kill(None)),
+            ],
+            "pinned crashes first, in the order they happened; the rest keeps its times"
+        );
+        assert_eq!(p.pinned(), p, "nothing left to pin");
+        assert!(
+            p.describe().contains("crash settlement after its 12. fsync of group-commit since the start")
+        );
     }
 
     #[test]

@@ -5,7 +5,9 @@
 
 use engine::storage::FileSystem;
 use engine::wal::{Wal, WalConfig};
-use exsim_sim::fs::{CrashPoint, Disk, Fault, FaultConfig, NodeFs, SECTOR};
+use exsim_sim::fs::{
+    CrashPoint, Death, Disk, Fault, FaultConfig, IoErrorAt, IoFailure, NodeFs, OpKind, PinnedCrash, SECTOR,
+};
 use exsim_sim::seed::{Stream, rng};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -163,6 +165,64 @@ fn crash_points_before_and_after_the_effect() {
         assert_eq!(fs.read_all(p("/d/f")).unwrap(), if before { b"".to_vec() } else { b"x".to_vec() });
         assert!(faults(&fs).iter().any(|f| matches!(f, Fault::CrashPoint { before: b, .. } if *b == before)));
     }
+}
+
+#[test]
+fn a_pinned_crash_fires_at_its_operation_of_the_disk_s_life_across_restarts() {
+    let fs = disk(FaultConfig::perfect(), 7);
+    durable_file(&fs);
+    fs.append(p("/d/f"), b"a").unwrap();
+    let first = fs.disk().lock().unwrap().last_op().expect("an operation ran");
+    assert_eq!((first.kind, first.nth), (OpKind::Append, 1));
+    let pin = PinnedCrash {
+        kind: OpKind::Append,
+        phase: first.phase,
+        nth: 3,
+        before: true,
+        death: Death::ProcessCrash,
+        id: 42,
+    };
+    fs.disk().lock().unwrap().pin_crash(pin);
+    power_fail(&fs);
+    fs.append(p("/d/f"), b"b").unwrap();
+    fs.sync_file(p("/d/f")).unwrap();
+    assert_eq!(fs.disk().lock().unwrap().take_fired_pin(), None, "not yet: the 2nd append");
+    assert!(fs.append(p("/d/f"), b"c").is_err(), "the 3rd append of the disk's life dies");
+    {
+        let mut d = fs.disk().lock().unwrap();
+        assert_eq!(d.take_fired_pin(), Some(42));
+        assert_eq!(d.take_fired_pin(), None, "told once");
+        assert_eq!(d.kill(), Some(Death::ProcessCrash), "it dies as the pin says");
+        d.revive();
+    }
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"ab".to_vec(), "before its effect");
+    fs.append(p("/d/f"), b"d").unwrap();
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"abd".to_vec(), "a pin fires once");
+}
+
+#[test]
+fn io_errors_drawn_or_pinned_are_recorded_at_their_operations() {
+    let fs = disk(FaultConfig { eio_write: 1.0, ..FaultConfig::perfect() }, 9);
+    durable_file(&fs);
+    assert!(fs.append(p("/d/f"), b"x").is_err());
+    let drawn = fs.disk().lock().unwrap().io_errors().to_vec();
+    assert_eq!(drawn.len(), 1);
+    assert_eq!((drawn[0].kind, drawn[0].nth, drawn[0].failure), (OpKind::Append, 1, IoFailure::WriteEio));
+    // An error pinned on a disk that draws none: exactly that operation fails.
+    let fs = disk(FaultConfig::perfect(), 9);
+    durable_file(&fs);
+    fs.append(p("/d/f"), b"x").unwrap();
+    fs.sync_file(p("/d/f")).unwrap();
+    let first = fs.disk().lock().unwrap().last_op().expect("ran");
+    assert_eq!((first.kind, first.nth), (OpKind::Fsync, 1));
+    let at = IoErrorAt { kind: OpKind::Fsync, phase: first.phase, nth: 2, failure: IoFailure::FsyncEio };
+    fs.disk().lock().unwrap().pin_error(at);
+    fs.append(p("/d/f"), b"y").unwrap();
+    assert!(fs.sync_file(p("/d/f")).is_err(), "the 2nd fsync fails as pinned");
+    assert_eq!(fs.disk().lock().unwrap().io_errors(), &[at]);
+    assert!(faults(&fs).iter().any(|f| matches!(f, Fault::FsyncEio { .. })));
+    fs.append(p("/d/f"), b"z").unwrap();
+    assert!(fs.sync_file(p("/d/f")).is_ok(), "the 3rd does not");
 }
 
 #[test]

@@ -15,6 +15,7 @@ pub fn run(
     params: Params,
     budget: usize,
     out: Option<PathBuf>,
+    verbose: bool,
 ) -> Result<(), Failure> {
     if budget < 2 {
         return Err(Failure::Usage("--budget must be at least 2 runs".into()));
@@ -27,11 +28,15 @@ pub fn run(
     let out = out.unwrap_or_else(|| PathBuf::from(format!("shrunk-{scenario}-{seed}.json")));
     crate::check_writable(&out)?;
     let bar = crate::progress_bar(budget as u64, "{bar:40} {pos}/{len} runs {msg}");
-    let shrunk =
-        exsim_scenarios::shrink::shrink(scenario, seed, &params, budget, &|runs, commands, events| {
-            bar.set_position(runs as u64);
-            bar.set_message(format!("best: {commands} commands, {events} faults"));
-        });
+    let shrunk = exsim_scenarios::shrink::shrink(scenario, seed, &params, budget, &|p| {
+        bar.set_position(p.runs as u64);
+        bar.set_message(format!("best: {} commands, {} faults ({})", p.commands, p.faults, p.pass));
+        if verbose && p.accepted {
+            bar.suspend(|| {
+                eprintln!("run {:>4} {:<34} {} commands, {} faults", p.runs, p.pass, p.commands, p.faults)
+            });
+        }
+    });
     bar.finish_and_clear();
     let shrunk = match shrunk {
         Ok(s) => s,
@@ -54,7 +59,7 @@ pub fn run(
         shrunk.runs,
         shrunk.before.0,
         shrunk.before.1,
-        shrunk.plan.events.len()
+        shrunk.plan.faults()
     );
     print!("{}", shrunk.plan.describe());
     let all = exsim_scenarios::simrun::world_config(scenario, seed, shrunk.before.0, &params).commands;
@@ -70,7 +75,7 @@ pub fn run(
 
 /// Without the simulation build there is no plan to shrink.
 #[cfg(not(madsim))]
-pub fn run(_: Scenario, _: u64, _: Params, _: usize, _: Option<PathBuf>) -> Result<(), Failure> {
+pub fn run(_: Scenario, _: u64, _: Params, _: usize, _: Option<PathBuf>, _: bool) -> Result<(), Failure> {
     Err(Failure::Usage("shrink needs the simulation build (--cfg madsim)".into()))
 }
 

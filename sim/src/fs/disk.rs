@@ -68,6 +68,66 @@ pub struct CrashPoint {
     pub before: bool,
 }
 
+/// A crash point pinned to one operation of the disk's whole life: the `nth` operation of
+/// `kind` in `phase` since the disk was created (restarts do not reset the count). Any number
+/// can be armed at once; each fires once. A kill that landed just after such an operation,
+/// pinned there, stays on that operation when the workload around it shrinks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PinnedCrash {
+    /// The operation.
+    pub kind: OpKind,
+    /// Its storage phase.
+    pub phase: Phase,
+    /// Which operation of that kind and phase, counted over the disk's life (1-based).
+    pub nth: u64,
+    /// Before its effect, or after.
+    pub before: bool,
+    /// How the node dies.
+    pub death: Death,
+    /// The caller's name for it (told back by [`Disk::take_fired_pin`]).
+    pub id: usize,
+}
+
+/// An I/O error a disk can return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoFailure {
+    /// A write fails with ENOSPC.
+    NoSpace,
+    /// A write fails with EIO.
+    WriteEio,
+    /// A read fails with EIO.
+    ReadEio,
+    /// An fsync fails with EIO (and drops the file's pending writes).
+    FsyncEio,
+}
+
+/// An I/O error at one operation of a disk's life: the `nth` operation of `kind` in
+/// `phase` since the disk was created. A disk records every error its rates draw this way,
+/// and can be told to fail at such operations (a plan's I/O errors as data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct IoErrorAt {
+    /// The operation.
+    pub kind: OpKind,
+    /// Its storage phase.
+    pub phase: Phase,
+    /// Which operation of that kind and phase since the disk was created (1-based).
+    pub nth: u64,
+    /// The error it returns.
+    pub failure: IoFailure,
+}
+
+/// The last operation a disk performed: its kind, phase and place in the disk's life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastOp {
+    /// The operation.
+    pub kind: OpKind,
+    /// Its storage phase.
+    pub phase: Phase,
+    /// Which operation of that kind and phase since the disk was created (1-based).
+    pub nth: u64,
+}
+
 /// Which operations a crash point counts: those of a kind, of a phase, or both.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CrashTarget {
@@ -140,6 +200,18 @@ pub struct Disk {
     /// Operations of each (kind, phase) since the crash point was armed: a fired crash
     /// point records which of them it hit, so a shrinker can aim at it again.
     since_armed: BTreeMap<(OpKind, Phase), u64>,
+    /// Operations of each (kind, phase) since the disk was created.
+    lifetime: BTreeMap<(OpKind, Phase), u64>,
+    /// The last operation performed.
+    last_op: Option<LastOp>,
+    /// Crash points pinned to operations of the disk's life, not yet fired.
+    pinned: Vec<PinnedCrash>,
+    /// The id of the pinned crash point that killed the node last, until taken.
+    fired_pin: Option<usize>,
+    /// Operations told to fail (besides those the rates draw).
+    pinned_errors: Vec<IoErrorAt>,
+    /// Every I/O error returned (drawn or pinned), in order.
+    io_errors: Vec<IoErrorAt>,
     /// Tells each operation's storage phase.
     phases: PhaseTracker,
     /// Every operation since recording started: (kind, path, phase), when recording.
@@ -254,6 +326,12 @@ impl Disk {
             crash_target: None,
             kind_ops: 0,
             since_armed: BTreeMap::new(),
+            lifetime: BTreeMap::new(),
+            last_op: None,
+            pinned: Vec::new(),
+            fired_pin: None,
+            pinned_errors: Vec::new(),
+            io_errors: Vec::new(),
             phases: PhaseTracker::default(),
             op_log: None,
             tap: None,
@@ -290,6 +368,50 @@ impl Disk {
         self.crash = Some(crash);
     }
 
+    /// Arms a crash point pinned to one operation of the disk's life (see [`PinnedCrash`]).
+    pub fn pin_crash(&mut self, pin: PinnedCrash) {
+        assert!(pin.nth >= 1, "operations are counted from 1");
+        self.pinned.push(pin);
+    }
+
+    /// Makes the operation `at` names fail with its error (besides what the rates draw).
+    pub fn pin_error(&mut self, at: IoErrorAt) {
+        assert!(at.nth >= 1, "operations are counted from 1");
+        self.pinned_errors.push(at);
+    }
+
+    /// Every I/O error the disk returned so far (drawn by its rates or pinned), in order.
+    pub fn io_errors(&self) -> &[IoErrorAt] {
+        &self.io_errors
+    }
+
+    /// Whether the current operation fails with `failure`: drawn at rate `p` (the draw
+    /// comes first, so pinning changes no other draw), or pinned. Recorded either way.
+    fn fails(&mut self, p: f64, failure: IoFailure) -> bool {
+        let here = self.last_op.map(|l| IoErrorAt { kind: l.kind, phase: l.phase, nth: l.nth, failure });
+        let drawn = self.roll(p);
+        if !drawn && !here.is_some_and(|h| self.pinned_errors.contains(&h)) {
+            return false;
+        }
+        self.io_errors.extend(here);
+        true
+    }
+
+    /// Disarms every pinned crash point.
+    pub fn clear_pins(&mut self) {
+        self.pinned.clear();
+    }
+
+    /// The id of the pinned crash point that fired last, once.
+    pub fn take_fired_pin(&mut self) -> Option<usize> {
+        self.fired_pin.take()
+    }
+
+    /// The last operation performed (a kill that follows it can be pinned there).
+    pub fn last_op(&self) -> Option<LastOp> {
+        self.last_op
+    }
+
     /// Starts (or restarts) recording every operation.
     pub fn record_ops(&mut self) {
         self.op_log = Some(Vec::new());
@@ -315,6 +437,12 @@ impl Disk {
             crash_target: self.crash_target,
             kind_ops: self.kind_ops,
             since_armed: self.since_armed.clone(),
+            lifetime: self.lifetime.clone(),
+            last_op: self.last_op,
+            pinned: self.pinned.clone(),
+            fired_pin: self.fired_pin,
+            pinned_errors: self.pinned_errors.clone(),
+            io_errors: Vec::new(),
             dead: self.dead,
             crashed_now: self.crashed_now,
             faults: Vec::new(),
@@ -557,7 +685,10 @@ impl Disk {
         if let Some(log) = &mut self.op_log {
             log.push(LoggedOp { kind: op, path: path.to_path_buf(), phase });
         }
-        let hit = match self.crash_target {
+        let life = self.lifetime.entry((op, phase)).or_default();
+        *life += 1;
+        self.last_op = Some(LastOp { kind: op, phase, nth: *life });
+        let mut hit = match self.crash_target {
             None => self.crash.filter(|c| c.op == self.ops),
             Some(target) if target.matches(op, phase) => {
                 self.kind_ops += 1;
@@ -565,6 +696,9 @@ impl Disk {
             }
             Some(_) => None,
         };
+        if hit.is_none() {
+            hit = self.fire_pin(op, phase);
+        }
         if let Some(c) = hit.filter(|c| c.before) {
             self.die(c, op, path, phase, nth_of_kind);
             return Err(crashed());
@@ -578,6 +712,16 @@ impl Disk {
             (tap.0)(self.ops, self);
         }
         result
+    }
+
+    /// The pinned crash point on this operation, if any: it fires (once).
+    fn fire_pin(&mut self, op: OpKind, phase: Phase) -> Option<CrashPoint> {
+        let nth = self.last_op.map(|l| l.nth)?;
+        let i = self.pinned.iter().position(|p| (p.kind, p.phase, p.nth) == (op, phase, nth))?;
+        let pin = self.pinned.remove(i);
+        self.next_death = pin.death;
+        self.fired_pin = Some(pin.id);
+        Some(CrashPoint { op: nth, before: pin.before })
     }
 
     fn die(&mut self, c: CrashPoint, kind: OpKind, path: &Path, phase: Phase, nth_of_kind: u64) {
@@ -681,14 +825,14 @@ impl Disk {
 
     /// Writes `data` at `offset` (`None`: append).
     pub fn write(&mut self, path: &Path, offset: Option<u64>, data: &[u8]) -> io::Result<()> {
-        if self.roll(self.config.enospc_write) {
+        if self.fails(self.config.enospc_write, IoFailure::NoSpace) {
             self.faults.push(Fault::NoSpace { path: path.to_path_buf() });
             return Err(io::Error::new(
                 io::ErrorKind::StorageFull,
                 format!("simfs: ENOSPC writing {}", path.display()),
             ));
         }
-        if self.roll(self.config.eio_write) {
+        if self.fails(self.config.eio_write, IoFailure::WriteEio) {
             self.faults.push(Fault::WriteEio { path: path.to_path_buf() });
             return Err(eio("write", path));
         }
@@ -716,7 +860,7 @@ impl Disk {
 
     /// Reads up to `len` bytes at `offset` (`None`: the whole file).
     pub fn read(&mut self, path: &Path, offset: u64, len: Option<usize>) -> io::Result<Vec<u8>> {
-        if self.roll(self.config.eio_read) {
+        if self.fails(self.config.eio_read, IoFailure::ReadEio) {
             self.faults.push(Fault::ReadEio { path: path.to_path_buf() });
             return Err(eio("read", path));
         }
@@ -791,7 +935,7 @@ impl Disk {
 
     /// Makes a file's pending writes durable (or, on an injected EIO, drops them).
     pub fn sync_file(&mut self, path: &Path) -> io::Result<()> {
-        let fail = self.roll(self.config.eio_fsync);
+        let fail = self.fails(self.config.eio_fsync, IoFailure::FsyncEio);
         let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
         let f = self.file_mut(path)?;
         let pending = std::mem::take(&mut f.pending);

@@ -7,7 +7,10 @@ mod node_fs;
 mod phase;
 mod resolution;
 
-pub use disk::{ArchivedVersion, CrashPoint, CrashTarget, Death, Disk, LoggedOp, SECTOR, Tap};
+pub use disk::{
+    ArchivedVersion, CrashPoint, CrashTarget, Death, Disk, IoErrorAt, IoFailure, LastOp, LoggedOp,
+    PinnedCrash, SECTOR, Tap,
+};
 pub use faults::{Fault, FaultConfig, Media};
 pub use node_fs::NodeFs;
 pub use phase::{OpKind, Phase, PhaseTracker, service_of};

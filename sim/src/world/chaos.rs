@@ -4,7 +4,7 @@
 //! planned pause, and every fault a recovery meets is taken from the plan.
 
 use super::{STOPPED_ITSELF, World, network_of};
-use crate::fs::CrashPoint;
+use crate::fs::{CrashPoint, PinnedCrash};
 use crate::plan::{FaultPlan, PlanEvent, PlannedFault, Planner, RecoveryFault, Service};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -20,6 +20,9 @@ struct Due {
     /// For a service with a crash point armed: its pause and recovery faults once it fires,
     /// and the index of its event in the executed plan (to record what it hit).
     armed: BTreeMap<Service, (u64, Vec<RecoveryFault>, Option<usize>)>,
+    /// Pinned crash points not yet fired, by the index of their event in the executed plan:
+    /// their pause and recovery faults.
+    pinned: BTreeMap<usize, (u64, Vec<RecoveryFault>)>,
     /// Partitions and when they heal.
     heals: Vec<(u64, Service, Service)>,
 }
@@ -39,12 +42,23 @@ fn ms(d: Duration) -> u64 {
 pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
     let mut executed = FaultPlan::new(w.cfg.faults, network_of(&w.cfg));
     executed.keep_commands = w.cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
+    executed.snapshot_every = w.cfg.plan.as_ref().and_then(|p| p.snapshot_every);
+    executed.segment_bytes = w.cfg.plan.as_ref().and_then(|p| p.segment_bytes);
     let mut source: Box<dyn Iterator<Item = PlanEvent>> = match &w.cfg.plan {
         Some(p) => Box::new(p.events.clone().into_iter()),
         None => Box::new(Planner::new(w.cfg.seed, w.cfg.chaos.rates())),
     };
     let mut next = source.next();
     let mut due = Due::default();
+    for e in w.cfg.plan.as_ref().map(|p| p.io_errors.clone()).unwrap_or_default() {
+        w.pin_error(e.service, e.at);
+    }
+    // Events at 0 (pinned crash points) are armed before the services' first operation.
+    while let Some(event) = next.take_if(|e| e.at_ms == 0 && e.after_ack.is_none()) {
+        execute(w, &event.fault, &mut due, executed.events.len());
+        executed.events.push(event);
+        next = source.next();
+    }
     while !w.clients_done() && w.elapsed() < w.cfg.max_safety && !w.halted() {
         let now = ms(w.elapsed());
         let wake = next.as_ref().and_then(|e| due_at(w, e)).into_iter().chain(due.earliest()).min();
@@ -54,11 +68,21 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
         let now = ms(w.elapsed());
         if let Some(mut event) = next.take_if(|e| due_at(w, e).is_some_and(|t| t <= now)) {
             execute(w, &event.fault, &mut due, executed.events.len());
+            if let PlannedFault::Kill { service, hit, .. } = &mut event.fault {
+                *hit = w.last_op_hit(*service);
+            }
             event.last_ack = w.last_ack(now);
             executed.events.push(event);
             next = source.next();
         }
     }
+    executed.io_errors = w.io_errors();
+    // A pinned crash point whose operation never came did nothing: not part of the run.
+    let mut index = 0;
+    executed.events.retain(|_| {
+        index += 1;
+        !due.pinned.contains_key(&(index - 1))
+    });
     executed
 }
 
@@ -83,7 +107,11 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
         if w.is_dead(s) && !due.restarts.contains_key(&s) {
             // A crash point fired: back after the planned pause, meeting the planned faults.
             w.count_kill();
-            let (down, recovery, event) = due.armed.remove(&s).unwrap_or((1, Vec::new(), None));
+            let pinned = w.take_fired_pin(s).and_then(|i| due.pinned.remove(&i));
+            let (down, recovery, event) = match pinned {
+                Some((down, recovery)) => (down, recovery, None),
+                None => due.armed.remove(&s).unwrap_or((1, Vec::new(), None)),
+            };
             if let Some(PlannedFault::CrashPoint { hit, .. }) =
                 event.and_then(|i| executed.events.get_mut(i)).map(|e| &mut e.fault)
             {
@@ -111,7 +139,7 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
 fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) {
     let now = ms(w.elapsed());
     match fault {
-        PlannedFault::Kill { service, death, down_ms, recovery } => {
+        PlannedFault::Kill { service, death, down_ms, recovery, .. } => {
             if due.restarts.contains_key(service) || w.is_dead(*service) {
                 w.trace(service.name(), "kill skipped: already down".into());
                 return;
@@ -129,6 +157,23 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) {
                 None => format!("crash point armed: op +{nth} {at}{}", super::death_note(*death)),
             };
             w.trace(service.name(), line);
+        }
+        PlannedFault::CrashAt { service, kind, phase, nth, before, death, down_ms, recovery } => {
+            let pin = PinnedCrash {
+                kind: *kind,
+                phase: *phase,
+                nth: *nth,
+                before: *before,
+                death: *death,
+                id: index,
+            };
+            w.pin_crash(*service, pin);
+            due.pinned.insert(index, (*down_ms, recovery.clone()));
+            let at = if *before { "before" } else { "after" };
+            w.trace(
+                service.name(),
+                format!("crash point pinned: {kind:?} of {phase:?} #{nth} {at}{}", super::death_note(*death)),
+            );
         }
         PlannedFault::Partition { a, b, for_ms } => {
             w.partition(*a, *b);

@@ -29,6 +29,7 @@ impl World {
                 let disk = self.simfs.disk(self.nodes[&s]);
                 let mut disk = lock(&disk);
                 disk.set_crash_point(None);
+                disk.clear_pins();
                 disk.set_config(self.cfg.faults.healed());
             }
             let stopped_itself = lock(&self.shared.stopped).remove(&s);

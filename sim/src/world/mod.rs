@@ -212,6 +212,12 @@ impl WorldBuilder {
             self.cfg.faults = plan.disk;
             self.cfg.chaos.loss = plan.network.loss;
             self.cfg.chaos.duplicate = plan.network.duplicate;
+            if let Some(n) = plan.snapshot_every {
+                self.cfg.storage.snapshots.every_entries = n;
+            }
+            if let Some(n) = plan.segment_bytes {
+                self.cfg.storage.wal.segment_bytes = n;
+            }
             if let Some(keep) = &plan.keep_commands {
                 self.cfg.commands = keep.iter().filter_map(|i| self.cfg.commands.get(*i).copied()).collect();
             }
@@ -393,10 +399,44 @@ impl World {
         let disk = lock(&disk);
         disk.faults().iter().rev().find_map(|f| match f {
             crate::fs::Fault::CrashPoint { kind, phase, nth_of_kind, .. } => {
-                Some(crate::plan::CrashHit { kind: *kind, phase: *phase, nth: *nth_of_kind })
+                let lifetime = disk.last_op().map_or(0, |l| l.nth);
+                Some(crate::plan::CrashHit { kind: *kind, phase: *phase, nth: *nth_of_kind, lifetime })
             }
             _ => None,
         })
+    }
+
+    /// The last operation `s` performed, as a hit counted since the run began (called as a
+    /// kill lands: the kill could be pinned after it).
+    pub fn last_op_hit(&self, s: Service) -> Option<crate::plan::CrashHit> {
+        let last = lock(&self.simfs.disk(self.nodes[&s])).last_op()?;
+        Some(crate::plan::CrashHit { kind: last.kind, phase: last.phase, nth: last.nth, lifetime: last.nth })
+    }
+
+    /// Arms a crash point on `s`'s disk pinned to one operation of its life.
+    pub fn pin_crash(&mut self, s: Service, pin: crate::fs::PinnedCrash) {
+        lock(&self.simfs.disk(self.nodes[&s])).pin_crash(pin);
+    }
+
+    /// Makes one operation of `s`'s life fail with an I/O error.
+    pub fn pin_error(&mut self, s: Service, at: crate::fs::IoErrorAt) {
+        lock(&self.simfs.disk(self.nodes[&s])).pin_error(at);
+    }
+
+    /// Every I/O error the services' disks returned so far.
+    pub fn io_errors(&self) -> Vec<crate::plan::PlannedIoError> {
+        let mut out = Vec::new();
+        for s in Service::ALL {
+            let disk = self.simfs.disk(self.nodes[&s]);
+            let errors = lock(&disk).io_errors().to_vec();
+            out.extend(errors.into_iter().map(|at| crate::plan::PlannedIoError { service: s, at }));
+        }
+        out
+    }
+
+    /// The id of the pinned crash point that killed `s` last, once.
+    pub fn take_fired_pin(&self, s: Service) -> Option<usize> {
+        lock(&self.simfs.disk(self.nodes[&s])).take_fired_pin()
     }
 
     /// The seeded-workload index of the command sent as number `i` of this run.
@@ -469,7 +509,9 @@ impl World {
 fn plan_has_media(plan: &FaultPlan) -> bool {
     use crate::plan::PlannedFault;
     plan.events.iter().any(|e| match &e.fault {
-        PlannedFault::Kill { recovery, .. } | PlannedFault::CrashPoint { recovery, .. } => {
+        PlannedFault::Kill { recovery, .. }
+        | PlannedFault::CrashPoint { recovery, .. }
+        | PlannedFault::CrashAt { recovery, .. } => {
             recovery.iter().any(|r| matches!(r, RecoveryFault::Media { .. }))
         }
         PlannedFault::Partition { .. } => false,
