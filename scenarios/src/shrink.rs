@@ -306,17 +306,26 @@ impl Shrinker<'_> {
             let Some(&PlannedFault::CrashAt { nth, .. }) = self.best.events.get(i).map(|e| &e.fault) else {
                 continue;
             };
-            let mut lower = 1u64;
-            while lower < nth && self.left > 0 {
-                let mut candidate = self.best.clone();
+            self.smallest(1, nth, &|best, lower| {
+                let mut candidate = best.clone();
                 if let PlannedFault::CrashAt { nth, .. } = &mut candidate.events[i].fault {
                     *nth = lower;
                 }
-                if self.try_plan(candidate) {
-                    break;
-                }
-                lower *= 2;
+                candidate
+            });
+        }
+    }
+
+    /// Tries `make(best, n)` for n = `from`, 2·`from`, 4·`from`, … below `below` and keeps
+    /// the first that still fails: a number made small (an operation count, an interval, a
+    /// size) in a logarithmic number of runs.
+    fn smallest(&mut self, from: u64, below: u64, make: &dyn Fn(&FaultPlan, u64) -> FaultPlan) {
+        let mut n = from.max(1);
+        while n < below && self.left > 0 {
+            if self.try_plan(make(&self.best, n)) {
+                break;
             }
+            n *= 2;
         }
     }
 
@@ -326,13 +335,7 @@ impl Shrinker<'_> {
     fn snapshots(&mut self) {
         self.pass = "snapshot sooner";
         let current = self.best.snapshot_every.unwrap_or(self.snapshot_every);
-        let mut every = 1u64;
-        while every < current && self.left > 0 {
-            if self.try_plan(FaultPlan { snapshot_every: Some(every), ..self.best.clone() }) {
-                break;
-            }
-            every *= 2;
-        }
+        self.smallest(1, current, &|best, every| FaultPlan { snapshot_every: Some(every), ..best.clone() });
     }
 
     /// Smaller WAL segments: a failure that needs rotation or retention then needs fewer
@@ -340,13 +343,7 @@ impl Shrinker<'_> {
     fn segments(&mut self) {
         self.pass = "smaller segments";
         let current = self.best.segment_bytes.unwrap_or(self.segment_bytes);
-        let mut bytes = 256u64;
-        while bytes < current && self.left > 0 {
-            if self.try_plan(FaultPlan { segment_bytes: Some(bytes), ..self.best.clone() }) {
-                break;
-            }
-            bytes *= 2;
-        }
+        self.smallest(256, current, &|best, bytes| FaultPlan { segment_bytes: Some(bytes), ..best.clone() });
     }
 
     /// Each pinned I/O error as early in the service's life as still fails (as
@@ -355,15 +352,11 @@ impl Shrinker<'_> {
         self.pass = "I/O errors earlier";
         for i in 0..self.best.io_errors.len() {
             let nth = self.best.io_errors[i].at.nth;
-            let mut lower = 1u64;
-            while lower < nth && self.left > 0 {
-                let mut candidate = self.best.clone();
+            self.smallest(1, nth, &|best, lower| {
+                let mut candidate = best.clone();
                 candidate.io_errors[i].at.nth = lower;
-                if self.try_plan(candidate) {
-                    break;
-                }
-                lower *= 2;
-            }
+                candidate
+            });
         }
     }
 
