@@ -140,7 +140,7 @@ enum Cmd {
         /// Where to write the minimal plan (default `shrunk-SCENARIO-SEED.json`).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Print every step that made the run smaller (pass, commands, faults) on stderr.
+        /// Print every accepted step (a run that still failed the same way) on stderr: pass, commands, faults.
         #[arg(long)]
         verbose: bool,
     },
@@ -446,6 +446,7 @@ fn run_cmd(
                 .map_err(|e| Failure::Usage(format!("{}: cannot read plan: {e}", path.display())))?;
             let plan: sim::plan::FaultPlan = serde_json::from_str(&text)
                 .map_err(|e| Failure::Usage(format!("{}: not a fault plan: {e}", path.display())))?;
+            plan.validate().map_err(|e| Failure::Usage(format!("{}: invalid plan: {e}", path.display())))?;
             Some(plan)
         }
     };

@@ -147,19 +147,17 @@ impl Shrinker<'_> {
             }
             _ => false,
         };
-        let (commands, faults, _) = self.size();
+        let (commands, faults, ..) = self.size();
         (self.tick)(&Progress { runs: self.runs, pass: self.pass, accepted, commands, faults });
         accepted
     }
 
     /// What the shrink makes smaller: commands, then faults, then the snapshot interval.
-    fn size(&self) -> (usize, usize, u64) {
+    fn size(&self) -> (usize, usize, u64, u64) {
         let b = &self.best;
-        (
-            b.keep_commands.as_ref().map_or(0, Vec::len),
-            b.faults(),
-            b.snapshot_every.unwrap_or(self.snapshot_every),
-        )
+        let snapshots = b.snapshot_every.unwrap_or(self.snapshot_every);
+        let segments = b.segment_bytes.unwrap_or(self.segment_bytes);
+        (b.keep_commands.as_ref().map_or(0, Vec::len), b.faults(), snapshots, segments)
     }
 
     /// The first candidate that still fails, if any.
@@ -170,12 +168,20 @@ impl Shrinker<'_> {
     /// The plan with every crash pinned to the operation it hit, as the best run executed
     /// it (commands kept as they are).
     fn pinned(&self) -> FaultPlan {
+        self.with_best_settings(self.executed.pinned())
+    }
+
+    /// `plan` (derived from the executed plan) with the best plan's commands, overrides and
+    /// pinned I/O errors: the executed plan lists every error the rates drew, which are
+    /// pinned only when the rates go off (see [`FaultPlan::errors_pinned`]).
+    fn with_best_settings(&self, plan: FaultPlan) -> FaultPlan {
         let b = &self.best;
         FaultPlan {
             keep_commands: b.keep_commands.clone(),
             snapshot_every: b.snapshot_every,
             segment_bytes: b.segment_bytes,
-            ..self.executed.pinned()
+            io_errors: b.io_errors.clone(),
+            ..plan
         }
     }
 
@@ -184,28 +190,28 @@ impl Shrinker<'_> {
     fn pin(&mut self) {
         self.pass = "pin crashes to their operations";
         let (b, p) = (self.best.clone(), self.pinned());
-        let all_pinned = Some(p.errors_pinned()).filter(|q| !q.io_errors.is_empty());
+        let drawn = FaultPlan { io_errors: self.executed.io_errors.clone(), ..p.clone() };
+        let all_pinned = Some(drawn.errors_pinned()).filter(|q| !q.io_errors.is_empty());
         let candidates = all_pinned.into_iter().chain([p, b.reaimed().anchored(), b.anchored(), b.reaimed()]);
         self.first_of(candidates.collect());
     }
 
     /// Each crash pinned on its own (when pinning all at once changes the run too much):
-    /// for a plan of a few events, one run each.
+    /// for a plan of at most `PIN_EACH_MAX` events, one run each.
     fn pin_each(&mut self) {
         self.pass = "pin one crash";
-        let mut i = 0;
-        while i < self.executed.events.len().min(PIN_EACH_MAX) && self.left > 0 {
-            let pinned = self.executed.pinned_one(i);
-            let candidate = FaultPlan {
-                keep_commands: self.best.keep_commands.clone(),
-                snapshot_every: self.best.snapshot_every,
-                segment_bytes: self.best.segment_bytes,
-                ..pinned
-            };
-            if candidate.events != self.executed.events && self.try_plan(candidate) {
-                i = 0;
-            } else {
-                i += 1;
+        if self.executed.events.len() > PIN_EACH_MAX {
+            return;
+        }
+        // A pinned event moves to the front, so the events before `i` shift by one: the
+        // next unpinned one is at `i + 1` either way.
+        for i in 0..self.executed.events.len() {
+            if self.left == 0 {
+                break;
+            }
+            let candidate = self.with_best_settings(self.executed.pinned_one(i));
+            if candidate.events != self.executed.events {
+                self.try_plan(candidate);
             }
         }
     }
@@ -228,13 +234,7 @@ impl Shrinker<'_> {
     /// most of a long plan before ddmin starts.
     fn happened(&mut self) {
         self.pass = "events that happened";
-        let b = &self.best;
-        let candidate = FaultPlan {
-            keep_commands: b.keep_commands.clone(),
-            snapshot_every: b.snapshot_every,
-            segment_bytes: b.segment_bytes,
-            ..self.executed.clone()
-        };
+        let candidate = self.with_best_settings(self.executed.clone());
         if candidate.events.len() < self.best.events.len() {
             self.try_plan(candidate);
         }
@@ -415,8 +415,9 @@ pub fn shrink(
     let cfg = crate::simrun::world_config(scenario, seed, first.commands, params);
     let (all, snapshot_every, segment_bytes) =
         (cfg.commands, cfg.storage.snapshots.every_entries, cfg.storage.wal.segment_bytes);
-    let best = FaultPlan { keep_commands: Some((0..all.len()).collect()), ..plan };
-    let before = (all.len(), best.faults());
+    let before = (all.len(), plan.faults());
+    // The errors the rates drew stay draws until a pass pins them (with the rates off).
+    let best = FaultPlan { keep_commands: Some((0..all.len()).collect()), io_errors: Vec::new(), ..plan };
     let mut s = Shrinker {
         scenario,
         seed,
@@ -429,7 +430,8 @@ pub fn shrink(
         best: best.clone(),
         found: violation.clone(),
         runs: 1,
-        left: budget.saturating_sub(1),
+        // The first run, and one kept for the final check.
+        left: budget.saturating_sub(2),
         tick,
         pass: "replay",
     };

@@ -267,6 +267,15 @@ fn a_saved_plan_replays_to_the_same_hash_and_an_edited_one_does_not() {
     let bad = exsim(&[&base[..], &["--plan", quiet.to_str().unwrap()]].concat());
     assert_eq!(bad.status.code(), Some(2));
     assert!(text(&bad.stderr).contains("not a fault plan"), "{}", text(&bad.stderr));
+    let zero = r#"{"disk": {"lose_write": 0.0, "tear_write": 0.0, "persist_entry_op": 1.0, "eio_read": 0.0,
+        "eio_write": 0.0, "eio_fsync": 0.0, "capacity": 1000000, "enospc_write": 0.0, "bit_rot": 0.0,
+        "latency_us": 20}, "network": {"loss": 0.0, "duplicate": 0.0}, "events": [{"at_ms": 0, "crash-at":
+        {"service": "ubscore", "kind": "fsync", "phase": "group-commit", "nth": 0, "before": false,
+        "death": "power-failure", "down_ms": 5, "recovery": []}}]}"#;
+    std::fs::write(&quiet, zero).unwrap();
+    let bad = exsim(&[&base[..], &["--plan", quiet.to_str().unwrap()]].concat());
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(text(&bad.stderr).contains("names operation 0"), "{}", text(&bad.stderr));
     let twice = exsim(&[&base[..], &["--check-determinism"]].concat());
     assert!(text(&twice.stdout).contains("deterministic: two runs"), "{}", text(&twice.stdout));
 }

@@ -190,6 +190,28 @@ pub struct PlanEvent {
     pub last_ack: Option<AckAnchor>,
 }
 
+/// Why a plan cannot be executed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InvalidPlan {
+    /// A crash point or I/O error at operation 0 (operations are counted from 1).
+    ZeroOperation {
+        /// `event` or `io-error`.
+        what: &'static str,
+        /// Its index in the plan's list.
+        index: usize,
+    },
+}
+
+impl fmt::Display for InvalidPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InvalidPlan::ZeroOperation { what, index } => {
+                write!(f, "{what} #{index} names operation 0 (operations are counted from 1)")
+            }
+        }
+    }
+}
+
 /// An I/O error at one operation of a service's life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedIoError {
@@ -472,6 +494,23 @@ impl FaultPlan {
             }
         }
         plan
+    }
+
+    /// Checks what a plan read from a file could get wrong: operations are counted from 1.
+    pub fn validate(&self) -> Result<(), InvalidPlan> {
+        for (i, e) in self.events.iter().enumerate() {
+            let nth = match e.fault {
+                PlannedFault::CrashPoint { nth, .. } | PlannedFault::CrashAt { nth, .. } => nth,
+                _ => 1,
+            };
+            if nth == 0 {
+                return Err(InvalidPlan::ZeroOperation { what: "event", index: i });
+            }
+        }
+        match self.io_errors.iter().position(|e| e.at.nth == 0) {
+            Some(index) => Err(InvalidPlan::ZeroOperation { what: "io-error", index }),
+            None => Ok(()),
+        }
     }
 
     /// Its faults: the events and the pinned I/O errors.

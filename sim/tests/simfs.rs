@@ -194,6 +194,7 @@ fn a_pinned_crash_fires_at_its_operation_of_the_disk_s_life_across_restarts() {
         assert_eq!(d.take_fired_pin(), None, "told once");
         assert_eq!(d.kill(), Some(Death::ProcessCrash), "it dies as the pin says");
         d.revive();
+        assert_eq!(d.last_op(), None, "a new life has done nothing yet: a kill now pins nowhere");
     }
     assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"ab".to_vec(), "before its effect");
     fs.append(p("/d/f"), b"d").unwrap();
@@ -223,6 +224,10 @@ fn io_errors_drawn_or_pinned_are_recorded_at_their_operations() {
     assert!(faults(&fs).iter().any(|f| matches!(f, Fault::FsyncEio { .. })));
     fs.append(p("/d/f"), b"z").unwrap();
     assert!(fs.sync_file(p("/d/f")).is_ok(), "the 3rd does not");
+    // The liveness phase disarms every pin, errors included.
+    fs.disk().lock().unwrap().pin_error(IoErrorAt { nth: 4, ..at });
+    fs.disk().lock().unwrap().clear_pins();
+    assert!(fs.sync_file(p("/d/f")).is_ok(), "a cleared pin does not fire");
 }
 
 #[test]

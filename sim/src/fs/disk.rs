@@ -380,7 +380,8 @@ impl Disk {
         self.pinned_errors.push(at);
     }
 
-    /// Every I/O error the disk returned so far (drawn by its rates or pinned), in order.
+    /// Every I/O error the rates drew or a pin caused so far, in order (not the errors of a
+    /// full disk or an unreadable sector, which follow from the disk's state).
     pub fn io_errors(&self) -> &[IoErrorAt] {
         &self.io_errors
     }
@@ -397,9 +398,10 @@ impl Disk {
         true
     }
 
-    /// Disarms every pinned crash point.
+    /// Disarms every pinned crash point and pinned I/O error.
     pub fn clear_pins(&mut self) {
         self.pinned.clear();
+        self.pinned_errors.clear();
     }
 
     /// The id of the pinned crash point that fired last, once.
@@ -407,7 +409,8 @@ impl Disk {
         self.fired_pin.take()
     }
 
-    /// The last operation performed (a kill that follows it can be pinned there).
+    /// The last operation performed since the node was last revived (a kill that follows
+    /// it can be pinned there; none yet in this life: nothing to pin to).
     pub fn last_op(&self) -> Option<LastOp> {
         self.last_op
     }
@@ -523,6 +526,7 @@ impl Disk {
     pub fn revive(&mut self) {
         // A crash point armed while the node was down stays armed: it hits the recovery.
         self.dead = false;
+        self.last_op = None;
         self.resolved = false;
     }
 

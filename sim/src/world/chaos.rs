@@ -5,7 +5,7 @@
 
 use super::{STOPPED_ITSELF, World, network_of};
 use crate::fs::{CrashPoint, PinnedCrash};
-use crate::plan::{FaultPlan, PlanEvent, PlannedFault, Planner, RecoveryFault, Service};
+use crate::plan::{FaultPlan, PlanEvent, PlannedFault, Planner, RecoveryFault, Service, describe_fault};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -53,8 +53,9 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
     for e in w.cfg.plan.as_ref().map(|p| p.io_errors.clone()).unwrap_or_default() {
         w.pin_error(e.service, e.at);
     }
-    // Events at 0 (pinned crash points) are armed before the services' first operation.
-    while let Some(event) = next.take_if(|e| e.at_ms == 0 && e.after_ack.is_none()) {
+    // Pinned crash points at 0 are armed before the services' first operation.
+    while let Some(event) = next.take_if(|e| e.at_ms == 0 && matches!(e.fault, PlannedFault::CrashAt { .. }))
+    {
         execute(w, &event.fault, &mut due, executed.events.len());
         executed.events.push(event);
         next = source.next();
@@ -67,9 +68,9 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
         supervise(w, &mut due, &mut executed);
         let now = ms(w.elapsed());
         if let Some(mut event) = next.take_if(|e| due_at(w, e).is_some_and(|t| t <= now)) {
-            execute(w, &event.fault, &mut due, executed.events.len());
+            let acted = execute(w, &event.fault, &mut due, executed.events.len());
             if let PlannedFault::Kill { service, hit, .. } = &mut event.fault {
-                *hit = w.last_op_hit(*service);
+                *hit = w.last_op_hit(*service).filter(|_| acted);
             }
             event.last_ack = w.last_ack(now);
             executed.events.push(event);
@@ -107,9 +108,18 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
         if w.is_dead(s) && !due.restarts.contains_key(&s) {
             // A crash point fired: back after the planned pause, meeting the planned faults.
             w.count_kill();
-            let pinned = w.take_fired_pin(s).and_then(|i| due.pinned.remove(&i));
+            let fired = w.take_fired_pin(s);
+            let pinned = fired.and_then(|i| due.pinned.remove(&i));
             let (down, recovery, event) = match pinned {
-                Some((down, recovery)) => (down, recovery, None),
+                Some((down, recovery)) => {
+                    // Its death also disarmed any relative crash point (see `Disk::die`).
+                    due.armed.remove(&s);
+                    // Traced as it fires, not as it is armed: a pin that never fires leaves
+                    // no trace, so the executed plan (which drops it) replays to the same hash.
+                    let what = fired.and_then(|i| executed.events.get(i)).map(|e| describe_fault(&e.fault));
+                    w.trace(s.name(), format!("pinned crash point fired: {}", what.unwrap_or_default()));
+                    (down, recovery, None)
+                }
                 None => due.armed.remove(&s).unwrap_or((1, Vec::new(), None)),
             };
             if let Some(PlannedFault::CrashPoint { hit, .. }) =
@@ -135,14 +145,15 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
     }
 }
 
-/// One planned fault (`index`: its place in the executed plan).
-fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) {
+/// One planned fault (`index`: its place in the executed plan). Returns whether it acted
+/// (a kill of a service already down does not).
+fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> bool {
     let now = ms(w.elapsed());
     match fault {
         PlannedFault::Kill { service, death, down_ms, recovery, .. } => {
             if due.restarts.contains_key(service) || w.is_dead(*service) {
                 w.trace(service.name(), "kill skipped: already down".into());
-                return;
+                return false;
             }
             w.crash(*service, *death);
             due.armed.remove(service);
@@ -169,15 +180,11 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) {
             };
             w.pin_crash(*service, pin);
             due.pinned.insert(index, (*down_ms, recovery.clone()));
-            let at = if *before { "before" } else { "after" };
-            w.trace(
-                service.name(),
-                format!("crash point pinned: {kind:?} of {phase:?} #{nth} {at}{}", super::death_note(*death)),
-            );
         }
         PlannedFault::Partition { a, b, for_ms } => {
             w.partition(*a, *b);
             due.heals.push((now + for_ms, *a, *b));
         }
     }
+    true
 }
