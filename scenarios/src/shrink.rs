@@ -240,17 +240,58 @@ impl Shrinker<'_> {
         }
     }
 
+    /// ddmin over one list of the best plan: `set` puts a sublist into a candidate.
+    fn ddmin_list<T: Clone>(&mut self, items: Vec<T>, set: &dyn Fn(&mut FaultPlan, &[T])) {
+        let mut left = self.left;
+        ddmin(
+            items,
+            &mut |sub| {
+                let mut candidate = self.best.clone();
+                set(&mut candidate, sub);
+                self.try_plan(candidate)
+            },
+            &mut left,
+        );
+    }
+
     /// ddmin over the plan's events.
     fn events(&mut self) {
         self.pass = "ddmin events";
-        let events = self.best.events.clone();
-        let mut left = self.left;
-        let kept = ddmin(
-            events,
-            &mut |sub| self.try_plan(FaultPlan { events: sub.to_vec(), ..self.best.clone() }),
-            &mut left,
-        );
-        self.best.events = kept;
+        self.ddmin_list(self.best.events.clone(), &|c, sub| c.events = sub.to_vec());
+    }
+
+    /// The fates each pinned power failure drew, named instead (first with the rates of
+    /// lost and torn writes off, so that no other power failure draws any): a crash state
+    /// that no longer moves when the draws before it change, so commands around it can go.
+    fn fates(&mut self) {
+        self.pass = "name power-failure fates";
+        let named = self.with_best_settings(self.executed.fates_named());
+        if named.events == self.with_best_settings(self.executed.clone()).events {
+            return;
+        }
+        let d = named.disk;
+        let quiet = FaultPlan {
+            disk: sim::fs::FaultConfig { lose_write: 0.0, tear_write: 0.0, persist_entry_op: 1.0, ..d },
+            ..named.clone()
+        };
+        self.first_of(vec![quiet, named]);
+    }
+
+    /// ddmin over each pinned power failure's named fates (an item left out is kept).
+    fn fate_items(&mut self) {
+        self.pass = "ddmin named fates";
+        for i in 0..self.best.events.len() {
+            let Some(PlannedFault::CrashAt { fates: Some(fates), .. }) =
+                self.best.events.get(i).map(|e| &e.fault)
+            else {
+                continue;
+            };
+            self.ddmin_list(fates.clone(), &|c, sub| {
+                if let PlannedFault::CrashAt { fates, .. } = &mut c.events[i].fault {
+                    *fates = Some(sub.to_vec());
+                }
+            });
+        }
     }
 
     /// ddmin over the pinned I/O errors (once the rates that drew them are off).
@@ -260,14 +301,7 @@ impl Shrinker<'_> {
         if self.best.io_errors.is_empty() || d.eio_fsync + d.eio_read + d.eio_write + d.enospc_write > 0.0 {
             return;
         }
-        let errors = self.best.io_errors.clone();
-        let mut left = self.left;
-        let kept = ddmin(
-            errors,
-            &mut |sub| self.try_plan(FaultPlan { io_errors: sub.to_vec(), ..self.best.clone() }),
-            &mut left,
-        );
-        self.best.io_errors = kept;
+        self.ddmin_list(self.best.io_errors.clone(), &|c, sub| c.io_errors = sub.to_vec());
     }
 
     /// ddmin over single commands (removing an order removes its cancels).
@@ -442,15 +476,18 @@ pub fn shrink(
     // again while a round still makes the run smaller (one pass opens the way for another:
     // a pinned crash lets commands go, fewer commands let the crash move earlier).
     s.pin();
+    s.fates();
     s.prefix();
     s.happened();
     s.rates();
     s.events();
     s.errors();
+    s.fate_items();
     while s.left > 0 {
         let size = s.size();
         s.pin();
         s.pin_each();
+        s.fates();
         s.lower_pins();
         s.lower_errors();
         s.snapshots();
@@ -459,9 +496,10 @@ pub fn shrink(
         s.prefix();
         s.happened();
         s.rates();
-        s.commands();
         s.events();
         s.errors();
+        s.fate_items();
+        s.commands();
         if s.size() >= size {
             break;
         }

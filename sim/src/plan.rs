@@ -8,7 +8,7 @@
 //! writes thousands of records and sends tens of thousands of messages); the plan names
 //! the rates, so a shrinker can turn a whole class off.
 
-use crate::fs::{CrashTarget, Death, FaultConfig, IoErrorAt, Media, OpKind, Phase};
+use crate::fs::{CrashTarget, Death, FaultConfig, IoErrorAt, Media, OpKind, PendingFate, Phase};
 use crate::media::Target;
 use crate::seed::{Stream, rng};
 use rand::Rng;
@@ -141,6 +141,14 @@ pub enum PlannedFault {
         down_ms: u64,
         /// Faults its recovery meets.
         recovery: Vec<RecoveryFault>,
+        /// At a power failure: the fates of the disk's pending items, named (items not
+        /// named are kept). `None`: drawn from the disk's rates.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fates: Option<Vec<PendingFate>>,
+        /// The pending items its power failure did not keep, and how they ended (recorded
+        /// by the world; not used to execute the plan): lets a shrinker name them.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        drawn: Vec<PendingFate>,
     },
     /// The link between two services is cut for `for_ms`.
     Partition {
@@ -463,6 +471,22 @@ impl FaultPlan {
         plan
     }
 
+    /// The same plan with the fates every pinned power failure drew named (see
+    /// [`PlannedFault::CrashAt`]): the same crash states, no longer drawn, so that a
+    /// shrinker can keep them while the rates and the workload change, and remove them
+    /// one by one.
+    pub fn fates_named(&self) -> FaultPlan {
+        let mut plan = self.clone();
+        for e in &mut plan.events {
+            if let PlannedFault::CrashAt { death: Death::PowerFailure, fates, drawn, .. } = &mut e.fault {
+                if fates.is_none() {
+                    *fates = Some(std::mem::take(drawn));
+                }
+            }
+        }
+        plan
+    }
+
     /// The same plan with only event `i` pinned (see [`FaultPlan::pinned`]), moved to the
     /// front; unchanged if it cannot be pinned.
     pub fn pinned_one(&self, i: usize) -> FaultPlan {
@@ -513,9 +537,13 @@ impl FaultPlan {
         }
     }
 
-    /// Its faults: the events and the pinned I/O errors.
+    /// Its faults: the events, the pinned I/O errors and the named power-failure fates.
     pub fn faults(&self) -> usize {
-        self.events.len() + self.io_errors.len()
+        let fates = |f: &PlannedFault| match f {
+            PlannedFault::CrashAt { fates: Some(fates), .. } => fates.len(),
+            _ => 0,
+        };
+        self.events.len() + self.io_errors.len() + self.events.iter().map(|e| fates(&e.fault)).sum::<usize>()
     }
 
     /// A plan with the given rates and no events yet.
@@ -604,6 +632,18 @@ fn describe_target(t: &Option<CrashTarget>) -> String {
     }
 }
 
+/// A pinned power failure's named fates, readable: one clause each.
+fn describe_fates(fates: Option<&[PendingFate]>) -> String {
+    match fates {
+        None => String::new(),
+        Some([]) => "; every pending item kept".into(),
+        Some(f) => {
+            let each: Vec<String> = f.iter().map(PendingFate::describe).collect();
+            format!("; pending items not kept: {}", each.join("; "))
+        }
+    }
+}
+
 /// The pinned crash point a kill or a fired crash point becomes (see [`FaultPlan::pinned`]).
 fn pin_of(f: &PlannedFault) -> Option<PlannedFault> {
     let (service, hit, before, death, down_ms, recovery) = match f {
@@ -624,6 +664,8 @@ fn pin_of(f: &PlannedFault) -> Option<PlannedFault> {
         death,
         down_ms,
         recovery: recovery.clone(),
+        fates: None,
+        drawn: Vec::new(),
     })
 }
 
@@ -642,14 +684,19 @@ pub fn describe_fault(f: &PlannedFault) -> String {
             describe_death(*death),
             describe_recovery(recovery)
         ),
-        PlannedFault::CrashAt { service, kind, phase, nth, before, death, down_ms, recovery } => format!(
-            "crash {service} {} its {nth}. {} of {} since the start ({}), down {down_ms} ms{}",
-            if *before { "before" } else { "after" },
-            kind.name(),
-            Phase::name(*phase),
-            describe_death(*death),
-            describe_recovery(recovery)
-        ),
+        PlannedFault::CrashAt {
+            service, kind, phase, nth, before, death, down_ms, recovery, fates, ..
+        } => {
+            format!(
+                "crash {service} {} its {nth}. {} of {} since the start ({}), down {down_ms} ms{}{}",
+                if *before { "before" } else { "after" },
+                kind.name(),
+                Phase::name(*phase),
+                describe_death(*death),
+                describe_recovery(recovery),
+                describe_fates(fates.as_deref())
+            )
+        }
         PlannedFault::Partition { a, b, for_ms } => format!("partition {a} from {b} for {for_ms} ms"),
     }
 }
@@ -778,6 +825,8 @@ mod tests {
             death,
             down_ms,
             recovery,
+            fates: None,
+            drawn: Vec::new(),
         };
         assert_eq!(
             faults,

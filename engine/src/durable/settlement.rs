@@ -107,6 +107,12 @@ impl DurableSettlement {
         if !self.config.snapshots.due(self.since_checkpoint, now_ms.saturating_sub(self.last_checkpoint_ms)) {
             return Ok(false);
         }
+        self.checkpoint(now_ms)?;
+        Ok(true)
+    }
+
+    /// Commits and writes a checkpoint now. Returns the last settled trade id it holds.
+    pub fn checkpoint(&mut self, now_ms: u64) -> Result<TradeId, DurableError> {
         let last = self.commit()?;
         let json = format!("{{\"last_trade_id\":{last}}}\n").into_bytes();
         let fields = BTreeMap::from([("last_trade_id".to_string(), last)]);
@@ -122,7 +128,7 @@ impl DurableSettlement {
         )?;
         self.since_checkpoint = 0;
         self.last_checkpoint_ms = now_ms;
-        Ok(true)
+        Ok(last)
     }
 
     /// The watermark: every trade up to it is durable in the ledger.

@@ -4,8 +4,11 @@
 pub mod node;
 pub mod protocol;
 pub mod rpc;
+#[cfg(not(madsim))]
+pub mod tcp;
 
 pub use node::{
-    Addrs, NodeEnv, Recovered, RecoveryHook, Tracer, panic_message, run_matching, run_settlement, run_ubscore,
+    Addrs, NodeEnv, Recovered, RecoveryHook, Stop, Tracer, panic_message, run_matching, run_settlement,
+    run_ubscore,
 };
 pub use protocol::{Request, Response, Status};

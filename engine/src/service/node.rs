@@ -5,12 +5,11 @@
 
 use super::protocol::{Request, Response, Status};
 use super::rpc;
+use super::rpc::Endpoint;
 use crate::Markets;
 use crate::durable::pipeline::me_input;
 use crate::durable::{DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs};
 use crate::storage::FileSystem;
-use madsim::net::Endpoint;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,6 +109,28 @@ pub struct NodeEnv {
     pub trace: Tracer,
     /// Receives the recovered state after every recovery.
     pub on_recovered: Option<RecoveryHook>,
+    /// Set to stop the node gracefully (SIGTERM in the real build): it stops serving,
+    /// commits, takes a snapshot and returns. `None` in simulations.
+    pub shutdown: Option<Arc<AtomicBool>>,
+}
+
+/// Why a node stopped.
+#[derive(Debug)]
+pub enum Stop {
+    /// A fatal error: the node must be restarted and recover from disk.
+    Fatal(DurableError),
+    /// Asked to (see [`NodeEnv::shutdown`]): everything committed and a snapshot taken at
+    /// this sequence number, so a restart replays nothing after it.
+    Graceful {
+        /// The snapshot's sequence number (UBSCore's WAL seq, the ME's, the last trade id).
+        snapshot: u64,
+    },
+}
+
+impl NodeEnv {
+    fn shutting_down(&self) -> bool {
+        self.shutdown.as_ref().is_some_and(|s| s.load(Ordering::SeqCst))
+    }
 }
 
 impl NodeEnv {
@@ -141,7 +162,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 async fn bind(env: &NodeEnv, addr: SocketAddr) -> Result<Arc<Endpoint>, DurableError> {
-    Endpoint::bind(addr)
+    rpc::bind(addr)
         .await
         .map(Arc::new)
         .map_err(|e| DurableError::Engine(format!("{}: bind {addr}: {e}", env.name)))
@@ -167,16 +188,22 @@ impl Fatal {
     }
 }
 
-/// Serves requests with `handle` until a fatal error.
+/// Serves requests with `handle` until a fatal error, or until asked to shut down (`Ok`:
+/// the node's other tasks are stopped too).
 async fn serve(
     ep: Arc<Endpoint>,
     fatal: Arc<Fatal>,
-    fs: Arc<dyn FileSystem>,
+    env: &NodeEnv,
     mut handle: impl FnMut(Request) -> Result<Response, DurableError>,
-) -> DurableError {
+) -> Result<(), DurableError> {
+    let fs = env.fs.clone();
     loop {
         if fatal.stopped() {
-            return fatal.take();
+            return Err(fatal.take());
+        }
+        if env.shutting_down() {
+            fatal.stop.store(true, Ordering::SeqCst);
+            return Ok(());
         }
         let next = madsim::time::timeout(Duration::from_millis(50), rpc::next_request(&ep)).await;
         let Ok(Ok((from, tag, request))) = next else { continue };
@@ -186,7 +213,7 @@ async fn serve(
             Ok(r) => rpc::reply(&ep, from, tag, &r).await,
             Err(e) => {
                 fatal.set(e);
-                return fatal.take();
+                return Err(fatal.take());
             }
         }
     }
@@ -290,32 +317,24 @@ async fn attach<S>(
     Ok((bind(env, addr).await?, Arc::new(Mutex::new(service)), Arc::new(Fatal::default())))
 }
 
-/// Runs UBSCore until a fatal error (an I/O error: stop and recover from disk).
-pub async fn run_ubscore(env: NodeEnv) -> DurableError {
-    match ubscore(env).await {
-        Err(e) => e,
-        Ok(never) => match never {},
-    }
+/// Runs UBSCore until a fatal error (an I/O error: stop and recover from disk) or a
+/// graceful shutdown.
+pub async fn run_ubscore(env: NodeEnv) -> Stop {
+    ubscore(env).await.unwrap_or_else(Stop::Fatal)
 }
 
-/// Runs the matching engine until a fatal error.
-pub async fn run_matching(env: NodeEnv) -> DurableError {
-    match matching(env).await {
-        Err(e) => e,
-        Ok(never) => match never {},
-    }
+/// Runs the matching engine until a fatal error or a graceful shutdown.
+pub async fn run_matching(env: NodeEnv) -> Stop {
+    matching(env).await.unwrap_or_else(Stop::Fatal)
 }
 
-/// Runs settlement until a fatal error.
-pub async fn run_settlement(env: NodeEnv) -> DurableError {
-    match settlement(env).await {
-        Err(e) => e,
-        Ok(never) => match never {},
-    }
+/// Runs settlement until a fatal error or a graceful shutdown.
+pub async fn run_settlement(env: NodeEnv) -> Stop {
+    settlement(env).await.unwrap_or_else(Stop::Fatal)
 }
 
 /// UBSCore's node: recovery, the puller of ME events, the server.
-async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
+async fn ubscore(env: NodeEnv) -> Result<Stop, DurableError> {
     let start = madsim::time::Instant::now();
     let (ubs, info) =
         after_disk(&env, DurableUbs::open(env.fs.clone(), &env.dir, env.markets.clone(), env.config, 0))
@@ -349,9 +368,9 @@ async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
             _ => None,
         },
     );
-    let fs = env.fs.clone();
-    Err(serve(ep, fatal, fs, move |request| {
-        let mut s = lock(&state);
+    let served = state.clone();
+    serve(ep, fatal, &env, move |request| {
+        let mut s = lock(&served);
         Ok(match request {
             Request::Submit(command) => {
                 let sub = s.submit(command);
@@ -373,11 +392,13 @@ async fn ubscore(env: NodeEnv) -> Result<Infallible, DurableError> {
             other => Response::Error(format!("ubscore does not serve {other:?}")),
         })
     })
-    .await)
+    .await?;
+    let snapshot = lock(&state).snapshot(ms_since(start))?;
+    Ok(Stop::Graceful { snapshot })
 }
 
 /// The matching engine's node: recovery, the puller of UBSCore's records, the server.
-async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
+async fn matching(env: NodeEnv) -> Result<Stop, DurableError> {
     let start = madsim::time::Instant::now();
     let (me, info) =
         after_disk(&env, DurableMatching::open(env.fs.clone(), &env.dir, env.markets.clone(), env.config, 0))
@@ -415,9 +436,9 @@ async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
             _ => None,
         },
     );
-    let fs = env.fs.clone();
-    Err(serve(ep, fatal, fs, move |request| {
-        let mut s = lock(&state);
+    let served = state.clone();
+    serve(ep, fatal, &env, move |request| {
+        let mut s = lock(&served);
         Ok(match request {
             Request::PullEvents { after, max, floor } => {
                 witness("matching wal", after, s.durable_event_id())?;
@@ -436,11 +457,13 @@ async fn matching(env: NodeEnv) -> Result<Infallible, DurableError> {
             other => Response::Error(format!("matching does not serve {other:?}")),
         })
     })
-    .await)
+    .await?;
+    let snapshot = lock(&state).snapshot(ms_since(start))?;
+    Ok(Stop::Graceful { snapshot })
 }
 
 /// Settlement's node: recovery, the puller of trades, the server.
-async fn settlement(env: NodeEnv) -> Result<Infallible, DurableError> {
+async fn settlement(env: NodeEnv) -> Result<Stop, DurableError> {
     let start = madsim::time::Instant::now();
     let (settlement, info) =
         after_disk(&env, DurableSettlement::open(env.fs.clone(), &env.dir, env.config, 0)).await?;
@@ -473,9 +496,9 @@ async fn settlement(env: NodeEnv) -> Result<Infallible, DurableError> {
             _ => None,
         },
     );
-    let fs = env.fs.clone();
-    Err(serve(ep, fatal, fs, move |request| {
-        let s = lock(&state);
+    let served = state.clone();
+    serve(ep, fatal, &env, move |request| {
+        let s = lock(&served);
         Ok(match request {
             Request::Status => {
                 Response::Status(Status { ubs_seq: 0, event_id: 0, trade_id: s.durable_trade_id() })
@@ -483,5 +506,7 @@ async fn settlement(env: NodeEnv) -> Result<Infallible, DurableError> {
             other => Response::Error(format!("settlement does not serve {other:?}")),
         })
     })
-    .await)
+    .await?;
+    let snapshot = lock(&state).checkpoint(ms_since(start))?;
+    Ok(Stop::Graceful { snapshot })
 }

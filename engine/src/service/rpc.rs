@@ -4,10 +4,24 @@
 
 use super::protocol::{REQUEST_TAG, Request, Response};
 use crate::codec;
-use madsim::net::Endpoint;
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
+
+/// The network endpoint: madsim's in the simulation, TCP in the normal build.
+#[cfg(not(madsim))]
+pub use super::tcp::Endpoint;
+/// The network endpoint: madsim's in the simulation, TCP in the normal build.
+#[cfg(madsim)]
+pub use madsim::net::Endpoint;
+
+/// Binds an endpoint on `addr`.
+pub async fn bind(addr: SocketAddr) -> io::Result<Endpoint> {
+    #[cfg(madsim)]
+    return Endpoint::bind(addr).await;
+    #[cfg(not(madsim))]
+    return Endpoint::bind(addr, REQUEST_TAG).await;
+}
 
 /// Largest message accepted.
 pub const MAX_MESSAGE: usize = 8 << 20;
@@ -69,20 +83,23 @@ async fn recv(ep: &Endpoint, tag: u64) -> io::Result<(Vec<u8>, SocketAddr)> {
         Ok((*bytes, from))
     }
     #[cfg(not(madsim))]
-    {
-        let mut buf = vec![0u8; MAX_MESSAGE];
-        let (len, from) = ep.recv_from(tag, &mut buf).await?;
-        buf.truncate(len);
-        Ok((buf, from))
-    }
+    return ep.recv_from(tag).await;
 }
 
 /// Sends `request` to `dst` and waits up to `timeout` for the reply. `None` on loss,
 /// timeout or garbage: the caller retries.
 pub async fn call(ep: &Endpoint, dst: SocketAddr, request: &Request, timeout: Duration) -> Option<Response> {
     let tag: u64 = madsim::rand::random::<u64>() | (1 << 63);
-    send(ep, dst, REQUEST_TAG, frame(tag, request)).await.ok()?;
-    let (bytes, _) = madsim::time::timeout(timeout, recv(ep, tag)).await.ok()?.ok()?;
+    #[cfg(not(madsim))]
+    ep.expect(tag);
+    let reply = async {
+        send(ep, dst, REQUEST_TAG, frame(tag, request)).await.ok()?;
+        madsim::time::timeout(timeout, recv(ep, tag)).await.ok()?.ok()
+    };
+    let got = reply.await;
+    #[cfg(not(madsim))]
+    ep.forget(tag);
+    let (bytes, _) = got?;
     unframe::<Response>(&bytes).map(|(_, r)| r)
 }
 

@@ -4,9 +4,10 @@
 //! 512-byte sector) and each pending entry operation (persisted or rolled back)
 //! independently, from the disk's own seeded random stream. Every fault is recorded.
 
+use super::fates::{ItemFate, PendingFate, SectorFate, apply_torn, mask, named, stable_names};
 use super::faults::{Fault, FaultConfig, Media};
 use super::phase::{OpKind, Phase, PhaseTracker};
-use super::resolution::{Fate, Fill, PendingItem, PendingKind, garbage};
+use super::resolution::{Fate, Fill, PendingItem, PendingKind};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -230,6 +231,19 @@ pub struct Disk {
     archive: BTreeMap<Ino, Archived>,
     /// Counts archived versions: their order of first becoming durable.
     archive_clock: u64,
+    /// Power-failure fates named by pinned crash points, and those the last one drew.
+    fates: FateBook,
+}
+
+/// Power-failure fates as data (see `fates.rs`).
+#[derive(Clone, Debug, Default)]
+struct FateBook {
+    /// The fates a pinned crash point's power failure must have, by the pin's id.
+    pinned: BTreeMap<usize, Vec<PendingFate>>,
+    /// The fates the next power failure must have (set as a pinned crash point fires).
+    next: Option<Vec<PendingFate>>,
+    /// Every item the last power failure did not keep, and how it ended.
+    drawn: Vec<PendingFate>,
 }
 
 /// One durable version of a file, as the disk's record holds it.
@@ -295,6 +309,15 @@ fn apply_write(content: &mut Vec<u8>, offset: u64, data: &[u8]) {
     content[offset as usize..end].copy_from_slice(data);
 }
 
+/// A pending entry operation's kind and names, digits masked (see `fates.rs`).
+fn entry_label(op: &EntryOp) -> String {
+    match op {
+        EntryOp::Link(name, _) => format!("link {}", mask(name)),
+        EntryOp::Unlink(name) => format!("unlink {}", mask(name)),
+        EntryOp::Rename(from, to) => format!("rename {} -> {}", mask(from), mask(to)),
+    }
+}
+
 fn apply_entry(entries: &mut BTreeMap<String, Ino>, op: &EntryOp) {
     match op {
         EntryOp::Link(name, ino) => {
@@ -343,6 +366,7 @@ impl Disk {
             resolved: false,
             archive: BTreeMap::new(),
             archive_clock: 0,
+            fates: FateBook::default(),
         }
     }
 
@@ -374,6 +398,17 @@ impl Disk {
         self.pinned.push(pin);
     }
 
+    /// Names the fates of the pending items at the power failure of pinned crash point
+    /// `id` (items not named are kept) instead of drawing them.
+    pub fn pin_fates(&mut self, id: usize, fates: Vec<PendingFate>) {
+        self.fates.pinned.insert(id, fates);
+    }
+
+    /// Every pending item the last power failure did not keep, and how it ended.
+    pub fn drawn_fates(&self) -> &[PendingFate] {
+        &self.fates.drawn
+    }
+
     /// Makes the operation `at` names fail with its error (besides what the rates draw).
     pub fn pin_error(&mut self, at: IoErrorAt) {
         assert!(at.nth >= 1, "operations are counted from 1");
@@ -402,6 +437,7 @@ impl Disk {
     pub fn clear_pins(&mut self) {
         self.pinned.clear();
         self.pinned_errors.clear();
+        self.fates.pinned.clear();
     }
 
     /// The id of the pinned crash point that fired last, once.
@@ -457,6 +493,7 @@ impl Disk {
             phases: self.phases.clone(),
             op_log: None,
             tap: None,
+            fates: self.fates.clone(),
         }
     }
 
@@ -508,8 +545,14 @@ impl Disk {
         self.resolved = true;
         let death = std::mem::take(&mut self.next_death);
         match death {
-            Death::PowerFailure => self.power_fail(),
-            Death::ProcessCrash => self.process_crash(),
+            Death::PowerFailure => match self.fates.next.take() {
+                Some(fates) => self.resolve_pending(Script::Named(&fates)),
+                None => self.power_fail(),
+            },
+            Death::ProcessCrash => {
+                self.fates.next = None;
+                self.process_crash();
+            }
         }
         Some(death)
     }
@@ -725,6 +768,7 @@ impl Disk {
         let pin = self.pinned.remove(i);
         self.next_death = pin.death;
         self.fired_pin = Some(pin.id);
+        self.fates.next = self.fates.pinned.remove(&pin.id);
         Some(CrashPoint { op: nth, before: pin.before })
     }
 
@@ -1057,13 +1101,13 @@ impl Disk {
     /// Power failure: every pending write is kept, lost or torn; every pending entry
     /// operation persists or rolls back; then the node is dead until revived.
     pub fn power_fail(&mut self) {
-        self.resolve_pending(None);
+        self.resolve_pending(Script::Draw);
     }
 
     /// A power failure whose every pending item's fate is named by `fate` (by the item's
     /// index in [`Disk::pending_items`]) instead of drawn: an explorer's crash state.
     pub fn power_fail_scripted(&mut self, fate: &dyn Fn(usize) -> Fate) {
-        self.resolve_pending(Some(fate));
+        self.resolve_pending(Script::Explore(fate));
     }
 
     /// The pending state a power failure would resolve now, numbered as
@@ -1125,65 +1169,43 @@ impl Disk {
         h.digest()
     }
 
-    fn resolve_pending(&mut self, script: Option<&dyn Fn(usize) -> Fate>) {
+    fn resolve_pending(&mut self, script: Script) {
         self.faults.push(Fault::PowerFailure);
+        self.fates.drawn.clear();
         let paths = self.paths();
-        let name =
-            |ino: Ino| paths.get(&ino).cloned().unwrap_or_else(|| PathBuf::from(format!("<inode {ino}>")));
+        let stable = stable_names(&paths);
         let mut item = 0usize;
-        let mut next_fate = || {
-            item += 1;
-            script.map(|f| f(item - 1))
-        };
         let inos: Vec<Ino> = self.nodes.keys().copied().collect();
         for ino in inos {
+            let at = Item {
+                path: paths.get(&ino).cloned().unwrap_or_else(|| PathBuf::from(format!("<inode {ino}>"))),
+                name: stable.get(&ino).cloned().unwrap_or_else(|| (format!("<inode {ino}>"), 0)),
+            };
             let mut node = self.nodes.remove(&ino).expect("listed");
             match &mut node {
-                Node::File(f) => {
-                    let mut content = std::mem::take(&mut f.durable);
-                    for p in std::mem::take(&mut f.pending) {
-                        let fate = next_fate();
-                        match p {
-                            Pending::Write { offset, data } => match fate {
-                                None => self.resolve_write(&name(ino), &mut content, offset, &data),
-                                Some(fate) => {
-                                    self.script_write(&name(ino), &mut content, offset, &data, fate)
-                                }
-                            },
-                            Pending::Truncate { len } => {
-                                let keep = fate.map_or_else(|| self.rng.gen_bool(0.5), |f| f == Fate::Keep);
-                                if keep {
-                                    content.resize(len as usize, 0);
-                                } else {
-                                    self.faults.push(Fault::EntryRolledBack {
-                                        dir: name(ino),
-                                        op: format!("truncate to {len}"),
-                                    });
-                                }
-                            }
-                        }
-                    }
-                    if script.is_none() && !content.is_empty() && self.roll(self.config.bit_rot) {
-                        let bit = self.rng.gen_range(0..content.len() * 8);
-                        content[bit / 8] ^= 1 << (bit % 8);
-                        self.faults.push(Fault::BitRot { path: name(ino), offset: (bit / 8) as u64 });
-                    }
-                    f.current = content.clone();
-                    f.durable = content;
-                    f.archive_exact = false;
-                }
+                Node::File(f) => self.resolve_file(f, &at, &script, &mut item),
                 Node::Dir(d) => {
                     let mut entries = std::mem::take(&mut d.durable);
-                    for op in std::mem::take(&mut d.pending) {
-                        let keep = next_fate().map_or_else(
-                            || self.rng.gen_bool(self.config.persist_entry_op.clamp(0.0, 1.0)),
-                            |f| f == Fate::Keep,
-                        );
+                    let pending = std::mem::take(&mut d.pending);
+                    // An entry operation is named by its directory, its kind and its names
+                    // masked, and its place among the pending ones named alike.
+                    let labels: Vec<String> = pending.iter().map(entry_label).collect();
+                    for (i, op) in pending.into_iter().enumerate() {
+                        let from_end = labels[i + 1..].iter().filter(|l| **l == labels[i]).count();
+                        let op_at = Item {
+                            path: at.path.clone(),
+                            name: (format!("{} {}", at.name.0, labels[i]), at.name.1),
+                        };
+                        let keep = match script.fate(item, &op_at.name, from_end) {
+                            Decided::Draw => self.rng.gen_bool(self.config.persist_entry_op.clamp(0.0, 1.0)),
+                            Decided::Keep => true,
+                            _ => false,
+                        };
+                        item += 1;
                         if keep {
                             apply_entry(&mut entries, &op);
                         } else {
-                            self.faults
-                                .push(Fault::EntryRolledBack { dir: name(ino), op: format!("{op:?}") });
+                            self.note_lost(&op_at, from_end, format!("{op:?}"));
                         }
                     }
                     d.current = entries.clone();
@@ -1196,41 +1218,87 @@ impl Disk {
         self.crash = None;
     }
 
-    /// A pending write resolved as `fate` names it.
-    fn script_write(&mut self, path: &Path, content: &mut Vec<u8>, offset: u64, data: &[u8], fate: Fate) {
-        let len = data.len() as u64;
-        let (sectors, fill) = match fate {
-            Fate::Keep => return apply_write(content, offset, data),
-            Fate::Lose => {
-                self.faults.push(Fault::WriteLost { path: path.to_path_buf(), offset, len });
-                return;
+    /// Resolves one file's pending writes and truncations (`item`: the power failure's
+    /// count of items so far).
+    fn resolve_file(&mut self, f: &mut FileNode, at: &Item, script: &Script, item: &mut usize) {
+        let mut content = std::mem::take(&mut f.durable);
+        let pending = std::mem::take(&mut f.pending);
+        let count = pending.len();
+        for (i, p) in pending.into_iter().enumerate() {
+            let (decided, from_end) = (script.fate(*item, &at.name, count - 1 - i), count - 1 - i);
+            *item += 1;
+            match p {
+                Pending::Write { offset, data } => match decided {
+                    Decided::Draw => self.resolve_write(at, from_end, &mut content, offset, &data),
+                    Decided::Keep => apply_write(&mut content, offset, &data),
+                    Decided::Lose => self.lose_write(at, from_end, offset, data.len() as u64),
+                    Decided::Torn(sectors) => {
+                        self.tear_write(at, from_end, &mut content, offset, &data, &sectors)
+                    }
+                },
+                Pending::Truncate { len } => {
+                    let keep = match decided {
+                        Decided::Draw => self.rng.gen_bool(0.5),
+                        Decided::Keep => true,
+                        _ => false,
+                    };
+                    if keep {
+                        content.resize(len as usize, 0);
+                    } else {
+                        self.note_lost(at, from_end, format!("truncate to {len}"));
+                    }
+                }
             }
-            Fate::Tear { sectors, fill } => (sectors, fill),
-        };
-        // The first `sectors` sectors of the write's range hold new data, the rest `fill`.
-        let split = ((offset / SECTOR + sectors) * SECTOR).clamp(offset, offset + len);
-        apply_write(content, offset, &data[..(split - offset) as usize]);
-        let rest: Vec<u8> = (split..offset + len)
-            .map(|at| match fill {
-                Fill::Zeros => 0,
-                Fill::Garbage => garbage(at),
-            })
-            .collect();
-        apply_write(content, split, &rest);
-        self.faults.push(Fault::WriteTorn {
-            path: path.to_path_buf(),
-            offset,
-            len,
-            sectors_written: sectors,
-        });
+        }
+        if matches!(script, Script::Draw) && !content.is_empty() && self.roll(self.config.bit_rot) {
+            let bit = self.rng.gen_range(0..content.len() * 8);
+            content[bit / 8] ^= 1 << (bit % 8);
+            self.faults.push(Fault::BitRot { path: at.path.clone(), offset: (bit / 8) as u64 });
+        }
+        f.current = content.clone();
+        f.durable = content;
+        f.archive_exact = false;
     }
 
-    fn resolve_write(&mut self, path: &Path, content: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    /// A truncation or entry operation rolled back: recorded as a fault and a fate.
+    fn note_lost(&mut self, at: &Item, from_end: usize, op: String) {
+        self.faults.push(Fault::EntryRolledBack { dir: at.path.clone(), op });
+        self.note_fate(at, from_end, ItemFate::Lose);
+    }
+
+    fn note_fate(&mut self, at: &Item, from_end: usize, fate: ItemFate) {
+        let (node, newest) = at.name.clone();
+        self.fates.drawn.push(PendingFate { node, newest, item: from_end, fate });
+    }
+
+    fn lose_write(&mut self, at: &Item, from_end: usize, offset: u64, len: u64) {
+        self.faults.push(Fault::WriteLost { path: at.path.clone(), offset, len });
+        self.note_fate(at, from_end, ItemFate::Lose);
+    }
+
+    /// A pending write that reaches the disk sector by sector as `sectors` say.
+    fn tear_write(
+        &mut self,
+        at: &Item,
+        from_end: usize,
+        content: &mut Vec<u8>,
+        offset: u64,
+        data: &[u8],
+        sectors: &[SectorFate],
+    ) {
+        let written = apply_torn(content, offset, data, sectors, SECTOR);
+        let len = data.len() as u64;
+        self.faults.push(Fault::WriteTorn { path: at.path.clone(), offset, len, sectors_written: written });
+        self.note_fate(at, from_end, ItemFate::Tear(sectors.to_vec()));
+    }
+
+    /// A pending write's fate drawn from the disk's stream: kept, lost, or torn with each
+    /// sector new, old, zeros or random bytes.
+    fn resolve_write(&mut self, at: &Item, from_end: usize, content: &mut Vec<u8>, offset: u64, data: &[u8]) {
         let len = data.len() as u64;
         let r: f64 = self.rng.r#gen();
         if r < self.config.lose_write {
-            self.faults.push(Fault::WriteLost { path: path.to_path_buf(), offset, len });
-            return;
+            return self.lose_write(at, from_end, offset, len);
         }
         if r >= self.config.lose_write + self.config.tear_write {
             apply_write(content, offset, data);
@@ -1239,29 +1307,85 @@ impl Disk {
         let end = offset + len;
         let mut sector = offset / SECTOR * SECTOR;
         let mut written = 0;
+        let mut fates = Vec::new();
         while sector < end {
             let (a, b) = (sector.max(offset), (sector + SECTOR).min(end));
             let piece = &data[(a - offset) as usize..(b - offset) as usize];
-            match self.rng.gen_range(0..4) {
+            let fate = match self.rng.gen_range(0..4) {
                 0 => {
                     apply_write(content, a, piece);
                     written += 1;
+                    SectorFate::New
                 }
-                1 => {} // old content stays
-                2 => apply_write(content, a, &vec![0u8; piece.len()]),
+                1 => SectorFate::Old,
+                2 => {
+                    apply_write(content, a, &vec![0u8; piece.len()]);
+                    SectorFate::Zeros
+                }
                 _ => {
                     let mut junk = vec![0u8; piece.len()];
                     self.rng.fill_bytes(&mut junk);
                     apply_write(content, a, &junk);
+                    SectorFate::Garbage
                 }
-            }
+            };
+            fates.push(fate);
             sector += SECTOR;
         }
-        self.faults.push(Fault::WriteTorn {
-            path: path.to_path_buf(),
-            offset,
-            len,
-            sectors_written: written,
-        });
+        self.faults.push(Fault::WriteTorn { path: at.path.clone(), offset, len, sectors_written: written });
+        self.note_fate(at, from_end, ItemFate::Tear(fates));
     }
+}
+
+/// How a power failure decides its pending items' fates.
+enum Script<'a> {
+    /// Drawn from the disk's stream at its rates.
+    Draw,
+    /// Named by an explorer, by the item's index in [`Disk::pending_items`].
+    Explore(&'a dyn Fn(usize) -> Fate),
+    /// Named by a plan (see `fates.rs`); items not named are kept.
+    Named(&'a [PendingFate]),
+}
+
+/// One item's fate as a [`Script`] decides it.
+enum Decided {
+    Draw,
+    Keep,
+    Lose,
+    Torn(Vec<SectorFate>),
+}
+
+impl Script<'_> {
+    /// The fate of the power failure's `index`-th item, the `from_end`-th newest pending
+    /// item of the node named `name`.
+    fn fate(&self, index: usize, name: &(String, usize), from_end: usize) -> Decided {
+        match self {
+            Script::Draw => Decided::Draw,
+            Script::Explore(f) => match f(index) {
+                Fate::Keep => Decided::Keep,
+                Fate::Lose => Decided::Lose,
+                // The first `sectors` sectors new, the rest `fill` (the last fate repeats).
+                Fate::Tear { sectors, fill } => {
+                    let mut v = vec![SectorFate::New; sectors as usize];
+                    v.push(match fill {
+                        Fill::Zeros => SectorFate::Zeros,
+                        Fill::Garbage => SectorFate::Garbage,
+                    });
+                    Decided::Torn(v)
+                }
+            },
+            Script::Named(fates) => match named(fates, name, from_end) {
+                None => Decided::Keep,
+                Some(ItemFate::Lose) => Decided::Lose,
+                Some(ItemFate::Tear(s)) => Decided::Torn(s.clone()),
+            },
+        }
+    }
+}
+
+/// A node whose pending items a power failure resolves: its path (for fault records) and
+/// its stable name (for fates).
+struct Item {
+    path: PathBuf,
+    name: (String, usize),
 }

@@ -2,6 +2,7 @@
 //! a madsim plugin so that killing a node resolves its disk's power failure.
 
 mod disk;
+mod fates;
 mod faults;
 mod node_fs;
 mod phase;
@@ -11,6 +12,7 @@ pub use disk::{
     ArchivedVersion, CrashPoint, CrashTarget, Death, Disk, IoErrorAt, IoFailure, LastOp, LoggedOp,
     PinnedCrash, SECTOR, Tap,
 };
+pub use fates::{ItemFate, PendingFate, SectorFate};
 pub use faults::{Fault, FaultConfig, Media};
 pub use node_fs::NodeFs;
 pub use phase::{OpKind, Phase, PhaseTracker, service_of};

@@ -4,7 +4,7 @@
 //! planned pause, and every fault a recovery meets is taken from the plan.
 
 use super::{STOPPED_ITSELF, World, network_of};
-use crate::fs::{CrashPoint, PinnedCrash};
+use crate::fs::{CrashPoint, Death, PinnedCrash};
 use crate::plan::{FaultPlan, PlanEvent, PlannedFault, Planner, RecoveryFault, Service, describe_fault};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -118,6 +118,11 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
                     // no trace, so the executed plan (which drops it) replays to the same hash.
                     let what = fired.and_then(|i| executed.events.get(i)).map(|e| describe_fault(&e.fault));
                     w.trace(s.name(), format!("pinned crash point fired: {}", what.unwrap_or_default()));
+                    if let Some(PlannedFault::CrashAt { drawn, death: Death::PowerFailure, .. }) =
+                        fired.and_then(|i| executed.events.get_mut(i)).map(|e| &mut e.fault)
+                    {
+                        *drawn = w.drawn_fates(s);
+                    }
                     (down, recovery, None)
                 }
                 None => due.armed.remove(&s).unwrap_or((1, Vec::new(), None)),
@@ -169,7 +174,9 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> 
             };
             w.trace(service.name(), line);
         }
-        PlannedFault::CrashAt { service, kind, phase, nth, before, death, down_ms, recovery } => {
+        PlannedFault::CrashAt {
+            service, kind, phase, nth, before, death, down_ms, recovery, fates, ..
+        } => {
             let pin = PinnedCrash {
                 kind: *kind,
                 phase: *phase,
@@ -178,7 +185,7 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> 
                 death: *death,
                 id: index,
             };
-            w.pin_crash(*service, pin);
+            w.pin_crash(*service, pin, fates.clone());
             due.pinned.insert(index, (*down_ms, recovery.clone()));
         }
         PlannedFault::Partition { a, b, for_ms } => {

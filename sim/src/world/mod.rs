@@ -19,7 +19,7 @@ mod services;
 pub use result::{FinalState, Problem, RecoveryRecord, WorldResult, state_digest};
 pub use services::names_damage;
 
-use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, SimFs};
+use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, PendingFate, SimFs};
 use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, RecoveryFault, Service};
 use crate::trace::Trace;
 use engine::durable::DurableConfig;
@@ -414,8 +414,19 @@ impl World {
     }
 
     /// Arms a crash point on `s`'s disk pinned to one operation of its life.
-    pub fn pin_crash(&mut self, s: Service, pin: crate::fs::PinnedCrash) {
-        lock(&self.simfs.disk(self.nodes[&s])).pin_crash(pin);
+    /// `fates`: the pending items' fates if it is a power failure (`None`: drawn).
+    pub fn pin_crash(&mut self, s: Service, pin: crate::fs::PinnedCrash, fates: Option<Vec<PendingFate>>) {
+        let disk = self.simfs.disk(self.nodes[&s]);
+        let mut disk = lock(&disk);
+        if let Some(fates) = fates {
+            disk.pin_fates(pin.id, fates);
+        }
+        disk.pin_crash(pin);
+    }
+
+    /// The pending items `s`'s disk did not keep at its last power failure.
+    pub fn drawn_fates(&self, s: Service) -> Vec<PendingFate> {
+        lock(&self.simfs.disk(self.nodes[&s])).drawn_fates().to_vec()
     }
 
     /// Makes one operation of `s`'s life fail with an I/O error.

@@ -107,12 +107,17 @@ async fn run(
         batch: 256,
         trace: tracer.clone(),
         on_recovered: Some(hook),
+        shutdown: None,
     };
     tracer(name, "start".into());
-    let err = match service {
+    let stop = match service {
         Service::Ubscore => engine::service::run_ubscore(env).await,
         Service::Matching => engine::service::run_matching(env).await,
         Service::Settlement => engine::service::run_settlement(env).await,
+    };
+    // Simulated nodes are never asked to shut down (`shutdown: None`).
+    let engine::service::Stop::Fatal(err) = stop else {
+        unreachable!("{name}: stopped gracefully without being asked")
     };
     // Reached only when the service stopped itself (not when killed).
     tracer(name, format!("stopped: {err}"));
