@@ -7,6 +7,8 @@ pub mod conform;
 #[cfg(madsim)]
 pub mod explore;
 pub mod model;
+#[cfg(not(madsim))]
+pub mod real;
 pub mod scenario;
 #[cfg(madsim)]
 pub mod shrink;

@@ -67,6 +67,18 @@ enum Cmd {
     /// filesystem operation of a small workload, every bounded way its pending writes end,
     /// every crash inside the recovery.
     Explore(cmd::explore::ExploreArgs),
+    /// One service of the real exchange as a process on a real disk over TCP (normal
+    /// build: `cargo real node …`). SIGTERM stops it gracefully (snapshot, exit 0).
+    Node(cmd::real::NodeArgs),
+    /// The three services as processes on DATA; prints their addresses, restarts any that
+    /// stops on its own, stops them gracefully at the end (normal build).
+    Cluster(cmd::real::ClusterArgs),
+    /// The seeded workload sent to a running UBSCore by real clients; throughput and
+    /// latency (normal build).
+    Load(cmd::real::LoadArgs),
+    /// A real cluster under load, killed with SIGKILL and SIGTERM and restarted at random,
+    /// then judged by the checker from its data directories (normal build).
+    Crashtest(cmd::real::CrashtestArgs),
     /// The crash-window coverage map merged from `sweep --json` and `explore --json`
     /// reports, and every cell nothing hit (exit 1 if any).
     Coverage {
@@ -330,7 +342,59 @@ fn dispatch(command: Cmd) -> Result<(), Failure> {
             require_simulation(&[scenario])?;
             cmd::shrink::run(scenario, seed, params.params(false)?, budget, out, verbose)
         }
+        Cmd::Node(a) => real_node(a),
+        Cmd::Cluster(a) => real_cluster(a),
+        Cmd::Load(a) => real_load(a),
+        Cmd::Crashtest(a) => real_crashtest(a),
     }
+}
+
+#[cfg(madsim)]
+fn real_node(_: cmd::real::NodeArgs) -> Result<(), Failure> {
+    Err(Failure::Usage(cmd::real::needs_real_build("node")))
+}
+
+#[cfg(madsim)]
+fn real_cluster(_: cmd::real::ClusterArgs) -> Result<(), Failure> {
+    Err(Failure::Usage(cmd::real::needs_real_build("cluster")))
+}
+
+#[cfg(madsim)]
+fn real_load(_: cmd::real::LoadArgs) -> Result<(), Failure> {
+    Err(Failure::Usage(cmd::real::needs_real_build("load")))
+}
+
+#[cfg(madsim)]
+fn real_crashtest(_: cmd::real::CrashtestArgs) -> Result<(), Failure> {
+    Err(Failure::Usage(cmd::real::needs_real_build("crashtest")))
+}
+
+/// A real-mode failure as a CLI failure: exit code 2 is a usage error, others a check.
+#[cfg(not(madsim))]
+fn real_failure((code, message): (u8, String)) -> Failure {
+    if code == 2 { Failure::Usage(message) } else { Failure::Check(message) }
+}
+
+#[cfg(not(madsim))]
+fn real_node(a: cmd::real::NodeArgs) -> Result<(), Failure> {
+    let plant = parse_plant(a.plant.as_deref())?;
+    cmd::real::node(a, plant).map_err(real_failure)
+}
+
+#[cfg(not(madsim))]
+fn real_cluster(a: cmd::real::ClusterArgs) -> Result<(), Failure> {
+    cmd::real::cluster(a).map_err(Failure::Check)
+}
+
+#[cfg(not(madsim))]
+fn real_load(a: cmd::real::LoadArgs) -> Result<(), Failure> {
+    cmd::real::load(a).map_err(Failure::Check)
+}
+
+#[cfg(not(madsim))]
+fn real_crashtest(a: cmd::real::CrashtestArgs) -> Result<(), Failure> {
+    parse_plant(a.plant.as_deref())?;
+    cmd::real::crashtest(a).map_err(real_failure)
 }
 
 fn planted_cmd(max_seeds: u64, commands: usize) -> Result<(), Failure> {

@@ -26,6 +26,8 @@ const QUEUE: usize = 1024;
 /// How long a connect or a write may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
+type Peers = Arc<tokio::sync::Mutex<BTreeMap<SocketAddr, (u64, OwnedWriteHalf)>>>;
+
 type Queue =
     (mpsc::Sender<(Vec<u8>, SocketAddr)>, Arc<tokio::sync::Mutex<mpsc::Receiver<(Vec<u8>, SocketAddr)>>>);
 
@@ -33,7 +35,10 @@ type Queue =
 pub struct Endpoint {
     addr: SocketAddr,
     queues: Arc<Mutex<BTreeMap<u64, Queue>>>,
-    peers: tokio::sync::Mutex<BTreeMap<SocketAddr, OwnedWriteHalf>>,
+    /// Open connections by peer, each with its number (see [`watch`]).
+    peers: Peers,
+    /// Numbers connections.
+    connections: std::sync::atomic::AtomicU64,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -54,7 +59,8 @@ impl Endpoint {
         let addr = listener.local_addr()?;
         let queues = Arc::new(Mutex::new(BTreeMap::from([(always, queue())])));
         let accept = tokio::spawn(accept_loop(listener, queues.clone()));
-        Ok(Endpoint { addr, queues, peers: tokio::sync::Mutex::new(BTreeMap::new()), accept })
+        let peers = Arc::new(tokio::sync::Mutex::new(BTreeMap::new()));
+        Ok(Endpoint { addr, queues, peers, connections: 0.into(), accept })
     }
 
     /// The address it listens on.
@@ -79,22 +85,14 @@ impl Endpoint {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "message too large"));
         }
         let mut peers = self.peers.lock().await;
-        if !peers.contains_key(&dst) {
-            let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(dst))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-            stream.set_nodelay(true)?;
-            let (_, mut write) = stream.into_split();
-            let hello = self.addr.to_string();
-            write.write_all(&(hello.len() as u16).to_le_bytes()).await?;
-            write.write_all(hello.as_bytes()).await?;
-            peers.insert(dst, write);
+        if let std::collections::btree_map::Entry::Vacant(slot) = peers.entry(dst) {
+            slot.insert(self.connect(dst).await?);
         }
         let mut frame = Vec::with_capacity(12 + data.len());
         frame.extend_from_slice(&((data.len() + 8) as u32).to_le_bytes());
         frame.extend_from_slice(&tag.to_le_bytes());
         frame.extend_from_slice(data);
-        let write = peers.get_mut(&dst).expect("connected above");
+        let (_, write) = peers.get_mut(&dst).expect("connected above");
         let sent = tokio::time::timeout(IO_TIMEOUT, write.write_all(&frame)).await;
         match sent {
             Ok(Ok(())) => Ok(()),
@@ -107,6 +105,22 @@ impl Endpoint {
                 Err(io::Error::new(io::ErrorKind::TimedOut, "write timed out"))
             }
         }
+    }
+
+    /// A new connection to `dst`, introduced by this endpoint's address and watched for
+    /// the peer closing it; numbered.
+    async fn connect(&self, dst: SocketAddr) -> io::Result<(u64, OwnedWriteHalf)> {
+        let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(dst))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        let (read, mut write) = stream.into_split();
+        let hello = self.addr.to_string();
+        write.write_all(&(hello.len() as u16).to_le_bytes()).await?;
+        write.write_all(hello.as_bytes()).await?;
+        let n = self.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::spawn(watch(read, self.peers.clone(), dst, n));
+        Ok((n, write))
     }
 
     /// The next message on `tag` and its sender's listening address.
@@ -126,11 +140,37 @@ impl Drop for Endpoint {
     }
 }
 
+/// Forgets connection `n` to `peer` as soon as the peer closes it (it died or restarted):
+/// the next send reconnects instead of writing into a dead socket and waiting for a reply
+/// that cannot come. Nothing is ever sent back on these connections.
+async fn watch(mut read: tokio::net::tcp::OwnedReadHalf, peers: Peers, peer: SocketAddr, n: u64) {
+    let mut buf = [0u8; 64];
+    while let Ok(len) = read.read(&mut buf).await {
+        if len == 0 {
+            break;
+        }
+    }
+    let mut peers = peers.lock().await;
+    if peers.get(&peer).is_some_and(|(m, _)| *m == n) {
+        peers.remove(&peer);
+    }
+}
+
+/// Accepts connections and reads each in a task of its own. The readers belong to this
+/// task: when the endpoint is dropped and this task aborted, they end too, closing their
+/// connections (so peers notice, as they would if the process died).
 async fn accept_loop(listener: TcpListener, queues: Arc<Mutex<BTreeMap<u64, Queue>>>) {
+    let mut readers = tokio::task::JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        let _ = stream.set_nodelay(true);
-        tokio::spawn(read_loop(stream, queues.clone()));
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                readers.spawn(read_loop(stream, queues.clone()));
+            }
+            // Reap finished readers, so the set does not grow with every reconnect.
+            Some(_) = readers.join_next(), if !readers.is_empty() => {}
+        }
     }
 }
 
@@ -155,5 +195,53 @@ async fn read_loop(mut stream: TcpStream, queues: Arc<Mutex<BTreeMap<u64, Queue>
         if let Some(tx) = tx {
             let _ = tx.try_send((payload, from));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAG: u64 = 1;
+
+    async fn recv(ep: &Endpoint) -> (Vec<u8>, SocketAddr) {
+        let got = tokio::time::timeout(Duration::from_secs(5), ep.recv_from(TAG)).await;
+        got.expect("a message within 5 s").expect("open")
+    }
+
+    /// Messages arrive on their tag with the sender's listening address; a peer that
+    /// restarts on the same port is reached again (the dead connection is dropped and the
+    /// next send reconnects); unexpected tags are dropped.
+    #[tokio::test]
+    async fn messages_reach_a_restarted_peer() {
+        let local: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let a = Endpoint::bind(local, TAG).await.expect("bind a");
+        let b = Endpoint::bind(local, TAG).await.expect("bind b");
+        let b_addr = b.local_addr();
+        a.send_to(b_addr, TAG, b"one").await.expect("send");
+        assert_eq!(recv(&b).await, (b"one".to_vec(), a.local_addr()));
+        a.send_to(b_addr, 99, b"nobody waits").await.expect("send");
+        assert!(b.recv_from(99).await.is_err(), "an unexpected tag has no queue");
+        drop(b);
+        // The listener closes once its aborted task is dropped by the runtime: retry, bounded.
+        let mut rebound = None;
+        for _ in 0..100 {
+            if let Ok(ep) = Endpoint::bind(b_addr, TAG).await {
+                rebound = Some(ep);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let b = rebound.expect("rebind b on its port within 1 s");
+        // Bounded: the first sends may go into the dead connection before it is noticed.
+        let mut delivered = None;
+        for _ in 0..50 {
+            let _ = a.send_to(b_addr, TAG, b"two").await;
+            if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(100), b.recv_from(TAG)).await {
+                delivered = Some(m);
+                break;
+            }
+        }
+        assert_eq!(delivered, Some((b"two".to_vec(), a.local_addr())));
     }
 }

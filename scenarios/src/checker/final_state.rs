@@ -4,16 +4,21 @@
 
 use super::{ExchangeView, Violation, check_state, first_difference, view_difference};
 use crate::model::Model;
-use sim::world::FinalState;
+use engine::durable::{DurableMatching, DurableSettlement, DurableUbs};
 
 /// Judges the final recovered state against the model that replayed the whole history.
-pub fn check(f: &FinalState, model: &Model) -> Result<(), Violation> {
-    let view = ExchangeView::of_parts(f.ubs.core(), f.me.engine(), f.settlement.durable_trade_id());
+pub fn check(
+    ubs: &DurableUbs,
+    me: &DurableMatching,
+    settlement: &DurableSettlement,
+    model: &Model,
+) -> Result<(), Violation> {
+    let view = ExchangeView::of_parts(ubs.core(), me.engine(), settlement.durable_trade_id());
     check_state(&view).map_err(|detail| Violation::Invariant { detail })?;
     if let Some((field, expected, actual)) = view_difference(&ExchangeView::of_model(model), &view) {
         return Err(Violation::StateMismatch { field: field.into(), expected, actual });
     }
-    let index = f.me.engine().index_entries();
+    let index = me.engine().index_entries();
     let mut resting: Vec<_> = view.books.values().flatten().map(|o| (o.order_id, o.symbol)).collect();
     resting.sort_unstable();
     if index != resting {
@@ -24,9 +29,9 @@ pub fn check(f: &FinalState, model: &Model) -> Result<(), Violation> {
         });
     }
     let events =
-        f.me.events_after(0, usize::MAX).map_err(|e| Violation::Unrecoverable { error: e.to_string() })?;
+        me.events_after(0, usize::MAX).map_err(|e| Violation::Unrecoverable { error: e.to_string() })?;
     same_tail("me events", model.events(), &events, |e| e.event_id)?;
-    same_tail("settlement ledger", model.ledger(), f.settlement.settlement().ledger(), |t| t.trade_id)
+    same_tail("settlement ledger", model.ledger(), settlement.settlement().ledger(), |t| t.trade_id)
 }
 
 /// A log the engine still keeps (retention may have removed its oldest entries) must equal

@@ -52,7 +52,7 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     let f = result.final_state.as_ref().ok_or_else(|| Violation::Unrecoverable {
         error: "the services could not be recovered from disk".into(),
     })?;
-    final_state::check(f, &model)
+    final_state::check(&f.ubs, &f.me, &f.settlement, &model)
 }
 
 /// Replays the history into the model. UBSCore's WAL interleaves commands with the ME

@@ -4,9 +4,7 @@
 //! is a typed [`Violation`].
 
 pub mod archive;
-#[cfg(madsim)]
 pub mod final_state;
-#[cfg(madsim)]
 pub mod history;
 mod invariants;
 #[cfg(madsim)]

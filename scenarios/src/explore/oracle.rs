@@ -10,7 +10,6 @@ use crate::checker::{Violation, final_state};
 use crate::model::Model;
 use engine::durable::UbsEntry;
 use sim::fs::Disk;
-use sim::world::FinalState;
 use std::sync::{Arc, Mutex};
 
 /// The model after each prefix of the workload, indexed by the length of its history
@@ -153,7 +152,7 @@ impl Oracle {
             });
         };
         check_history(&p.ubs, model)?;
-        final_state::check(&FinalState { ubs: p.ubs, me: p.me, settlement: p.settlement }, model)?;
+        final_state::check(&p.ubs, &p.me, &p.settlement, model)?;
         Ok(n)
     }
 }
