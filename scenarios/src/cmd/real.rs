@@ -198,7 +198,7 @@ mod imp {
             timeout: Duration::from_millis(500),
         };
         let deadline = Instant::now() + Duration::from_secs(a.max_seconds);
-        let r = runtime()?.block_on(load::run(&cfg, deadline));
+        let r = runtime()?.block_on(load::run(&cfg, deadline, Default::default()));
         if let Some(f) = &mut log {
             for acked in &r.acked {
                 let line = serde_json::to_string(acked).map_err(|e| e.to_string())?;
@@ -257,13 +257,15 @@ mod imp {
             .iter()
             .filter(|k| k.graceful && k.replayed != Some(0))
             .map(|k| format!("{} replayed {:?} entries after a graceful stop", k.service, k.replayed))
+            .chain(report.unclean_stops.iter().map(|(s, how)| format!("{s} did not stop gracefully: {how}")))
             .collect();
         let keep = |why: String| (1, format!("{why}\ndata kept in {}", report.data.display()));
+        if let Err(why) = &report.converged {
+            println!("liveness: {why}");
+        }
         match (&report.verdict, unclean.first()) {
             (Err(v), _) => Err(keep(format!("verdict: FAILED: {}: {v}", v.kind()))),
-            (Ok(_), _) if report.converged.is_err() => {
-                Err(keep(format!("verdict: FAILED: liveness: {}", report.converged.clone().unwrap_err())))
-            }
+            (Ok(_), _) if report.converged.is_err() => Err(keep("verdict: FAILED: liveness (above)".into())),
             (Ok(_), Some(u)) => Err(keep(format!("verdict: FAILED: {u}"))),
             (Ok(j), None) if report.kills.is_empty() => Err(keep(format!(
                 "verdict: FAILED: no kill happened ({} history entries)",

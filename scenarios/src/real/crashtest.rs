@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a crash test runs.
@@ -55,6 +57,8 @@ pub struct CrashReport {
     pub kills: Vec<Kill>,
     /// Restarts of services that stopped on their own (a fatal error), by service.
     pub self_restarts: Vec<(Service, String)>,
+    /// Services that did not exit 0 at the final SIGTERM, and how they ended.
+    pub unclean_stops: Vec<(Service, String)>,
     /// The load.
     pub load: LoadResult,
     /// Whether the services caught up with each other after the load (a liveness check).
@@ -108,7 +112,10 @@ pub async fn run(exe: &Path, cfg: &CrashConfig) -> Result<CrashReport, CrashErro
         timeout: Duration::from_millis(300),
     };
     let end = Instant::now() + cfg.duration;
-    let load = tokio::spawn(async move { load::run(&load_cfg, end).await });
+    let stop = Arc::new(AtomicBool::new(false));
+    let load_stop = stop.clone();
+    let load = tokio::spawn(async move { load::run(&load_cfg, end, load_stop).await });
+    let mut failure = None;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x6b69_6c6c);
     let mut kills = Vec::new();
     let mut self_restarts = Vec::new();
@@ -125,19 +132,32 @@ pub async fn run(exe: &Path, cfg: &CrashConfig) -> Result<CrashReport, CrashErro
         if !cluster.running(service) {
             continue;
         }
-        kills.push(kill_and_restart(&mut cluster, &probe, service, graceful).await?);
+        match kill_and_restart(&mut cluster, &probe, service, graceful).await? {
+            Ok(kill) => kills.push(kill),
+            Err(why) => {
+                // It cannot come back: stop here, and let the checker judge the disk.
+                failure = Some(why);
+                stop.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
     }
     let load = load.await.map_err(|e| CrashError(format!("load: {e}")))?;
     supervise(&mut cluster, &mut self_restarts)?;
-    let converged = converge(&cluster, &probe, Duration::from_secs(30)).await;
+    let mut unclean_stops = Vec::new();
+    let converged = match &failure {
+        Some(why) => Err(why.clone()),
+        None => converge(&cluster, &probe, Duration::from_secs(30)).await,
+    };
     for (s, status) in cluster.stop_all(Duration::from_secs(10)).await.map_err(err("stop"))? {
         if !status.is_some_and(|st| st.success()) {
-            self_restarts.push((s, format!("final SIGTERM: exit {status:?}")));
+            let how = status.map_or("still running 10 s after it".into(), |st| st.to_string());
+            unclean_stops.push((s, how));
         }
     }
     drop(cluster);
     let verdict = judge(&data, &crate::workload::default_markets(), &load.sent, &load.acks());
-    Ok(CrashReport { data, kills, self_restarts, load, converged, verdict })
+    Ok(CrashReport { data, kills, self_restarts, unclean_stops, load, converged, verdict })
 }
 
 /// Waits until the services agree (matching has pulled all of UBSCore's history, UBSCore
@@ -169,42 +189,48 @@ async fn converge(cluster: &Cluster, probe: &rpc::Endpoint, within: Duration) ->
 /// Restarts services that stopped on their own (a fatal error: they recover from disk).
 fn supervise(cluster: &mut Cluster, restarts: &mut Vec<(Service, String)>) -> Result<(), CrashError> {
     for (s, status) in cluster.exited().map_err(err("wait"))? {
-        restarts.push((s, format!("exit {status}")));
+        restarts.push((s, status.to_string()));
         cluster.spawn(s).map_err(err("restart"))?;
     }
     Ok(())
 }
 
 /// Kills `s` (SIGKILL, or SIGTERM when `graceful`), restarts it and waits until it serves.
+/// `Ok(Err(why))`: it did not stop as asked or did not come back (a finding, not a harness
+/// error).
 async fn kill_and_restart(
     cluster: &mut Cluster,
     probe: &rpc::Endpoint,
     s: Service,
     graceful: bool,
-) -> Result<Kill, CrashError> {
+) -> Result<Result<Kill, String>, CrashError> {
     let log_len = std::fs::metadata(cluster.log(s)).map(|m| m.len()).unwrap_or(0);
     let start = Instant::now();
     cluster.signal(s, if graceful { libc::SIGTERM } else { libc::SIGKILL }).map_err(err("signal"))?;
     let status = cluster.wait_exit(s, Duration::from_secs(10)).await.map_err(err("wait"))?;
     let Some(status) = status else {
-        return Err(CrashError(format!("{s} did not exit within 10 s of its signal")));
+        return Ok(Err(format!("{s} did not exit within 10 s of its signal")));
     };
     if graceful && !status.success() {
-        return Err(CrashError(format!(
-            "{s} stopped by SIGTERM exited with {status}; see {}",
-            cluster.log(s).display()
+        return Ok(Err(format!(
+            "{s} stopped by SIGTERM exited with {status}: {}",
+            last_line(&cluster.log(s))
         )));
     }
     cluster.spawn(s).map_err(err("restart"))?;
-    let Some(_) = cluster.serving(probe, s, START_LIMIT).await else {
-        return Err(CrashError(format!(
-            "{s} did not serve again within {START_LIMIT:?}; see {}",
-            cluster.log(s).display()
-        )));
-    };
+    if cluster.serving(probe, s, START_LIMIT).await.is_none() {
+        let last = last_line(&cluster.log(s));
+        return Ok(Err(format!("{s} did not serve again within {START_LIMIT:?}: {last}")));
+    }
     let rto = start.elapsed();
     let replayed = replayed_since(&cluster.log(s), log_len, s);
-    Ok(Kill { service: s, graceful, rto, replayed })
+    Ok(Ok(Kill { service: s, graceful, rto, replayed }))
+}
+
+/// The last line of a node's log (its last words, when it stopped on an error).
+fn last_line(log: &Path) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    String::from_utf8_lossy(&text).lines().last().unwrap_or("(empty log)").to_string()
 }
 
 /// The WAL entries the latest recovery in `log` (after byte `from`) replayed after its
@@ -265,6 +291,9 @@ pub fn describe(r: &CrashReport) -> String {
     );
     for (s, why) in &r.self_restarts {
         out += &format!("  {s} stopped on its own: {why}\n");
+    }
+    for (s, how) in &r.unclean_stops {
+        out += &format!("  {s} at the final SIGTERM: {how}\n");
     }
     out
 }

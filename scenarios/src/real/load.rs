@@ -9,6 +9,7 @@ use engine::{Ack, Command};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,8 +89,9 @@ pub fn workload(cfg: &LoadConfig) -> Vec<Command> {
     generate(&mut ChaCha8Rng::seed_from_u64(cfg.seed), &WorkloadConfig { commands: cfg.commands, users: 100 })
 }
 
-/// Sends the workload until every command is acknowledged or `deadline` passes.
-pub async fn run(cfg: &LoadConfig, deadline: Instant) -> LoadResult {
+/// Sends the workload until every command is acknowledged, `deadline` passes or `stop`
+/// is set.
+pub async fn run(cfg: &LoadConfig, deadline: Instant, stop: Arc<AtomicBool>) -> LoadResult {
     let commands = workload(cfg);
     let clients = cfg.clients.max(1);
     let shared = Arc::new(Mutex::new(LoadResult::default()));
@@ -100,8 +102,9 @@ pub async fn run(cfg: &LoadConfig, deadline: Instant) -> LoadResult {
             commands.iter().copied().enumerate().filter(|(i, _)| i % clients == c).collect();
         // Each client paces itself to its share of the rate.
         let gap = cfg.rate.map(|r| Duration::from_secs_f64(clients as f64 / r.max(1) as f64));
-        let (cfg, shared) = (cfg.clone(), shared.clone());
-        tasks.push(tokio::spawn(async move { client(&cfg, mine, gap, deadline, &shared).await }));
+        let (cfg, shared, stop) = (cfg.clone(), shared.clone(), stop.clone());
+        let over = move || Instant::now() >= deadline || stop.load(Ordering::SeqCst);
+        tasks.push(tokio::spawn(async move { client(&cfg, mine, gap, &over, &shared).await }));
     }
     for t in tasks {
         let _ = t.await;
@@ -115,7 +118,7 @@ async fn client(
     cfg: &LoadConfig,
     mine: Vec<(usize, Command)>,
     gap: Option<Duration>,
-    deadline: Instant,
+    over: &(dyn Fn() -> bool + Sync),
     shared: &Mutex<LoadResult>,
 ) {
     let Ok(ep) = rpc::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await else { return };
@@ -125,13 +128,13 @@ async fn client(
             tokio::time::sleep_until(next.into()).await;
             next += gap;
         }
-        if Instant::now() >= deadline {
+        if over() {
             return;
         }
         shared.lock().unwrap_or_else(|e| e.into_inner()).sent.push(command);
         let first = Instant::now();
         let mut tries = 0;
-        while Instant::now() < deadline {
+        while !over() {
             tries += 1;
             if let Some(Response::Ack(ack)) =
                 rpc::call(&ep, cfg.addr, &Request::Submit(command), cfg.timeout).await
