@@ -91,11 +91,33 @@ fn bad_arguments_exit_2_without_panicking() {
         &["run", "--seed", "1", "--plan", "/no/such/plan.json"],
         &["shrink", "--scenario", "differential", "--seed", "1"],
         &["shrink", "--scenario", "crash", "--seed", "1", "--budget", "1"],
+        &["crashtest", "--duration", "0"],
+        &["crashtest", "--kill-every", "1"],
+        &["load", "--addr", "not-an-address"],
+        &["load", "--addr", "127.0.0.1:1", "--clients", "0"],
+        &["node", "--service", "ubscore", "--data", "/tmp/x"],
+        &["cluster"],
     ] {
         let o = exsim(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
         assert!(!text(&o.stderr).contains("panicked"), "{args:?}");
     }
+}
+
+/// The simulation build cannot run real processes: it says which command does.
+#[cfg(madsim)]
+#[test]
+fn real_mode_commands_name_the_real_build() {
+    for (args, name) in [
+        (&["crashtest"][..], "crashtest"),
+        (&["cluster", "--data", "/tmp/exsim-never-created"], "cluster"),
+        (&["load", "--addr", "127.0.0.1:1"], "load"),
+    ] {
+        let o = exsim(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o.stderr).contains(&format!("cargo real {name}")), "{args:?}: {}", text(&o.stderr));
+    }
+    assert!(!std::path::Path::new("/tmp/exsim-never-created").exists(), "nothing ran");
 }
 
 #[test]

@@ -71,6 +71,31 @@ pub fn check_acks(history: &[UbsRecord], acked: &[(Command, Ack)]) -> Result<(),
     Ok(())
 }
 
+/// Replays one history entry into the model: a command must get the outcome (and the
+/// sequence number) the history logged; an event must apply.
+pub fn replay_entry(
+    model: &mut crate::model::Model,
+    entry: &engine::durable::UbsEntry,
+) -> Result<(), Violation> {
+    match entry {
+        engine::durable::UbsEntry::Command(r) => {
+            let ack = model.submit(r.command);
+            if ack.seq != Some(r.seq) || ack.outcome != r.outcome {
+                return Err(Violation::OutcomeMismatch {
+                    seq: r.seq,
+                    against: "model".into(),
+                    expected: format!("{ack:?}"),
+                    actual: format!("{r:?}"),
+                });
+            }
+            Ok(())
+        }
+        engine::durable::UbsEntry::Event(e) => model
+            .apply_event(e)
+            .map_err(|detail| Violation::LogMismatch { log: "events applied by ubscore".into(), detail }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

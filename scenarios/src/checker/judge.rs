@@ -64,23 +64,9 @@ fn replay(result: &WorldResult, markets: &Markets, entries: &[UbsEntry]) -> Resu
     points.check_at_wal(&model, 0)?;
     points.check_at_ubs_seq(&model, 0)?;
     for (i, entry) in entries.iter().enumerate() {
-        match entry {
-            UbsEntry::Command(r) => {
-                let ack = model.submit(r.command);
-                if ack.seq != Some(r.seq) || ack.outcome != r.outcome {
-                    return Err(Violation::OutcomeMismatch {
-                        seq: r.seq,
-                        against: "model".into(),
-                        expected: format!("{ack:?}"),
-                        actual: format!("{r:?}"),
-                    });
-                }
-                points.check_at_ubs_seq(&model, r.seq)?;
-            }
-            UbsEntry::Event(e) => model.apply_event(e).map_err(|detail| Violation::LogMismatch {
-                log: "events applied by ubscore".into(),
-                detail,
-            })?,
+        history::replay_entry(&mut model, entry)?;
+        if let UbsEntry::Command(r) = entry {
+            points.check_at_ubs_seq(&model, r.seq)?;
         }
         points.check_at_wal(&model, i as u64 + 1)?;
     }

@@ -123,7 +123,7 @@ mod imp {
     }
 
     fn service(name: &str) -> Result<Service, String> {
-        Service::parse(name)
+        exsim_scenarios::real::parse_service(name)
             .ok_or_else(|| format!("unknown service `{name}` (ubscore, matching, settlement)"))
     }
 

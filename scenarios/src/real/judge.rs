@@ -5,7 +5,7 @@
 //! history must replay in the model to the same outcomes, and the three services recovered
 //! from their directories must hold exactly the model's state.
 
-use super::{Service, storage};
+use super::{Service, service_dir, storage};
 use crate::checker::{Violation, archive, final_state, history};
 use crate::model::Model;
 use engine::durable::{DurableMatching, DurableSettlement, DurableUbs, UbsEntry, pipeline::me_input};
@@ -27,7 +27,7 @@ pub struct Judged {
 /// UBSCore's WAL files as the disk holds them, as durable versions in the order they were
 /// written: segments by name (their index), the seal file last.
 fn wal_files(data: &Path) -> Result<Vec<ArchivedVersion>, Violation> {
-    let dir = Service::Ubscore.dir(data).join("wal");
+    let dir = service_dir(Service::Ubscore, data).join("wal");
     let unreadable =
         |e: std::io::Error| Violation::Unrecoverable { error: format!("{}: {e}", dir.display()) };
     let mut paths: Vec<_> = std::fs::read_dir(&dir)
@@ -74,23 +74,7 @@ pub fn judge(
 fn replay(markets: &Markets, entries: &[UbsEntry]) -> Result<Model, Violation> {
     let mut model = Model::deferred(markets.clone());
     for entry in entries {
-        match entry {
-            UbsEntry::Command(r) => {
-                let ack = model.submit(r.command);
-                if ack.seq != Some(r.seq) || ack.outcome != r.outcome {
-                    return Err(Violation::OutcomeMismatch {
-                        seq: r.seq,
-                        against: "model".into(),
-                        expected: format!("{ack:?}"),
-                        actual: format!("{r:?}"),
-                    });
-                }
-            }
-            UbsEntry::Event(e) => model.apply_event(e).map_err(|detail| Violation::LogMismatch {
-                log: "events applied by ubscore".into(),
-                detail,
-            })?,
-        }
+        history::replay_entry(&mut model, entry)?;
     }
     Ok(model)
 }
@@ -101,12 +85,14 @@ fn final_state(data: &Path, markets: &Markets, model: &Model) -> Result<(), Viol
     let failed = |e: engine::durable::DurableError| Violation::Unrecoverable { error: e.to_string() };
     let fs = || -> Arc<dyn engine::storage::FileSystem> { Arc::new(StdFs::new()) };
     let (ubs, _) =
-        DurableUbs::open(fs(), &Service::Ubscore.dir(data), markets.clone(), storage(), 0).map_err(failed)?;
+        DurableUbs::open(fs(), &service_dir(Service::Ubscore, data), markets.clone(), storage(), 0)
+            .map_err(failed)?;
     let (mut me, _) =
-        DurableMatching::open(fs(), &Service::Matching.dir(data), markets.clone(), storage(), 0)
+        DurableMatching::open(fs(), &service_dir(Service::Matching, data), markets.clone(), storage(), 0)
             .map_err(failed)?;
     let (settlement, _) =
-        DurableSettlement::open(fs(), &Service::Settlement.dir(data), storage(), 0).map_err(failed)?;
+        DurableSettlement::open(fs(), &service_dir(Service::Settlement, data), storage(), 0)
+            .map_err(failed)?;
     for r in ubs.records_after(me.last_ubs_seq(), usize::MAX).map_err(failed)? {
         me.process(r.seq, me_input(&r).as_ref()).map_err(failed)?;
     }

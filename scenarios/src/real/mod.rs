@@ -12,48 +12,18 @@ pub mod node;
 
 use engine::durable::{DurableConfig, SnapshotPolicy};
 use engine::wal::WalConfig;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// One of the three services.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Service {
-    /// Balances, the entry point and the agreed history.
-    Ubscore,
-    /// The matching engine.
-    Matching,
-    /// Settlement.
-    Settlement,
+pub use sim::plan::Service;
+
+/// The service named `name` on the command line.
+pub fn parse_service(name: &str) -> Option<Service> {
+    Service::ALL.into_iter().find(|s| s.name() == name)
 }
 
-impl Service {
-    /// All three, upstream first.
-    pub const ALL: [Service; 3] = [Service::Ubscore, Service::Matching, Service::Settlement];
-
-    /// Its name on the command line and on disk.
-    pub fn name(self) -> &'static str {
-        match self {
-            Service::Ubscore => "ubscore",
-            Service::Matching => "matching",
-            Service::Settlement => "settlement",
-        }
-    }
-
-    /// Parses a name given on the command line.
-    pub fn parse(name: &str) -> Option<Service> {
-        Service::ALL.into_iter().find(|s| s.name() == name)
-    }
-
-    /// Its data directory under a cluster's directory.
-    pub fn dir(self, data: &Path) -> PathBuf {
-        data.join(self.name())
-    }
-}
-
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// The data directory of `s` under a cluster's directory.
+pub fn service_dir(s: Service, data: &Path) -> PathBuf {
+    data.join(s.name())
 }
 
 /// Storage settings of the real services: small segments and frequent snapshots (so a

@@ -3,7 +3,7 @@
 //! it and it recovers from disk) or SIGTERM (graceful: it stops serving, commits, takes a
 //! snapshot and exits 0, so its restart replays nothing). Trace lines go to stdout.
 
-use super::{Service, storage};
+use super::{Service, service_dir, storage};
 use engine::bugs::Bug;
 use engine::service::{Addrs, NodeEnv, Stop, run_matching, run_settlement, run_ubscore};
 use engine::storage::StdFs;
@@ -30,7 +30,7 @@ pub fn run(service: Service, data: &Path, addrs: Addrs, plant: Option<Bug>) -> E
         Ok(r) => r,
         Err(e) => return Ended::Fatal(format!("cannot start a runtime: {e}")),
     };
-    let dir = service.dir(data);
+    let dir = service_dir(service, data);
     if let Err(e) = std::fs::create_dir_all(&dir) {
         return Ended::Fatal(format!("{}: {e}", dir.display()));
     }
