@@ -265,6 +265,14 @@ impl Shrinker<'_> {
     /// that no longer moves when the draws before it change, so commands around it can go.
     fn fates(&mut self) {
         self.pass = "name power-failure fates";
+        // Every pending write torn (or lost) alike is sturdier than a list of named items
+        // (it does not depend on where each item falls): name fates only when the rate
+        // classes could not be made uniform.
+        let d = self.best.disk;
+        let uniform = [(0.0, 0.0), (0.0, 1.0), (1.0, 0.0)].contains(&(d.lose_write, d.tear_write));
+        if uniform && (d.persist_entry_op == 0.0 || d.persist_entry_op == 1.0) {
+            return;
+        }
         let named = self.with_best_settings(self.executed.fates_named());
         if named.events == self.with_best_settings(self.executed.clone()).events {
             return;
@@ -476,10 +484,10 @@ pub fn shrink(
     // again while a round still makes the run smaller (one pass opens the way for another:
     // a pinned crash lets commands go, fewer commands let the crash move earlier).
     s.pin();
-    s.fates();
     s.prefix();
     s.happened();
     s.rates();
+    s.fates();
     s.events();
     s.errors();
     s.fate_items();
@@ -487,7 +495,6 @@ pub fn shrink(
         let size = s.size();
         s.pin();
         s.pin_each();
-        s.fates();
         s.lower_pins();
         s.lower_errors();
         s.snapshots();
@@ -496,6 +503,7 @@ pub fn shrink(
         s.prefix();
         s.happened();
         s.rates();
+        s.fates();
         s.events();
         s.errors();
         s.fate_items();
