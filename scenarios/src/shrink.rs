@@ -126,7 +126,7 @@ pub struct Progress {
     pub accepted: bool,
     /// Commands of the best plan.
     pub commands: usize,
-    /// Faults (events and pinned I/O errors) of the best plan.
+    /// Faults (events, pinned I/O errors and named power-failure fates) of the best plan.
     pub faults: usize,
 }
 

@@ -22,7 +22,17 @@ fn main() -> ExitCode {
     let mut build = Command::new(cargo);
     build
         .current_dir(&root)
-        .args(["build", "--release", "--quiet", "-p", "exsim-scenarios", "--bin", "exsim", "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "-p",
+            "exsim-scenarios",
+            "--bin",
+            "exsim",
+            "--target-dir",
+        ])
         .arg(&target)
         // An empty RUSTFLAGS replaces `.cargo/config.toml`'s `--cfg madsim`: the normal build.
         .env("RUSTFLAGS", "")

@@ -120,7 +120,8 @@ pub enum Stop {
     /// A fatal error: the node must be restarted and recover from disk.
     Fatal(DurableError),
     /// Asked to (see [`NodeEnv::shutdown`]): everything committed and a snapshot taken at
-    /// this sequence number, so a restart replays nothing after it.
+    /// this sequence number, so a restart replays nothing after it (on a single-threaded
+    /// runtime, as `exsim node` runs it: no other task of the node runs in between).
     Graceful {
         /// The snapshot's sequence number (UBSCore's WAL seq, the ME's, the last trade id).
         snapshot: u64,

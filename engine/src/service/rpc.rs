@@ -1,5 +1,5 @@
-//! Request/response over `madsim::net::Endpoint` (simulated in the simulation build, TCP
-//! in the normal build). Messages can be lost, delayed, duplicated or reordered: callers
+//! Request/response over [`Endpoint`]: madsim's endpoint in the simulation build, our TCP
+//! transport (`tcp.rs`) in the normal build. Messages can be lost, delayed, duplicated or reordered: callers
 //! time out and retry, and every request is idempotent.
 
 use super::protocol::{REQUEST_TAG, Request, Response};

@@ -1,4 +1,4 @@
-//! The real network (the normal build): tagged messages over loopback or LAN TCP, with the
+//! The real network (the normal build): tagged messages over loopback TCP, with the
 //! interface the services use of `madsim::net::Endpoint` (bind, send to an address with a
 //! tag, receive on a tag). madsim's own normal-build endpoint panics when a peer is down
 //! and keeps a dead connection after the peer restarts, so the services get this one:
@@ -6,7 +6,8 @@
 //! reconnects, so a restarted peer is reached again); every connect and write bounded by a
 //! timeout; bounded queues per tag; frames bounded in size.
 //!
-//! A connection starts with the sender's listening address (so a reply can find it), then
+//! A connection starts with the sender's listening address (so a reply can find it: hence
+//! loopback, where that address is reachable as it is bound), then
 //! carries frames: length (u32 LE, tag and payload), tag (u64 LE), payload.
 
 use std::collections::BTreeMap;
@@ -110,14 +111,17 @@ impl Endpoint {
     /// A new connection to `dst`, introduced by this endpoint's address and watched for
     /// the peer closing it; numbered.
     async fn connect(&self, dst: SocketAddr) -> io::Result<(u64, OwnedWriteHalf)> {
-        let stream = tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(dst))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        stream.set_nodelay(true)?;
-        let (read, mut write) = stream.into_split();
         let hello = self.addr.to_string();
-        write.write_all(&(hello.len() as u16).to_le_bytes()).await?;
-        write.write_all(hello.as_bytes()).await?;
+        let connected = tokio::time::timeout(IO_TIMEOUT, async {
+            let stream = TcpStream::connect(dst).await?;
+            stream.set_nodelay(true)?;
+            let (read, mut write) = stream.into_split();
+            write.write_all(&(hello.len() as u16).to_le_bytes()).await?;
+            write.write_all(hello.as_bytes()).await?;
+            Ok::<_, io::Error>((read, write))
+        });
+        let (read, write) =
+            connected.await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
         let n = self.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tokio::spawn(watch(read, self.peers.clone(), dst, n));
         Ok((n, write))
@@ -164,7 +168,11 @@ async fn accept_loop(listener: TcpListener, queues: Arc<Mutex<BTreeMap<u64, Queu
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors, say: retry later rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 readers.spawn(read_loop(stream, queues.clone()));
             }

@@ -59,6 +59,20 @@ impl Cluster {
         if let Some(bug) = &self.plant {
             cmd.arg("--plant").arg(bug);
         }
+        // Its own process group: a Ctrl-C at the terminal reaches the supervisor, which
+        // stops the nodes with SIGTERM (gracefully), not the nodes themselves.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: between fork and exec only prctl(2), which is async-signal-safe, runs.
+        unsafe {
+            // A node dies with its supervisor, even one killed by SIGKILL.
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log).spawn()?;
         self.children.insert(s, child);
         Ok(())

@@ -90,6 +90,13 @@ pub async fn run(exe: &Path, cfg: &CrashConfig) -> Result<CrashReport, CrashErro
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("exsim-crashtest-{}-{}", std::process::id(), cfg.seed)),
     };
+    // The judge compares the directory's whole history with this run's commands.
+    if std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(CrashError(format!(
+            "{}: not empty (a crash test needs a fresh directory)",
+            data.display()
+        )));
+    }
     let mut cluster = Cluster::new(exe, &data, cfg.plant.clone()).map_err(err("cluster"))?;
     let probe = rpc::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(err("probe endpoint"))?;
     for s in Service::ALL {
@@ -105,7 +112,9 @@ pub async fn run(exe: &Path, cfg: &CrashConfig) -> Result<CrashReport, CrashErro
     }
     let load_cfg = LoadConfig {
         addr: cluster.addrs.ubscore,
-        commands: 10_000_000,
+        // More than the test can send (about 2,000 acknowledged commands/s here), without
+        // generating millions up front.
+        commands: (cfg.duration.as_secs() as usize).saturating_mul(20_000).clamp(10_000, 5_000_000),
         clients: cfg.clients,
         rate: None,
         seed: cfg.seed,
@@ -128,9 +137,14 @@ pub async fn run(exe: &Path, cfg: &CrashConfig) -> Result<CrashReport, CrashErro
             break;
         }
         let service = Service::ALL[rng.gen_range(0..3)];
-        let graceful = rng.gen_bool(cfg.term.clamp(0.0, 1.0));
-        if !cluster.running(service) {
-            continue;
+        // The first kill is a SIGTERM whenever SIGTERMs are asked for: every test shows a
+        // clean restart, whatever the timing allows.
+        let graceful = rng.gen_bool(cfg.term.clamp(0.0, 1.0)) || (kills.is_empty() && cfg.term > 0.0);
+        // Only a serving node is signalled (one just restarted may not handle SIGTERM yet).
+        if !cluster.running(service) || cluster.serving(&probe, service, START_LIMIT).await.is_none() {
+            failure = Some(format!("{service} is not serving: {}", last_line(&cluster.log(service))));
+            stop.store(true, Ordering::SeqCst);
+            break;
         }
         match kill_and_restart(&mut cluster, &probe, service, graceful).await? {
             Ok(kill) => kills.push(kill),

@@ -34,6 +34,11 @@ fn wal_files(data: &Path) -> Result<Vec<ArchivedVersion>, Violation> {
         .map_err(unreadable)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file())
+        // Segments and the seal; not a rewrite the WAL left half done.
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            name == engine::wal::format::SEAL_FILE || (name.starts_with("wal-") && name.ends_with(".wal"))
+        })
         .collect();
     paths.sort();
     let seal = engine::wal::format::SEAL_FILE;

@@ -7,7 +7,7 @@
 use super::fates::{ItemFate, PendingFate, SectorFate, apply_torn, mask, named, stable_names};
 use super::faults::{Fault, FaultConfig, Media};
 use super::phase::{OpKind, Phase, PhaseTracker};
-use super::resolution::{Fate, Fill, PendingItem, PendingKind};
+use super::resolution::{Fate, Fill, PendingItem, PendingKind, garbage};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -1235,6 +1235,9 @@ impl Disk {
                     Decided::Torn(sectors) => {
                         self.tear_write(at, from_end, &mut content, offset, &data, &sectors)
                     }
+                    Decided::Prefix(sectors, fill) => {
+                        self.tear_prefix(at, &mut content, offset, &data, sectors, fill)
+                    }
                 },
                 Pending::Truncate { len } => {
                     let keep = match decided {
@@ -1290,6 +1293,30 @@ impl Disk {
         let len = data.len() as u64;
         self.faults.push(Fault::WriteTorn { path: at.path.clone(), offset, len, sectors_written: written });
         self.note_fate(at, from_end, ItemFate::Tear(sectors.to_vec()));
+    }
+
+    /// An explorer's torn write: the first `sectors` sectors of the write's range hold the
+    /// new data, the rest `fill`.
+    fn tear_prefix(
+        &mut self,
+        at: &Item,
+        content: &mut Vec<u8>,
+        offset: u64,
+        data: &[u8],
+        sectors: u64,
+        fill: Fill,
+    ) {
+        let len = data.len() as u64;
+        let split = ((offset / SECTOR + sectors) * SECTOR).clamp(offset, offset + len);
+        apply_write(content, offset, &data[..(split - offset) as usize]);
+        let rest: Vec<u8> = (split..offset + len)
+            .map(|at| match fill {
+                Fill::Zeros => 0,
+                Fill::Garbage => garbage(at),
+            })
+            .collect();
+        apply_write(content, split, &rest);
+        self.faults.push(Fault::WriteTorn { path: at.path.clone(), offset, len, sectors_written: sectors });
     }
 
     /// A pending write's fate drawn from the disk's stream: kept, lost, or torn with each
@@ -1353,6 +1380,8 @@ enum Decided {
     Keep,
     Lose,
     Torn(Vec<SectorFate>),
+    /// An explorer's tear: the write's first `.0` sectors new, every later one `.1`.
+    Prefix(u64, Fill),
 }
 
 impl Script<'_> {
@@ -1364,15 +1393,7 @@ impl Script<'_> {
             Script::Explore(f) => match f(index) {
                 Fate::Keep => Decided::Keep,
                 Fate::Lose => Decided::Lose,
-                // The first `sectors` sectors new, the rest `fill` (the last fate repeats).
-                Fate::Tear { sectors, fill } => {
-                    let mut v = vec![SectorFate::New; sectors as usize];
-                    v.push(match fill {
-                        Fill::Zeros => SectorFate::Zeros,
-                        Fill::Garbage => SectorFate::Garbage,
-                    });
-                    Decided::Torn(v)
-                }
+                Fate::Tear { sectors, fill } => Decided::Prefix(sectors, fill),
             },
             Script::Named(fates) => match named(fates, name, from_end) {
                 None => Decided::Keep,
