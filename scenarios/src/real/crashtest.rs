@@ -33,6 +33,8 @@ pub struct CrashConfig {
     pub data: Option<PathBuf>,
     /// A planted bug for the nodes (a build with `--features planted-bugs`).
     pub plant: Option<String>,
+    /// The services the controller may kill (not empty).
+    pub targets: Vec<Service>,
 }
 
 /// One kill and what followed.
@@ -86,6 +88,7 @@ const START_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs a crash test with executable `exe` (this program, which runs the nodes).
 pub async fn run(exe: &Path, cfg: &CrashConfig) -> Result<CrashReport, CrashError> {
+    assert!(!cfg.targets.is_empty(), "a crash test needs a service to kill");
     let data = match &cfg.data {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!("exsim-crashtest-{}-{}", std::process::id(), cfg.seed)),
@@ -136,7 +139,7 @@ pub async fn run(exe: &Path, cfg: &CrashConfig) -> Result<CrashReport, CrashErro
         if Instant::now() >= end {
             break;
         }
-        let service = Service::ALL[rng.gen_range(0..3)];
+        let service = cfg.targets[rng.gen_range(0..cfg.targets.len())];
         // The first kill is a SIGTERM whenever SIGTERMs are asked for: every test shows a
         // clean restart, whatever the timing allows.
         let graceful = rng.gen_bool(cfg.term.clamp(0.0, 1.0)) || (kills.is_empty() && cfg.term > 0.0);
@@ -284,6 +287,11 @@ pub fn describe(r: &CrashReport) -> String {
         r.kills.len() + r.self_restarts.len(),
         r.self_restarts.len()
     );
+    let per_service: Vec<String> = Service::ALL
+        .iter()
+        .map(|s| format!("{s} {}", r.kills.iter().filter(|k| k.service == *s).count()))
+        .collect();
+    out += &format!("kills by service: {}\n", per_service.join(", "));
     let mut rto: Vec<u64> = r.kills.iter().map(|k| k.rto.as_millis() as u64).collect();
     rto.sort_unstable();
     out += &format!(
