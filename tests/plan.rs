@@ -22,12 +22,14 @@ fn an_executed_plan_replays_to_the_same_trace_hash() {
         assert!(!plan.events.is_empty(), "{s} seed {seed}: faults were planned");
         let json = serde_json::to_string(&plan).expect("serialises");
         let parsed: sim::plan::FaultPlan = serde_json::from_str(&json).expect("parses");
-        let replay = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(parsed), keep_trace: false });
+        let replay =
+            scenario::run_with(s, seed, &p, &RunOptions { plan: Some(parsed), ..RunOptions::default() });
         assert_eq!(replay.trace_hash, first.trace_hash, "{s} seed {seed}: replaying its own plan");
         assert_eq!(replay.failure, first.failure);
         let mut fewer = plan.clone();
         fewer.events.truncate(fewer.events.len() / 2);
-        let edited = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(fewer), keep_trace: false });
+        let edited =
+            scenario::run_with(s, seed, &p, &RunOptions { plan: Some(fewer), ..RunOptions::default() });
         assert_ne!(edited.trace_hash, first.trace_hash, "{s} seed {seed}: an edited plan is a different run");
     }
 }
@@ -43,7 +45,8 @@ fn shrinking_keeps_the_violation_with_fewer_commands_and_faults() {
     assert_eq!(shrunk.violation.kind(), kind);
     assert!(kept < shrunk.before.0 / 4, "commands {} -> {kept}", shrunk.before.0);
     assert!(shrunk.plan.faults() <= shrunk.before.1, "faults never grow");
-    let replay = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(shrunk.plan), keep_trace: false });
+    let replay =
+        scenario::run_with(s, seed, &p, &RunOptions { plan: Some(shrunk.plan), ..RunOptions::default() });
     assert_eq!(replay.violation.map(|v| v.kind()), Some(kind), "the shrunk plan reproduces the violation");
 }
 
@@ -66,14 +69,15 @@ fn a_kill_timed_among_hundreds_of_commands_shrinks_to_a_pinned_crash_and_a_few_c
         "the crash is pinned to an operation: {}",
         shrunk.plan.describe()
     );
-    let replay = scenario::run_with(s, seed, &p, &RunOptions { plan: Some(shrunk.plan), keep_trace: false });
+    let replay =
+        scenario::run_with(s, seed, &p, &RunOptions { plan: Some(shrunk.plan), ..RunOptions::default() });
     assert_eq!(replay.violation.map(|v| v.kind()), Some(kind), "the shrunk plan reproduces the violation");
 }
 
 #[test]
 fn two_runs_of_a_seed_have_equal_traces_line_by_line() {
     let p = params(200, None);
-    let options = RunOptions { plan: None, keep_trace: true };
+    let options = RunOptions { keep_trace: true, ..RunOptions::default() };
     let a = scenario::run_with(Scenario::Swarm, 9, &p, &options);
     let b = scenario::run_with(Scenario::Swarm, 9, &p, &options);
     let (a, b) = (a.trace.expect("kept"), b.trace.expect("kept"));

@@ -1,28 +1,23 @@
-//! Runs every (scenario, seed, commands) in `regression_seeds.txt`: seeds that once found
-//! a bug must keep passing.
+//! Runs every entry of `regression_seeds.txt` (scenario, seed and every parameter): runs
+//! that once found a bug must keep passing. `exsim regress add REPORT.json` appends a
+//! sweep's failing runs; `EXSIM_SEED=N` runs only the entries with seed N.
 
 #![cfg(madsim)]
 
-use scenarios::scenario::{self, Params, Scenario};
+use scenarios::regress;
+use scenarios::scenario;
 
 #[test]
 fn every_regression_seed_passes() {
-    let text = include_str!("regression_seeds.txt");
-    let mut ran = 0;
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or_default().trim();
-        if line.is_empty() {
-            continue;
+    let entries = regress::parse(include_str!("regression_seeds.txt"))
+        .unwrap_or_else(|e| panic!("regression_seeds.txt: {e}"));
+    assert!(entries.len() >= 3, "the file holds the known regressions");
+    let mut failed = Vec::new();
+    for (line, e) in entries.iter().filter(|(_, e)| exsim_tests::runs_seed(e.seed)) {
+        let report = scenario::run(e.scenario, e.seed, &e.params());
+        if let Some(f) = report.failure {
+            failed.push(format!("regression_seeds.txt:{line}: {}: {f}", e.line()));
         }
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let [name, seed, commands] = fields[..] else {
-            panic!("regression_seeds.txt:{}: malformed `{line}`", n + 1)
-        };
-        let s = Scenario::parse(name).unwrap_or_else(|e| panic!("regression_seeds.txt:{}: {e}", n + 1));
-        let params = Params { commands: Some(commands.parse().expect("commands")), ..Params::default() };
-        let report = scenario::run(s, seed.parse().expect("seed"), &params);
-        assert!(report.failure.is_none(), "{name} seed {seed}: {:?}", report.failure);
-        ran += 1;
     }
-    assert!(ran >= 3);
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
 }

@@ -9,7 +9,9 @@ pub mod explore;
 pub mod model;
 #[cfg(not(madsim))]
 pub mod real;
+pub mod regress;
 pub mod scenario;
+pub mod seeds;
 #[cfg(madsim)]
 pub mod shrink;
 #[cfg(madsim)]

@@ -171,8 +171,6 @@ pub struct Params {
     /// Mean simulated ms between node and network faults (`None`: the scenario's; larger
     /// means fewer faults; `shrink` raises it).
     pub fault_every_ms: Option<u64>,
-    /// Print the trace as it happens.
-    pub trace: bool,
     /// A bug planted in the engine (builds with the `planted-bugs` feature only).
     #[serde(skip)]
     pub planted: Option<engine::bugs::Bug>,
@@ -218,6 +216,31 @@ pub struct RunReport {
     pub trace: Option<Vec<String>>,
 }
 
+impl RunReport {
+    /// The report of a run that has not run yet.
+    pub fn empty(scenario: Scenario, seed: u64, commands: usize) -> RunReport {
+        RunReport {
+            scenario,
+            seed,
+            commands,
+            failure: None,
+            violation: None,
+            tails: BTreeMap::new(),
+            wall_us: 0,
+            sim_ms: 0,
+            messages: 0,
+            kills: 0,
+            segments_removed: 0,
+            faults: BTreeMap::new(),
+            crash_points: BTreeMap::new(),
+            trace_hash: 0,
+            state_digest: None,
+            plan: None,
+            trace: None,
+        }
+    }
+}
+
 /// The command that reproduces a run.
 pub fn repro_command(scenario: Scenario, seed: u64, params: &Params) -> String {
     let mut cmd = format!("cargo run --release -- run --scenario {scenario} --seed {seed}");
@@ -246,39 +269,28 @@ pub struct RunOptions {
     pub plan: Option<sim::plan::FaultPlan>,
     /// Keep every trace line in the report.
     pub keep_trace: bool,
+    /// Set from outside (a wall-clock watchdog) to stop the run early as a timeout.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// Runs one seed of one scenario with `options`.
 pub fn run_with(scenario: Scenario, seed: u64, params: &Params, options: &RunOptions) -> RunReport {
     let commands = params.commands.unwrap_or(scenario.default_commands());
     let started = Instant::now();
-    let mut report = RunReport {
-        scenario,
-        seed,
-        commands,
-        failure: None,
-        violation: None,
-        tails: BTreeMap::new(),
-        wall_us: 0,
-        sim_ms: 0,
-        messages: 0,
-        kills: 0,
-        segments_removed: 0,
-        faults: BTreeMap::new(),
-        crash_points: BTreeMap::new(),
-        trace_hash: 0,
-        state_digest: None,
-        plan: None,
-        trace: None,
-    };
+    let mut report = RunReport::empty(scenario, seed, commands);
     match scenario {
         Scenario::Differential => {
             let r = crate::sweep::run_differential(
                 seed,
                 &crate::workload::WorkloadConfig { commands, users: 100 },
+                options.cancel.as_deref(),
             );
             report.commands = r.commands;
-            report.violation = r.failure.map(|detail| Violation::Divergence { detail });
+            report.violation = match r.failure {
+                Some(detail) if r.cancelled => Some(Violation::Timeout { detail }),
+                Some(detail) => Some(Violation::Divergence { detail }),
+                None => None,
+            };
         }
         _ => {
             // A panic anywhere in the simulated exchange is a finding, not a crash of the tool.
@@ -313,6 +325,7 @@ fn run_world(
     let mut cfg = crate::simrun::world_config(scenario, seed, commands, params);
     cfg.plan = options.plan.clone();
     cfg.keep_trace = options.keep_trace;
+    cfg.cancel = options.cancel.clone();
     let markets = cfg.markets.clone();
     let result = sim::world::run_world(cfg);
     report.commands = result.sent.len();

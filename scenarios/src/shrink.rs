@@ -138,7 +138,7 @@ impl Shrinker<'_> {
         }
         self.left -= 1;
         self.runs += 1;
-        let opts = RunOptions { plan: Some(candidate.clone()), keep_trace: false };
+        let opts = RunOptions { plan: Some(candidate.clone()), ..RunOptions::default() };
         let result = scenario::run_with(self.scenario, self.seed, self.params, &opts);
         let accepted = match (result.violation.filter(|v| v.kind() == self.kind), result.plan) {
             (Some(v), Some(executed)) => {

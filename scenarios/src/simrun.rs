@@ -73,7 +73,6 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
     if let Some(ms) = params.fault_every_ms {
         cfg.chaos.fault_every_ms = ms;
     }
-    cfg.print_trace = params.trace;
     cfg.planted = params.planted;
     cfg
 }
@@ -129,6 +128,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
     let commands = workload::generate(&mut wl, &WorkloadConfig { commands, users: 50 });
     // A handful of snapshots per run, whatever its length: each one copies the state.
     let snapshot_every = (commands.len() as u64 / 6).max(200);
+    let budget_for = commands.len();
     WorldConfig {
         seed,
         markets: workload::default_markets(),
@@ -142,12 +142,19 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
             keep_snapshots: 2,
             retention: false,
         },
-        print_trace: false,
         keep_trace: false,
-        max_safety: Duration::from_secs(600),
+        max_safety: safety_budget(budget_for),
         planted: None,
         plan: None,
+        cancel: None,
     }
+}
+
+/// Simulated time a run's safety phase may take: about 5 ms of simulated time per command
+/// in a quiet run, so 25 ms per command leaves room for storms of faults, and never less
+/// than 10 minutes.
+pub fn safety_budget(commands: usize) -> Duration {
+    Duration::from_millis((commands as u64).saturating_mul(25)).max(Duration::from_secs(600))
 }
 
 /// Judges a finished world (see [`checker::judge`]). Returns the first violation.

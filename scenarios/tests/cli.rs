@@ -60,48 +60,117 @@ fn conform_exits_2_with_file_and_line_on_malformed_input() {
     assert!(err.contains("orders.csv:2:") && err.contains("price") && !err.contains("panicked"), "{err}");
 }
 
+/// Every bad input, values at and past the type limits included: exit code 2, one line on
+/// stderr naming the problem, nothing on stdout, no panic, within a second (nothing runs).
 #[test]
-fn bad_arguments_exit_2_without_panicking() {
-    for args in [
-        &["sweep", "--seeds", "5..2"][..],
-        &["sweep", "--seeds", "x..y"],
-        &["sweep", "--jobs", "0", "--count", "1"],
-        &["sweep", "--count", "0"],
-        &["sweep", "--count", "3", "--shard", "0/2"],
-        &["sweep", "--count", "3", "--shard", "3/2"],
-        &["run", "--seed", "-3"],
-        &["run", "--seed", "1", "--commands", "0"],
-        &["run", "--scenario", "nope", "--seed", "1"],
-        &["sweep", "--scenarios", "crash,nope", "--count", "1"],
-        &["sweep", "--count", "1", "--shard", "x"],
-        &["repro", "not-a-file-or-seed"],
-        &["shrink", "--scenario", "nope", "--seed", "1"],
-        &["run", "--seed", "1", "--fault-every-ms", "0"],
-        &["bench", "pipeline", "--runs", "0"],
-        &["bench", "storage", "--entries", "0"],
-        &["no-such-command"],
-        &["explore", "--commands", "5"],
-        &["explore", "--commands", "100000"],
-        &["explore", "--depth", "9"],
-        &["explore", "--recovery-depth", "3"],
-        &["explore", "--plant", "nope"],
-        &["explore", "--jobs", "0"],
-        &["coverage"],
-        &["coverage", "/no/such/report.json"],
-        &["run", "--seed", "1", "--plan", "/no/such/plan.json"],
-        &["shrink", "--scenario", "differential", "--seed", "1"],
-        &["shrink", "--scenario", "crash", "--seed", "1", "--budget", "1"],
-        &["crashtest", "--duration", "0"],
-        &["crashtest", "--kill-every", "1"],
-        &["load", "--addr", "not-an-address"],
-        &["load", "--addr", "127.0.0.1:1", "--clients", "0"],
-        &["node", "--service", "ubscore", "--data", "/tmp/x"],
-        &["cluster"],
-    ] {
+fn bad_inputs_get_one_line_and_exit_2_within_a_second() {
+    const U64_MAX: &str = "18446744073709551615";
+    const PAST_U64: &str = "18446744073709551616";
+    let cases: &[(&[&str], &str)] = &[
+        (&["sweep", "--seeds", "5..2"], "empty"),
+        (&["sweep", "--seeds", "3..3"], "empty"),
+        (&["sweep", "--seeds", "x..y"], "malformed seed range"),
+        (&["sweep", "--seeds", "0..18446744073709551615"], "at most"),
+        (&["sweep", "--seeds", "0..=18446744073709551615"], "at most"),
+        (&["sweep", "--seeds", "0..18446744073709551616"], "malformed seed range"),
+        (&["sweep", "--seeds", "random:0"], "random:0"),
+        (&["sweep", "--seeds", "random:99999999999"], "random:"),
+        (&["sweep", "--seeds", "random:5@zz"], "malformed"),
+        (&["sweep", "--count", "0"], "--count"),
+        (&["sweep", "--count", "10000000000"], "--count"),
+        (&["sweep", "--count", U64_MAX], "--count"),
+        (&["sweep", "--count", "-1"], "--count"),
+        (&["sweep", "--jobs", "0", "--count", "1"], "--jobs"),
+        (&["sweep", "--jobs", U64_MAX, "--count", "1"], "--jobs"),
+        (&["sweep", "--count", "3", "--shard", "0/2"], "shard"),
+        (&["sweep", "--count", "3", "--shard", "3/2"], "shard"),
+        (&["sweep", "--count", "1", "--shard", "x"], "shard"),
+        (&["sweep", "--count", "1", "--shard", "2/18446744073709551616"], "shard"),
+        (&["sweep", "--scenarios", "crash,nope", "--count", "1"], "unknown scenario"),
+        (&["sweep", "--count", "1", "--run-timeout", "0"], "--run-timeout"),
+        (&["sweep", "--count", "1", "--run-timeout", "nan"], "--run-timeout"),
+        (&["sweep", "--count", "1", "--run-timeout", "1e300"], "--run-timeout"),
+        (&["sweep", "--count", "1", "--max-failures", "0"], "--max-failures"),
+        (&["sweep", "--count", "1", "--heartbeat", "0"], "--heartbeat"),
+        (&["sweep", "--count", "1", "--fail-fast", "--max-failures", "2"], "--fail-fast"),
+        (&["sweep", "--count", "1", "--json", "/no/such/dir/r.json"], "/no/such/dir/r.json"),
+        (&["sweep", "--count", "1", "--junit", "/no/such/dir/r.xml"], "/no/such/dir/r.xml"),
+        (&["run", "--seed", "-3"], "--seed"),
+        (&["run", "--seed", PAST_U64], "--seed"),
+        (&["run", "--seed", "1", "--commands", "0"], "--commands"),
+        (&["run", "--seed", "1", "--commands", "1000000000000"], "--commands"),
+        (&["run", "--seed", "1", "--commands", U64_MAX], "--commands"),
+        (&["run", "--seed", "1", "--fault-every-ms", "0"], "--fault-every-ms"),
+        (&["run", "--seed", "1", "--fault-every-ms", U64_MAX], "--fault-every-ms"),
+        (&["run", "--scenario", "nope", "--seed", "1"], "unknown scenario"),
+        (&["run", "--seed", "1", "--plan", "/no/such/plan.json"], "/no/such/plan.json"),
+        (&["run", "--seed", "1", "--save-plan", "/no/such/dir/p.json"], "/no/such/dir/p.json"),
+        (&["run", "--seed", "1", "--plant", "nope"], "unknown bug"),
+        (&["run", "--seed", "1", "--trace-kind", "nope"], "--trace-kind"),
+        (&["repro", "not-a-file-or-seed"], "not-a-file-or-seed"),
+        (&["repro", "3"], "--scenario"),
+        (&["repro", "3", "--scenario", "nope"], "unknown scenario"),
+        (&["shrink", "--scenario", "nope", "--seed", "1"], "unknown scenario"),
+        (&["shrink", "--scenario", "differential", "--seed", "1"], "no fault plan"),
+        (&["shrink", "--scenario", "crash", "--seed", "1", "--budget", "1"], "--budget"),
+        (&["shrink", "--scenario", "crash", "--seed", "1", "--budget", U64_MAX], "--budget"),
+        (&["planted", "--max-seeds", "0"], "--max-seeds"),
+        (&["planted", "--commands", U64_MAX], "--commands"),
+        (&["bench", "pipeline", "--runs", "0"], "--runs"),
+        (&["bench", "pipeline", "--max-commands", U64_MAX], "--max-commands"),
+        (&["bench", "sim", "--max-commands", "10"], "--max-commands"),
+        (&["bench", "storage", "--entries", "0"], "--entries"),
+        (&["bench", "storage", "--entries", U64_MAX], "--entries"),
+        (&["no-such-command"], "no-such-command"),
+        (&["explore", "--commands", "5"], "--commands"),
+        (&["explore", "--commands", "100000"], "--commands"),
+        (&["explore", "--depth", "9"], "--depth"),
+        (&["explore", "--recovery-depth", "3"], "--recovery-depth"),
+        (&["explore", "--plant", "nope"], "unknown bug"),
+        (&["explore", "--jobs", "0"], "--jobs"),
+        (&["coverage"], "report"),
+        (&["coverage", "/no/such/report.json"], "/no/such/report.json"),
+        (&["regress", "add", "/no/such/report.json"], "/no/such/report.json"),
+        (&["regress", "list", "--file", "/no/such/regressions.txt"], "/no/such/regressions.txt"),
+        (&["crashtest", "--duration", "0"], "--duration"),
+        (&["crashtest", "--kill-every", "1"], "--kill-every"),
+        (&["load", "--addr", "not-an-address"], "--addr"),
+        (&["load", "--addr", "127.0.0.1:1", "--clients", "0"], "--clients"),
+        (&["node", "--service", "ubscore", "--data", "/tmp/x"], "--ubscore"),
+        (&["cluster"], "--data"),
+    ];
+    assert!(cases.len() >= 40);
+    // Every case is checked, and every wrong one listed.
+    let mut wrong = Vec::new();
+    for (args, names) in cases {
+        let started = std::time::Instant::now();
         let o = exsim(args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o.stderr));
-        assert!(!text(&o.stderr).contains("panicked"), "{args:?}");
+        let took = started.elapsed();
+        let err = text(&o.stderr);
+        let ok = o.status.code() == Some(2)
+            && err.lines().count() == 1
+            && err.starts_with("error: ")
+            && err.contains(names)
+            && !err.contains("panicked")
+            && o.stdout.is_empty()
+            && took < std::time::Duration::from_secs(1);
+        if !ok {
+            wrong.push(format!("{args:?} (want `{names}`): exit {:?} in {took:?}: {err}", o.status.code()));
+        }
     }
+    assert!(wrong.is_empty(), "{} wrong:\n{}", wrong.len(), wrong.join("\n"));
+}
+
+/// A write error on stdout (a full disk) ends the command with one line, not a panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_on_stdout_ends_with_one_line() {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full");
+    let o = Command::new(env!("CARGO_BIN_EXE_exsim")).arg("list").stdout(full).output().expect("exsim runs");
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("cannot write to stdout") && !err.contains("panicked"), "{err}");
 }
 
 /// The simulation build cannot run real processes: it says which command does.
@@ -149,7 +218,9 @@ fn run_and_sweep_pass_and_report() {
         report.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o.stderr));
-    assert!(text(&o.stdout).contains("| crash | 2 | 0 |"), "{}", text(&o.stdout));
+    let crash_row = text(&o.stdout).lines().find(|l| l.starts_with("crash ")).map(str::to_string);
+    let cells: Vec<String> = crash_row.unwrap_or_default().split_whitespace().map(str::to_string).collect();
+    assert_eq!(cells.get(1..3), Some(&["2".to_string(), "0".to_string()][..]), "{}", text(&o.stdout));
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!((json["runs"].as_u64(), json["failures"].as_u64()), (Some(6), Some(0)));
 }
@@ -236,7 +307,8 @@ fn a_failing_run_prints_its_reproduce_command_first() {
         return;
     }
     assert_eq!(o.status.code(), Some(1));
-    let err = text(&o.stderr);
+    // The verdict goes to stdout (the trace, when asked for, to stderr), as for sweep and repro.
+    let err = text(&o.stdout);
     let first = err.lines().next().unwrap_or_default();
     assert_eq!(
         first,
@@ -247,7 +319,7 @@ fn a_failing_run_prints_its_reproduce_command_first() {
     // The printed command reproduces the same failure.
     let again =
         exsim(&["run", "--scenario", "crash", "--seed", "2", "--commands", "300", "--plant", "skip-fsync"]);
-    assert_eq!(text(&again.stderr).lines().last(), err.lines().last());
+    assert_eq!(text(&again.stdout).lines().last(), err.lines().last());
 }
 
 /// `exsim … | head` must end quietly when the reader goes away, not panic.
@@ -322,4 +394,203 @@ fn explore_prints_its_counts_and_map_and_coverage_lists_unhit_cells() {
     // Twelve commands are too few for retention: its cells stay unhit, and are listed.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
     assert!(text(&o.stdout).contains("cells never hit:\n") && text(&o.stdout).contains("retention remove"));
+}
+
+/// A run over its wall-clock limit is cancelled and reported as a timeout, and the sweep
+/// goes on to the next run; a heartbeat line names the slowest run in flight while stderr
+/// is not a terminal; the report's failing runs can be added to a regression file.
+#[test]
+fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
+    let dir = scratch("timeouts");
+    let report = dir.join("report.json");
+    let args = [
+        "sweep",
+        "--scenarios",
+        "crash",
+        "--seeds",
+        "0..3",
+        "--commands",
+        "300000",
+        "--run-timeout",
+        "0.5",
+        "--jobs",
+        "1",
+        "--heartbeat",
+        "1",
+        "--json",
+        report.to_str().unwrap(),
+    ];
+    let o = exsim(&args);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    for seed in 0..3 {
+        assert!(
+            out.contains(&format!("FAILED crash seed {seed}: timeout: wall-clock limit of 0.5 s")),
+            "{out}"
+        );
+    }
+    assert!(err.contains("heartbeat") && err.contains("slowest in flight: crash seed"), "{err}");
+    // The reproduce commands end the output, one a line.
+    let tail: Vec<&str> = out.lines().rev().take(3).collect();
+    assert!(
+        tail.iter().all(|l| l.starts_with("cargo run --release -- run --scenario crash --seed ")),
+        "{out}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!((json["failures"].as_u64(), json["timeouts"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(json["failing"][0]["kind"], "timeout");
+    assert_eq!(json["meta"]["run_timeout_s"].as_f64(), Some(0.5));
+    assert_eq!(json["failing"][1]["params"]["commands"].as_u64(), Some(300_000));
+
+    // `regress add` appends every failing run with its parameters, once.
+    let file = dir.join("regressions.txt");
+    std::fs::write(&file, "baseline 5 2000   # an old-form line, no newline at the end").unwrap();
+    let add = || exsim(&["regress", "add", report.to_str().unwrap(), "--file", file.to_str().unwrap()]);
+    let o = add();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = exsim(&["regress", "list", "--file", file.to_str().unwrap()]);
+    let listed = text(&o.stdout);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        [
+            "baseline 5 commands=2000",
+            "crash 0 commands=300000",
+            "crash 1 commands=300000",
+            "crash 2 commands=300000"
+        ],
+        "{listed}"
+    );
+    let o = add();
+    assert!(
+        text(&o.stdout).contains("already in") && text(&o.stdout).contains("nothing added"),
+        "{}",
+        text(&o.stdout)
+    );
+}
+
+/// `--max-failures` (and `--fail-fast`) stop starting runs; the rest are counted.
+#[test]
+fn a_sweep_stops_after_max_failures() {
+    let o = exsim(&[
+        "sweep",
+        "--scenarios",
+        "crash",
+        "--seeds",
+        "0..4",
+        "--commands",
+        "300000",
+        "--run-timeout",
+        "0.3",
+        "--jobs",
+        "1",
+        "--fail-fast",
+    ]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("stopped after 1 failures: 3 runs not started"), "{out}");
+}
+
+/// The JSON report carries a meta block with every parameter; `random:N@BASE` draws the
+/// seeds it printed; the summary table fits 100 columns and `--details` adds faults by kind.
+#[test]
+fn a_report_records_its_parameters_and_random_seeds_reproduce() {
+    let dir = scratch("meta");
+    let report = dir.join("r.json");
+    let o = exsim(&[
+        "sweep",
+        "--scenarios",
+        "baseline,crash",
+        "--seeds",
+        "random:3@7",
+        "--commands",
+        "100",
+        "--details",
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{out}{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let meta = &json["meta"];
+    assert_eq!(meta["seeds"]["kind"], "random");
+    assert_eq!(meta["seeds"]["base"].as_u64(), Some(7));
+    assert_eq!(meta["params"]["commands"].as_u64(), Some(100));
+    assert!(meta["commit"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(meta["command_line"].as_array().is_some_and(|a| a.iter().any(|x| x == "random:3@7")));
+    let drawn: Vec<u64> = meta["drawn_seeds"].as_array().unwrap().iter().filter_map(|s| s.as_u64()).collect();
+    assert_eq!(drawn.len(), 3);
+    let printed =
+        out.lines().find(|l| l.starts_with("random seeds (random:3@0x7): ")).expect("seeds printed");
+    let printed: Vec<u64> =
+        printed.rsplit(": ").next().unwrap().split(' ').map(|s| s.parse().unwrap()).collect();
+    assert_eq!(printed, drawn);
+    let runs = json["reports"].as_array().unwrap();
+    assert_eq!(runs.len(), 6);
+    assert!(runs.iter().all(
+        |r| r["params"]["commands"].as_u64() == Some(100) && drawn.contains(&r["seed"].as_u64().unwrap())
+    ));
+    // The table, from its header to its total row, fits 100 columns.
+    let table: Vec<&str> = out.lines().skip_while(|l| !l.starts_with("scenario ")).take(4).collect();
+    assert_eq!(table.len(), 4, "{out}");
+    assert!(table[3].starts_with("total "), "{out}");
+    assert!(out.lines().all(|l| l.chars().count() <= 100), "{out}");
+    assert!(out.contains("crash:\n  failures: none\n  faults: "), "{out}");
+}
+
+/// `repro REPORT` reruns a failing run with every parameter it had, the planted bug
+/// included: a build that cannot plant it refuses (exit 2) instead of rerunning without it.
+#[test]
+fn repro_of_a_report_reruns_with_its_planted_bug() {
+    let dir = scratch("repro-plant");
+    let report = dir.join("r.json");
+    let failing = serde_json::json!({ "failing": [{
+        "scenario": "crash", "seed": 2, "failure": "recovery-mismatch: …",
+        "params": { "scenario": "crash", "seed": 2, "commands": 300, "fault_every_ms": null, "plant": "skip-fsync" }
+    }]});
+    std::fs::write(&report, failing.to_string()).unwrap();
+    let o = exsim(&["repro", report.to_str().unwrap()]);
+    if !exsim_scenarios::bugs_available() {
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("planted-bugs"), "{}", text(&o.stderr));
+        return;
+    }
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stdout).contains("--plant skip-fsync") && text(&o.stdout).contains("crash seed 2: FAILED")
+    );
+}
+
+/// `--trace-node` keeps one node's events; the trace hash does not depend on printing.
+#[test]
+fn a_trace_filtered_to_one_node_prints_only_its_events() {
+    let base = ["run", "--scenario", "crash", "--seed", "1", "--commands", "60"];
+    let quiet = exsim(&base);
+    let one = exsim(&[&base[..], &["--trace-node", "matching"]].concat());
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let lines: Vec<String> = text(&one.stderr).lines().map(str::to_string).collect();
+    assert!(lines.len() >= 3, "{lines:?}");
+    assert!(lines.iter().all(|l| l.split_whitespace().nth(1) == Some("matching")), "{lines:?}");
+    let all = exsim(&[&base[..], &["--trace"]].concat());
+    assert!(text(&all.stderr).lines().any(|l| l.split_whitespace().nth(1) == Some("ubscore")));
+    let faults = exsim(&[&base[..], &["--trace-kind", "fault"]].concat());
+    assert!(
+        text(&faults.stderr).lines().all(|l| [
+            "kill",
+            "restart",
+            "crash",
+            "partition",
+            "heal",
+            "pinned",
+            "snapshot",
+            "media"
+        ]
+        .iter()
+        .any(|k| l.split_whitespace().nth(2) == Some(k))),
+        "{}",
+        text(&faults.stderr)
+    );
+    let last = |o: &Output| text(&o.stdout).lines().last().map(str::to_string);
+    assert_eq!(last(&quiet), last(&one));
+    assert_eq!(last(&quiet), last(&all));
+    assert!(last(&quiet).is_some_and(|l| l.starts_with("trace hash: 0x")));
 }

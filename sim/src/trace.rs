@@ -1,6 +1,7 @@
 //! The trace of a run: one compact line per event (simulated time, node, event), a 64-bit
 //! hash over every line (FNV-1a), and the last lines of each node for failure reports.
-//! Printing is off by default; `print` turns it on for one seed.
+//! Every line is also a `tracing` event (target `exsim::trace`, fields `sim_ms`, `node`,
+//! `kind`), which a subscriber may print and filter; the hash is the same either way.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -22,7 +23,48 @@ struct Inner {
 #[derive(Debug)]
 pub struct Trace {
     inner: Mutex<Inner>,
-    print: bool,
+}
+
+/// What a trace line is about, for filtering: `fault` (injected faults: kills, restarts,
+/// partitions, crash points, damage), `client` (acknowledgements), `service` (starts,
+/// recoveries, stops), `world` (phases and verdicts).
+pub fn kind_of(event: &str) -> &'static str {
+    const FAULTS: [&str; 9] = [
+        "kill",
+        "restart",
+        "partition",
+        "heal",
+        "pinned crash point",
+        "crash point",
+        "snapshot corrupted",
+        "media",
+        "damage",
+    ];
+    const SERVICE: [&str; 4] = ["start", "recovered", "stopped", "corruption detected"];
+    if event.starts_with("ack #") || event.starts_with("cannot bind") {
+        "client"
+    } else if FAULTS.iter().any(|f| event.starts_with(f)) {
+        "fault"
+    } else if SERVICE.iter().any(|f| event.starts_with(f)) {
+        "service"
+    } else {
+        "world"
+    }
+}
+
+/// The kinds [`kind_of`] gives, and `storage` (filesystem operations, at debug level).
+pub const KINDS: [&str; 5] = ["fault", "client", "service", "world", "storage"];
+
+/// Simulated time since the runtime started (inside a simulation).
+pub fn sim_now() -> Option<Duration> {
+    #[cfg(madsim)]
+    {
+        madsim::time::TimeHandle::try_current().map(|t| t.elapsed())
+    }
+    #[cfg(not(madsim))]
+    {
+        None
+    }
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -36,18 +78,21 @@ fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
     hash
 }
 
+impl Default for Trace {
+    fn default() -> Trace {
+        Trace::new()
+    }
+}
+
 impl Trace {
-    /// An empty trace; `print` writes every line to stderr as it is recorded.
-    pub fn new(print: bool) -> Trace {
-        Trace {
-            inner: Mutex::new(Inner { hash: FNV_OFFSET, lines: 0, tail: BTreeMap::new(), all: None }),
-            print,
-        }
+    /// An empty trace.
+    pub fn new() -> Trace {
+        Trace { inner: Mutex::new(Inner { hash: FNV_OFFSET, lines: 0, tail: BTreeMap::new(), all: None }) }
     }
 
     /// An empty trace that keeps every line, to find where two runs first differ.
-    pub fn keeping(print: bool) -> Trace {
-        let t = Trace::new(print);
+    pub fn keeping() -> Trace {
+        let t = Trace::new();
         t.inner.lock().unwrap_or_else(|e| e.into_inner()).all = Some(Vec::new());
         t
     }
@@ -60,10 +105,13 @@ impl Trace {
     /// Records one event of `node` at simulated time `at`.
     pub fn record(&self, at: Duration, node: &str, event: &str) {
         let line = format!("{:>10.3}ms {node:<10} {event}", at.as_secs_f64() * 1e3);
-        if self.print {
-            eprintln!("{line}");
-        }
-        tracing::debug!(target: "exsim::trace", "{line}");
+        tracing::info!(
+            target: "exsim::trace",
+            sim_us = at.as_micros() as u64,
+            node,
+            kind = kind_of(event),
+            "{event}"
+        );
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.hash = fnv(inner.hash, line.as_bytes());
         inner.hash = fnv(inner.hash, b"\n");
@@ -113,7 +161,7 @@ mod tests {
     #[test]
     fn the_hash_depends_on_every_line_and_its_order() {
         let run = |events: &[(&str, &str)]| {
-            let t = Trace::new(false);
+            let t = Trace::new();
             for (i, (node, e)) in events.iter().enumerate() {
                 t.record(Duration::from_millis(i as u64), node, e);
             }
@@ -123,11 +171,28 @@ mod tests {
         assert_eq!(a, run(&[("ubscore", "crash"), ("matching", "restart")]));
         assert_ne!(a, run(&[("matching", "restart"), ("ubscore", "crash")]));
         assert_ne!(a, run(&[("ubscore", "crash")]));
-        let t = Trace::new(false);
+        let t = Trace::new();
         for i in 0..100 {
             t.record(Duration::ZERO, "n", &i.to_string());
         }
         assert_eq!(t.tail("n").len(), KEEP);
         assert!(t.tail("n").last().unwrap().ends_with(" 99"));
+    }
+
+    #[test]
+    fn every_line_the_world_writes_has_a_kind() {
+        for (event, kind) in [
+            ("kill (power failure)", "fault"),
+            ("restart (liveness)", "fault"),
+            ("partition from matching", "fault"),
+            ("ack #3 Accepted seq=Some(4) tries=1", "client"),
+            ("recovered ubs_seq=3 snapshot=None replayed=3", "service"),
+            ("start", "service"),
+            ("liveness phase", "world"),
+            ("converged", "world"),
+        ] {
+            assert_eq!(kind_of(event), kind, "{event}");
+            assert!(KINDS.contains(&kind));
+        }
     }
 }

@@ -25,3 +25,18 @@ pub fn read_csv(path: &std::path::Path) -> (Vec<String>, Vec<Vec<String>>) {
     let header = split(lines.next().expect("a header line"));
     (header, lines.map(split).collect())
 }
+
+/// The seeds a pinned-seed test runs: `pinned`, or only `$EXSIM_SEED` when it is set (to
+/// debug one seed: `EXSIM_SEED=3 cargo test -p exsim-tests --test world`). A set but
+/// malformed `EXSIM_SEED` fails the test rather than silently running the default seeds.
+pub fn seeds(pinned: impl IntoIterator<Item = u64>) -> Vec<u64> {
+    match std::env::var("EXSIM_SEED") {
+        Ok(v) => vec![v.trim().parse().unwrap_or_else(|_| panic!("EXSIM_SEED={v} is not a seed"))],
+        Err(_) => pinned.into_iter().collect(),
+    }
+}
+
+/// Whether a test pinned to `seed` runs (every one unless `$EXSIM_SEED` names another).
+pub fn runs_seed(seed: u64) -> bool {
+    seeds([seed]) == [seed]
+}

@@ -41,6 +41,7 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
             Problem::ServiceError { node, error } => Violation::ServiceError { service: node, error },
             Problem::Liveness(detail) => Violation::Liveness { detail },
             Problem::FinalRecovery(error) => Violation::Unrecoverable { error },
+            Problem::Timeout(detail) => Violation::Timeout { detail },
         });
     }
     if !result.corruption_detected.is_empty() {

@@ -114,6 +114,11 @@ pub enum Violation {
         /// The last watermarks seen.
         detail: String,
     },
+    /// The run went over its simulated-time budget or its wall-clock limit.
+    Timeout {
+        /// Which budget, and how far the run got.
+        detail: String,
+    },
     /// The services could not be recovered from their disks at the end.
     Unrecoverable {
         /// The error.
@@ -148,6 +153,7 @@ impl Violation {
             Violation::SilentCorruption { .. } => "silent-corruption",
             Violation::ServiceError { .. } => "service-error",
             Violation::Liveness { .. } => "liveness",
+            Violation::Timeout { .. } => "timeout",
             Violation::Unrecoverable { .. } => "unrecoverable",
             Violation::Panic { .. } => "panic",
             Violation::Divergence { .. } => "divergence",
@@ -211,6 +217,7 @@ impl fmt::Display for Violation {
             }
             Violation::ServiceError { service, error } => write!(f, "{service}: {error}"),
             Violation::Liveness { detail } => f.write_str(detail),
+            Violation::Timeout { detail } => f.write_str(detail),
             Violation::Unrecoverable { error } => write!(f, "recovery failed: {error}"),
             Violation::Panic { message } => write!(f, "panicked: {message}"),
             Violation::Divergence { detail } => f.write_str(detail),

@@ -37,15 +37,15 @@ pub fn run(reports: &[PathBuf]) -> Result<(), Failure> {
         ));
     }
     let hits = merged(reports)?;
-    print!("{}", sim::coverage::table(&hits));
+    crate::put(&sim::coverage::table(&hits));
     let unhit = sim::coverage::unhit(&hits);
     if unhit.is_empty() {
-        println!("every cell was hit");
+        say!("every cell was hit");
         return Ok(());
     }
-    println!("cells never hit:");
+    say!("cells never hit:");
     for cell in &unhit {
-        println!("  {cell}");
+        say!("  {cell}");
     }
     Err(Failure::Check(format!("{} of {} cells never hit", unhit.len(), sim::coverage::universe().len())))
 }

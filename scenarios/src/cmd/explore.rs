@@ -62,7 +62,7 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     })
     .map_err(|e| Failure::Check(e.to_string()))?;
     bar.finish_and_clear();
-    println!(
+    say!(
         "explored seed {}: {} commands, {} filesystem operations, {} crash points, {} crash states, \
          {} fsync errors, {} media faults ({} detected), {} distinct disks recovered, {} recoveries crashed and redone, in {:.1} s",
         cfg.seed,
@@ -77,32 +77,32 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
         report.recovery_crashes,
         report.wall_ms as f64 / 1e3
     );
-    print!("{}", sim::coverage::table(&report.coverage));
+    crate::put(&sim::coverage::table(&report.coverage));
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).expect("plain data serializes");
         std::fs::write(path, json)
             .map_err(|e| Failure::Usage(format!("{}: cannot write report: {e}", path.display())))?;
     }
     if report.failures.is_empty() {
-        println!("no failure");
+        say!("no failure");
         return Ok(());
     }
     let mut kinds: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for f in &report.failures {
         *kinds.entry(f.violation.kind()).or_default() += 1;
     }
-    println!("{} failing crash states ({kinds:?}); the first ones:", report.failures.len());
+    say!("{} failing crash states ({kinds:?}); the first ones:", report.failures.len());
     let mut shown = std::collections::BTreeSet::new();
     for f in report.failures.iter().filter(|f| shown.insert(f.op)).take(5) {
-        println!("- operation {} {} ({}), {}", f.op, f.when, f.cell, f.resolution);
+        say!("- operation {} {} ({}), {}", f.op, f.when, f.cell, f.resolution);
         if let Some(r) = &f.recovery_crash {
-            println!("  then {r}");
+            say!("  then {r}");
         }
-        println!("  {}", f.violation.to_string().lines().next().unwrap_or_default());
-        println!("  reproduce: {}", explore::repro_command(&cfg, f.op));
+        say!("  {}", f.violation.to_string().lines().next().unwrap_or_default());
+        say!("  reproduce: {}", explore::repro_command(&cfg, f.op));
     }
     if let Some(n) = report.states_until_first_failure {
-        println!("first failure after {n} crash states");
+        say!("first failure after {n} crash states");
     }
     Err(Failure::Check(format!("{} crash states failed", report.failures.len())))
 }

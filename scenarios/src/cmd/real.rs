@@ -137,7 +137,7 @@ mod imp {
             engine::service::Addrs { ubscore: a.ubscore, matching: a.matching, settlement: a.settlement };
         match node::run(s, &a.data, addrs, plant) {
             Ended::Graceful(seq) => {
-                println!("{s} stopped gracefully: snapshot {seq}");
+                say!("{s} stopped gracefully: snapshot {seq}");
                 Ok(())
             }
             Ended::Fatal(e) => Err((1, format!("{s} stopped: {e}"))),
@@ -159,8 +159,8 @@ mod imp {
                 c.serving(&probe, s, Duration::from_secs(20)).await.ok_or(format!("{s} did not start"))?;
             }
             let ad = c.addrs;
-            println!("ubscore    {}\nmatching   {}\nsettlement {}", ad.ubscore, ad.matching, ad.settlement);
-            println!("data {} (logs in {}/logs)", a.data.display(), a.data.display());
+            say!("ubscore    {}\nmatching   {}\nsettlement {}", ad.ubscore, ad.matching, ad.settlement);
+            say!("data {} (logs in {}/logs)", a.data.display(), a.data.display());
             let _ = std::io::stdout().flush();
             let end = (a.duration > 0).then(|| Instant::now() + Duration::from_secs(a.duration));
             let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -180,7 +180,7 @@ mod imp {
                 }
             }
             for (s, status) in c.stop_all(Duration::from_secs(10)).await.map_err(|e| e.to_string())? {
-                println!("{s} stopped: {}", status.map_or("killed after 10 s".into(), |st| st.to_string()));
+                say!("{s} stopped: {}", status.map_or("killed after 10 s".into(), |st| st.to_string()));
             }
             Ok(())
         })
@@ -208,7 +208,7 @@ mod imp {
                 writeln!(f, "{line}").map_err(|e| e.to_string())?;
             }
         }
-        println!(
+        say!(
             "acknowledged {} of {} commands in {:.2} s: {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             r.acked.len(),
             load::workload(&cfg).len(),
@@ -254,7 +254,7 @@ mod imp {
             data: a.data.clone(),
             plant: a.plant.clone(),
         };
-        println!(
+        say!(
             "crashtest: seed {}, {} s, a kill every ~{} ms of {}{}",
             a.seed,
             a.duration,
@@ -266,7 +266,7 @@ mod imp {
             .map_err(|e| (2, e))?
             .block_on(crashtest::run(&exe, &cfg))
             .map_err(|e| (1, e.to_string()))?;
-        print!("{}", crashtest::describe(&report));
+        crate::put(&crashtest::describe(&report));
         let unclean: Vec<String> = report
             .kills
             .iter()
@@ -276,7 +276,7 @@ mod imp {
             .collect();
         let keep = |why: String| (1, format!("{why}\ndata kept in {}", report.data.display()));
         if let Err(why) = &report.converged {
-            println!("liveness: {why}");
+            say!("liveness: {why}");
         }
         match (&report.verdict, unclean.first()) {
             (Err(v), _) => Err(keep(format!("verdict: FAILED: {v}"))),
@@ -287,8 +287,8 @@ mod imp {
                 j.history_entries
             ))),
             (Ok(j), None) => {
-                println!("history: {} entries ({} commands) on disk", j.history_entries, j.commands);
-                println!("verdict: ok");
+                say!("history: {} entries ({} commands) on disk", j.history_entries, j.commands);
+                say!("verdict: ok");
                 if a.data.is_none() {
                     let _ = std::fs::remove_dir_all(&report.data);
                 }

@@ -41,7 +41,7 @@ pub fn run(
     let shrunk = match shrunk {
         Ok(s) => s,
         Err(exsim_scenarios::shrink::ShrinkError::Passes) => {
-            println!("{scenario} seed {seed} passes: nothing to shrink");
+            say!("{scenario} seed {seed} passes: nothing to shrink");
             return Ok(());
         }
         Err(exsim_scenarios::shrink::ShrinkError::ReplayDiffers(what)) => {
@@ -54,22 +54,22 @@ pub fn run(
     std::fs::write(&out, json)
         .map_err(|e| Failure::Usage(format!("{}: cannot write plan: {e}", out.display())))?;
     let kept = shrunk.plan.keep_commands.as_ref().map_or(0, Vec::len);
-    println!(
+    say!(
         "shrunk in {} runs: {} commands and {} faults -> {kept} commands and {} faults",
         shrunk.runs,
         shrunk.before.0,
         shrunk.before.1,
         shrunk.plan.faults()
     );
-    print!("{}", shrunk.plan.describe());
+    crate::put(&shrunk.plan.describe());
     let all = exsim_scenarios::simrun::world_config(scenario, seed, shrunk.before.0, &params).commands;
     for i in shrunk.plan.keep_commands.iter().flatten() {
         if let Some(c) = all.get(*i) {
-            println!("  command #{i}: {c:?}");
+            say!("  command #{i}: {c:?}");
         }
     }
-    println!("reproduce: {}", repro(scenario, seed, &params, &out));
-    println!("still fails with:\n{}", shrunk.violation);
+    say!("reproduce: {}", repro(scenario, seed, &params, &out));
+    say!("still fails with:\n{}", shrunk.violation);
     Err(Failure::Check("the reduced run still fails (as intended)".into()))
 }
 

@@ -60,7 +60,7 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
         executed.events.push(event);
         next = source.next();
     }
-    while !w.clients_done() && w.elapsed() < w.cfg.max_safety && !w.halted() {
+    while !w.clients_done() && w.elapsed() < w.cfg.max_safety && !w.halted() && !w.cancelled() {
         let now = ms(w.elapsed());
         let wake = next.as_ref().and_then(|e| due_at(w, e)).into_iter().chain(due.earliest()).min();
         let pause = wake.map_or(TICK_MS, |t| t.saturating_sub(now).clamp(1, TICK_MS));
@@ -76,6 +76,17 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
             executed.events.push(event);
             next = source.next();
         }
+    }
+    if w.cancelled() {
+        w.time_out(format!("cancelled at {:.1} s simulated", w.elapsed().as_secs_f64()));
+    } else if !w.clients_done() && !w.halted() {
+        // Judged after the liveness phase: a run that then converges only needed more time.
+        w.budget_spent = Some(format!(
+            "simulated-time budget of {} s spent with {} of {} clients done",
+            w.cfg.max_safety.as_secs(),
+            w.shared.done.load(std::sync::atomic::Ordering::SeqCst),
+            w.clients
+        ));
     }
     executed.io_errors = w.io_errors();
     // A pinned crash point whose operation never came did nothing: not part of the run.

@@ -48,7 +48,11 @@ impl World {
         let shared = self.shared.clone();
         let rounds = || shared.rounds.load(Ordering::SeqCst);
         loop {
-            if self.halted() {
+            if self.halted() || self.timed_out() {
+                break;
+            }
+            if self.cancelled() {
+                self.time_out(format!("cancelled at {:.1} s simulated", self.elapsed().as_secs_f64()));
                 break;
             }
             if self.clients_done() && first_valid_round == usize::MAX {
@@ -58,13 +62,20 @@ impl World {
                 break;
             }
             if self.elapsed() > deadline {
-                lock(&self.shared.errors).push(Problem::Liveness(format!(
+                let detail = format!(
                     "not converged 120 s after faults stopped ({} of {} clients done); \
                      last statuses (ubscore, matching, settlement): {}",
                     self.shared.done.load(Ordering::SeqCst),
                     self.clients,
                     lock(&self.shared.last_statuses)
-                )));
+                );
+                // Over the safety phase's budget too: the run needed more time than its
+                // size allows (a stall or a run too slow to finish), a failure of its own kind.
+                let problem = match &self.budget_spent {
+                    Some(spent) => Problem::Timeout(format!("{spent}, then {detail}")),
+                    None => Problem::Liveness(detail),
+                };
+                lock(&self.shared.errors).push(problem);
                 break;
             }
             for s in self.take_self_stopped() {

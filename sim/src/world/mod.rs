@@ -122,8 +122,6 @@ pub struct WorldConfig {
     pub faults: FaultConfig,
     /// Storage settings of every service.
     pub storage: DurableConfig,
-    /// Print the trace as it happens.
-    pub print_trace: bool,
     /// Keep every trace line in the result (to compare two runs line by line).
     pub keep_trace: bool,
     /// Simulated time after which the safety phase is cut short and liveness must follow.
@@ -133,6 +131,9 @@ pub struct WorldConfig {
     /// An explicit plan to execute instead of the seed's (its rates replace `faults`,
     /// `chaos.loss` and `chaos.duplicate`; its `keep_commands` selects from `commands`).
     pub plan: Option<FaultPlan>,
+    /// Set from outside the simulation (a wall-clock watchdog) to stop the run at its next
+    /// step with a timeout. Only a run that is already a failure ever reads it as set.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 /// Why a node is restarted when it stopped itself (after an I/O error).
@@ -229,6 +230,8 @@ impl WorldBuilder {
 /// A running world and its verbs.
 pub struct World {
     cfg: WorldConfig,
+    /// Why the safety phase ended before the clients were done, if its budget ran out.
+    budget_spent: Option<String>,
     handle: Handle,
     simfs: Arc<SimFs>,
     net: Arc<NetSim>,
@@ -255,11 +258,7 @@ impl World {
         engine::service::rpc::set_duplicate_rate(cfg.chaos.duplicate);
         engine::service::rpc::take_duplicated();
         let start = madsim::time::Instant::now();
-        let trace = Arc::new(if cfg.keep_trace {
-            Trace::keeping(cfg.print_trace)
-        } else {
-            Trace::new(cfg.print_trace)
-        });
+        let trace = Arc::new(if cfg.keep_trace { Trace::keeping() } else { Trace::new() });
         let tracer: Tracer = {
             let trace = trace.clone();
             Arc::new(move |node: &str, event: String| trace.record(start.elapsed(), node, &event))
@@ -287,6 +286,7 @@ impl World {
         observer::spawn(&handle, &shared);
         World {
             cfg,
+            budget_spent: None,
             handle,
             simfs,
             net,
@@ -391,6 +391,24 @@ impl World {
     /// Whether a service refused to go on naming damage (the run ends).
     pub fn halted(&self) -> bool {
         !lock(&self.shared.detected).is_empty()
+    }
+
+    /// Whether the run was cancelled from outside (its wall-clock limit passed).
+    pub fn cancelled(&self) -> bool {
+        self.cfg.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// Whether the run went over a budget (recorded as a [`Problem::Timeout`]).
+    pub fn timed_out(&self) -> bool {
+        lock(&self.shared.errors).iter().any(|p| matches!(p, Problem::Timeout(_)))
+    }
+
+    /// Records that the run went over a budget, once.
+    pub fn time_out(&self, why: String) {
+        if !self.timed_out() {
+            self.trace("world", format!("timeout: {why}"));
+            lock(&self.shared.errors).push(Problem::Timeout(why));
+        }
     }
 
     /// The operation the latest crash point of `s` hit (called as its death is noticed).
