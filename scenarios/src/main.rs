@@ -3,7 +3,7 @@
 use clap::{Parser, Subcommand};
 use exsim_scenarios::bench::{self, alloc::Counting};
 use exsim_scenarios::conform;
-use exsim_scenarios::scenario::{self, Params, Scenario};
+use exsim_scenarios::scenario::{self, MAX_COMMANDS, MAX_FAULT_EVERY_MS, Params, Scenario};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -112,7 +112,7 @@ enum Cmd {
         #[command(flatten)]
         params: ParamArgs,
         /// Most runs to spend (2 to 1,000,000).
-        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+        #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(2..=1_000_000))]
         budget: u64,
         /// Where to write the minimal plan (default `shrunk-SCENARIO-SEED.json`).
         #[arg(long)]
@@ -123,9 +123,6 @@ enum Cmd {
     },
 }
 
-/// Most commands one run may have (the workload is generated up front).
-pub const MAX_COMMANDS: usize = 10_000_000;
-
 /// Run parameters shared by run, sweep, repro and shrink.
 #[derive(clap::Args, Clone)]
 struct ParamArgs {
@@ -134,7 +131,7 @@ struct ParamArgs {
     commands: Option<u64>,
     /// Mean simulated ms between faults, 1 to 86,400,000 (default: the scenario's; larger =
     /// fewer faults).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=MAX_FAULT_EVERY_MS))]
     fault_every_ms: Option<u64>,
     /// Plant a known bug in the engine (builds with `--features planted-bugs`; see
     /// `exsim planted`), e.g. to watch `shrink` work on a failing run.

@@ -28,6 +28,13 @@ impl Entry {
         Params { commands: self.commands, fault_every_ms: self.fault_every_ms, ..Params::default() }
     }
 
+    /// Whether `other` is the same run (a default number of commands written or not).
+    pub fn same_run(&self, other: &Entry) -> bool {
+        let commands = |e: &Entry| e.commands.unwrap_or(e.scenario.default_commands());
+        (self.scenario, self.seed, commands(self), self.fault_every_ms)
+            == (other.scenario, other.seed, commands(other), other.fault_every_ms)
+    }
+
     /// The entry as a line of the file (without its comment).
     pub fn line(&self) -> String {
         let mut line = format!("{} {}", self.scenario, self.seed);
@@ -72,6 +79,7 @@ pub fn parse(text: &str) -> Result<Vec<(usize, Entry)>, String> {
                 _ => return Err(at(format!("unknown field `{field}`"))),
             }
         }
+        entry.params().validate().map_err(at)?;
         entries.push((i + 1, entry));
     }
     Ok(entries)
@@ -80,6 +88,13 @@ pub fn parse(text: &str) -> Result<Vec<(usize, Entry)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Entry {
+        fn with_commands(mut self, n: usize) -> Entry {
+            self.commands = Some(n);
+            self
+        }
+    }
 
     #[test]
     fn both_forms_parse_and_lines_read_back() {
@@ -93,7 +108,19 @@ mod tests {
         let e = &entries[1].1;
         assert_eq!((e.commands, e.fault_every_ms), (Some(300), Some(50)));
         assert_eq!(parse(&e.line()).unwrap()[0].1, *e);
-        for bad in ["crash", "nope 1", "crash x", "crash 1 commands=x", "crash 1 colour=red", "crash 1 5 6"] {
+        let default = Entry { scenario: Scenario::Crash, seed: 0, commands: None, fault_every_ms: None };
+        assert!(default.same_run(&entries[0].1.clone().with_commands(2_000)));
+        assert!(!default.same_run(&entries[0].1));
+        for bad in [
+            "crash",
+            "nope 1",
+            "crash x",
+            "crash 1 commands=x",
+            "crash 1 colour=red",
+            "crash 1 5 6",
+            "crash 1 commands=0",
+            "crash 1 fault-every-ms=18446744073709551615",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

@@ -176,6 +176,25 @@ pub struct Params {
     pub planted: Option<engine::bugs::Bug>,
 }
 
+/// Most commands one run may have (the workload is generated up front).
+pub const MAX_COMMANDS: usize = 10_000_000;
+
+/// Most mean simulated ms between faults (a day).
+pub const MAX_FAULT_EVERY_MS: u64 = 86_400_000;
+
+impl Params {
+    /// Checks the ranges the command line enforces, for parameters read from files.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(n) = self.commands.filter(|n| !(1..=MAX_COMMANDS).contains(n)) {
+            return Err(format!("commands {n} is not within 1 to {MAX_COMMANDS}"));
+        }
+        if let Some(ms) = self.fault_every_ms.filter(|ms| !(1..=MAX_FAULT_EVERY_MS).contains(ms)) {
+            return Err(format!("fault-every-ms {ms} is not within 1 to {MAX_FAULT_EVERY_MS}"));
+        }
+        Ok(())
+    }
+}
+
 /// The outcome of one run.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunReport {
@@ -278,34 +297,33 @@ pub fn run_with(scenario: Scenario, seed: u64, params: &Params, options: &RunOpt
     let commands = params.commands.unwrap_or(scenario.default_commands());
     let started = Instant::now();
     let mut report = RunReport::empty(scenario, seed, commands);
-    match scenario {
-        Scenario::Differential => {
-            let r = crate::sweep::run_differential(
-                seed,
-                &crate::workload::WorkloadConfig { commands, users: 100 },
-                options.cancel.as_deref(),
-            );
-            report.commands = r.commands;
-            report.violation = match r.failure {
-                Some(detail) if r.cancelled => Some(Violation::Timeout { detail }),
-                Some(detail) => Some(Violation::Divergence { detail }),
-                None => None,
-            };
-        }
-        _ => {
-            // A panic anywhere in the simulated exchange is a finding, not a crash of the tool.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let mut r = report.clone();
-                run_world(scenario, seed, commands, params, options, &mut r);
-                r
-            }));
-            match outcome {
-                Ok(r) => report = r,
-                Err(panic) => {
-                    let message = engine::service::panic_message(&*panic);
-                    report.violation = Some(Violation::Panic { message });
-                }
+    // A panic anywhere in the exchange (simulated or in memory) is a finding, not a crash
+    // of the tool.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut r = report.clone();
+        match scenario {
+            Scenario::Differential => {
+                let d = crate::sweep::run_differential(
+                    seed,
+                    &crate::workload::WorkloadConfig { commands, users: 100 },
+                    options.cancel.as_deref(),
+                );
+                r.commands = d.commands;
+                r.violation = match d.failure {
+                    Some(detail) if d.cancelled => Some(Violation::Timeout { detail }),
+                    Some(detail) => Some(Violation::Divergence { detail }),
+                    None => None,
+                };
             }
+            _ => run_world(scenario, seed, commands, params, options, &mut r),
+        }
+        r
+    }));
+    match outcome {
+        Ok(r) => report = r,
+        Err(panic) => {
+            let message = engine::service::panic_message(&*panic);
+            report.violation = Some(Violation::Panic { message });
         }
     }
     report.failure = report.violation.as_ref().map(Violation::to_string);

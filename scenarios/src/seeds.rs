@@ -88,7 +88,8 @@ impl Seeds {
     pub fn get(&self, i: u64) -> u64 {
         match self {
             Seeds::Range { start, .. } => start + i,
-            Seeds::Random { base, .. } => splitmix64(base.wrapping_add(i)),
+            // Mixed before counting: the selections of bases B and B + 1 do not overlap.
+            Seeds::Random { base, .. } => splitmix64(splitmix64(*base).wrapping_add(i)),
         }
     }
 
@@ -227,7 +228,8 @@ mod tests {
         let seeds: Vec<u64> = (0..4).map(|i| drawn.get(i)).collect();
         assert_eq!(seeds, (0..4).map(|i| again.get(i)).collect::<Vec<_>>());
         assert_ne!(seeds[0], seeds[1]);
-        assert_ne!(Seeds::Random { count: 4, base: 78 }.get(0), seeds[0]);
+        let next: Vec<u64> = (0..4).map(|i| Seeds::Random { count: 4, base: 78 }.get(i)).collect();
+        assert!(next.iter().all(|s| !seeds.contains(s)), "bases 77 and 78 overlap");
     }
 
     #[test]

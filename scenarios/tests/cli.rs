@@ -442,25 +442,38 @@ fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
     assert_eq!(json["meta"]["run_timeout_s"].as_f64(), Some(0.5));
     assert_eq!(json["failing"][1]["params"]["commands"].as_u64(), Some(300_000));
 
-    // `regress add` appends every failing run with its parameters, once.
+    // A wall-clock timeout is not a regression: the regression test runs without a limit.
     let file = dir.join("regressions.txt");
+    let add = |report: &std::path::Path| {
+        exsim(&["regress", "add", report.to_str().unwrap(), "--file", file.to_str().unwrap()])
+    };
+    let o = add(&report);
+    assert!(text(&o.stdout).contains("a wall-clock timeout") && text(&o.stdout).contains("nothing added"));
+
+    // Other failures are appended with every parameter, once; a default number of
+    // commands written or not is the same run.
     std::fs::write(&file, "baseline 5 2000   # an old-form line, no newline at the end").unwrap();
-    let add = || exsim(&["regress", "add", report.to_str().unwrap(), "--file", file.to_str().unwrap()]);
-    let o = add();
+    let failing = |scenario: &str, seed: u64, commands: u64, every: Option<u64>| {
+        serde_json::json!({ "scenario": scenario, "seed": seed, "kind": "lost-ack", "failure": "lost-ack: …",
+            "params": { "commands": commands, "fault_every_ms": every, "plant": null } })
+    };
+    let found = dir.join("found.json");
+    let entries = [
+        failing("crash", 7, 2_000, Some(50)),
+        failing("baseline", 5, 2_000, None),
+        failing("swarm", 9, 300, None),
+    ];
+    std::fs::write(&found, serde_json::json!({ "failing": entries }).to_string()).unwrap();
+    let o = add(&found);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let o = exsim(&["regress", "list", "--file", file.to_str().unwrap()]);
     let listed = text(&o.stdout);
     assert_eq!(
         listed.lines().collect::<Vec<_>>(),
-        [
-            "baseline 5 commands=2000",
-            "crash 0 commands=300000",
-            "crash 1 commands=300000",
-            "crash 2 commands=300000"
-        ],
+        ["baseline 5 commands=2000", "crash 7 commands=2000 fault-every-ms=50", "swarm 9 commands=300"],
         "{listed}"
     );
-    let o = add();
+    let o = add(&found);
     assert!(
         text(&o.stdout).contains("already in") && text(&o.stdout).contains("nothing added"),
         "{}",

@@ -52,6 +52,24 @@ pub fn kind_of(event: &str) -> &'static str {
     }
 }
 
+/// What a trace line is about, as `tracing` fields (not hashed: the hash is the line's).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tags<'a> {
+    /// `fault`, `client`, `service` or `world` (default: [`kind_of`] the line).
+    pub kind: Option<&'static str>,
+    /// The fault injected (`power-failure`, `process-crash`, `restart`, `crash-point` …).
+    pub fault: Option<&'a str>,
+    /// A sequence number the line is about (an acknowledgement's `ubs_seq`).
+    pub seq: Option<u64>,
+}
+
+impl Tags<'_> {
+    /// A fault of kind `fault`.
+    pub fn fault(fault: &str) -> Tags<'_> {
+        Tags { kind: Some("fault"), fault: Some(fault), seq: None }
+    }
+}
+
 /// The kinds [`kind_of`] gives, and `storage` (filesystem operations, at debug level).
 pub const KINDS: [&str; 5] = ["fault", "client", "service", "world", "storage"];
 
@@ -104,12 +122,19 @@ impl Trace {
 
     /// Records one event of `node` at simulated time `at`.
     pub fn record(&self, at: Duration, node: &str, event: &str) {
+        self.record_tagged(at, node, event, Tags::default());
+    }
+
+    /// Records one event with its `tracing` fields: the hash covers only the line.
+    pub fn record_tagged(&self, at: Duration, node: &str, event: &str, tags: Tags<'_>) {
         let line = format!("{:>10.3}ms {node:<10} {event}", at.as_secs_f64() * 1e3);
         tracing::info!(
             target: "exsim::trace",
             sim_us = at.as_micros() as u64,
             node,
-            kind = kind_of(event),
+            kind = tags.kind.unwrap_or_else(|| kind_of(event)),
+            fault = tags.fault,
+            seq = tags.seq,
             "{event}"
         );
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());

@@ -114,7 +114,7 @@ pub enum Violation {
         /// The last watermarks seen.
         detail: String,
     },
-    /// The run went over its simulated-time budget or its wall-clock limit.
+    /// The run went over its wall-clock limit and was cancelled.
     Timeout {
         /// Which budget, and how far the run got.
         detail: String,

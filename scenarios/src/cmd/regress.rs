@@ -48,7 +48,9 @@ fn read(file: &PathBuf) -> Result<Vec<(usize, Entry)>, Failure> {
 }
 
 fn add(reports: &[String], file: &PathBuf) -> Result<(), Failure> {
-    let mut known: Vec<Entry> = read(file)?.into_iter().map(|(_, e)| e).collect();
+    // A new file is started; an existing one must parse.
+    let mut known: Vec<Entry> =
+        if file.exists() { read(file)?.into_iter().map(|(_, e)| e).collect() } else { Vec::new() };
     let mut lines = Vec::new();
     for path in reports {
         let name =
@@ -58,13 +60,22 @@ fn add(reports: &[String], file: &PathBuf) -> Result<(), Failure> {
                 say!("skipped {} seed {}: planted bug {bug} (not a regression)", f.scenario, f.seed);
                 continue;
             }
+            if f.kind == "timeout" {
+                // It ran past a wall-clock limit: in the regression test it would have none.
+                say!(
+                    "skipped {} seed {}: a wall-clock timeout (rerun it with `exsim repro`)",
+                    f.scenario,
+                    f.seed
+                );
+                continue;
+            }
             let entry = Entry {
                 scenario: f.scenario,
                 seed: f.seed,
                 commands: f.params.commands,
                 fault_every_ms: f.params.fault_every_ms,
             };
-            if known.contains(&entry) {
+            if known.iter().any(|k| k.same_run(&entry)) {
                 say!("skipped {}: already in {}", entry.line(), file.display());
                 continue;
             }
@@ -82,6 +93,7 @@ fn add(reports: &[String], file: &PathBuf) -> Result<(), Failure> {
     let ends_open = std::fs::read(file).is_ok_and(|t| t.last().is_some_and(|b| *b != b'\n'));
     let mut out = std::fs::OpenOptions::new()
         .append(true)
+        .create(true)
         .open(file)
         .map_err(|e| Failure::Usage(format!("{}: cannot append: {e}", file.display())))?;
     let text: String = (if ends_open { "\n" } else { "" }).to_string()

@@ -77,6 +77,18 @@ pub fn run_params(r: &RunReport, params: &Params) -> serde_json::Value {
     })
 }
 
+/// The runs of each scenario, in the reports' (scenario, seed) order.
+pub fn by_scenario(reports: &[RunReport]) -> Vec<(exsim_scenarios::scenario::Scenario, Vec<&RunReport>)> {
+    let mut groups: Vec<(exsim_scenarios::scenario::Scenario, Vec<&RunReport>)> = Vec::new();
+    for r in reports {
+        match groups.last_mut() {
+            Some((s, rs)) if *s == r.scenario => rs.push(r),
+            _ => groups.push((r.scenario, vec![r])),
+        }
+    }
+    groups
+}
+
 /// Crash points hit over all runs, by cell.
 pub fn coverage(reports: &[RunReport]) -> BTreeMap<String, u64> {
     let mut coverage = BTreeMap::new();
@@ -198,10 +210,7 @@ pub fn junit_xml(reports: &[RunReport], params: &Params) -> String {
         failures(&all),
         secs(&all)
     );
-    let mut scenarios: Vec<_> = reports.iter().map(|r| r.scenario).collect();
-    scenarios.dedup();
-    for s in scenarios {
-        let rs: Vec<&RunReport> = reports.iter().filter(|r| r.scenario == s).collect();
+    for (s, rs) in by_scenario(reports) {
         x += &format!(
             "  <testsuite name=\"{s}\" tests=\"{}\" failures=\"{}\" time=\"{:.3}\">\n",
             rs.len(),
@@ -241,8 +250,12 @@ pub struct FailingRun {
     pub seed: u64,
     /// Every parameter it ran with (the planted bug included).
     pub params: Params,
-    /// The violation's kind and first line, as recorded.
+    /// The violation's kind (`timeout`, `lost-ack` …), as recorded.
+    pub kind: String,
+    /// The violation's first line, as recorded.
     pub failure: String,
+    /// The wall-clock limit the sweep gave each run, in seconds.
+    pub run_timeout_s: Option<f64>,
 }
 
 /// The failing runs of a JSON report written by `sweep --json`.
@@ -264,11 +277,20 @@ pub fn failing_runs(path: &str) -> Result<Vec<FailingRun>, Failure> {
         let planted = crate::parse_plant(p["plant"].as_str())?;
         let commands =
             p["commands"].as_u64().map(|n| usize::try_from(n).map_err(|_| malformed())).transpose()?;
+        let params = Params { commands, fault_every_ms: p["fault_every_ms"].as_u64(), planted };
+        params.validate().map_err(|e| usage(format!("{name} seed {seed}: {e}")))?;
+        let failure = f["failure"].as_str().and_then(|t| t.lines().next()).unwrap_or("").to_string();
+        let kind = match f["kind"].as_str() {
+            Some(k) => k.to_string(),
+            None => failure.split(':').next().unwrap_or("").to_string(),
+        };
         runs.push(FailingRun {
             scenario: exsim_scenarios::scenario::Scenario::parse(name).map_err(usage)?,
             seed,
-            params: Params { commands, fault_every_ms: p["fault_every_ms"].as_u64(), planted },
-            failure: f["failure"].as_str().and_then(|t| t.lines().next()).unwrap_or("").to_string(),
+            params,
+            kind,
+            failure,
+            run_timeout_s: json["meta"]["run_timeout_s"].as_f64(),
         });
     }
     Ok(runs)

@@ -17,12 +17,8 @@ pub struct RunArgs {
     seed: u64,
     #[command(flatten)]
     params: ParamArgs,
-    /// Print the trace of the run on stderr (filter it with EXSIM_LOG, --trace-node,
-    /// --trace-kind).
-    #[arg(long)]
-    trace: bool,
     #[command(flatten)]
-    filter: super::trace::TraceFilterArgs,
+    trace: super::trace::TraceArgs,
     /// Execute this fault plan (JSON, as `--save-plan`, `shrink` or a sweep report's
     /// failing runs write it, possibly edited) instead of the seed's.
     #[arg(long)]
@@ -41,7 +37,7 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
     let scenario = Scenario::parse(&a.scenario).map_err(Failure::Usage)?;
     crate::require_simulation(&[scenario])?;
     let params = a.params.params()?;
-    let _guard = (a.trace || a.filter.given()).then(|| a.filter.install()).transpose()?;
+    a.trace.install_if_asked()?;
     let plan = a.plan.as_deref().map(read_plan).transpose()?;
     if let Some(path) = &a.save_plan {
         crate::check_writable(path)?;

@@ -64,7 +64,7 @@ pub struct SweepArgs {
 }
 
 /// Seconds as a float within 0.01..=86400.
-fn parse_seconds(text: &str) -> Result<f64, String> {
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
     let s: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
     if !(0.01..=86_400.0).contains(&s) {
         return Err(format!("{text} is not within 0.01 to 86400 seconds"));
@@ -116,7 +116,34 @@ pub fn run(a: SweepArgs, command_line: Vec<String>) -> Result<(), Failure> {
     let meta = SweepMeta::new(command_line, &runs, &params, &options);
     let started = Instant::now();
     let outcome = with_progress(&runs, &params, &options, a.heartbeat);
-    let wall = started.elapsed();
+    let failed = print_results(&outcome, &params, started.elapsed(), jobs, a.details);
+    // Written after the reproduce commands are printed: a full disk must not hide them.
+    let written = files.write(&meta, &outcome.reports, &params, outcome.skipped);
+    if outcome.abandoned > 0 {
+        // Threads of runs that never stopped: exit without waiting for them.
+        eprintln!(
+            "{failed} of {} runs failed ({} abandoned after their time limit)",
+            outcome.reports.len(),
+            outcome.abandoned
+        );
+        std::process::exit(1);
+    }
+    written?;
+    match failed {
+        0 => Ok(()),
+        n => Err(Failure::Check(format!("{n} of {} runs failed", outcome.reports.len()))),
+    }
+}
+
+/// Prints the failures, the table, the coverage, the speed and, last, the reproduce
+/// commands. Returns the number of failed runs.
+fn print_results(
+    outcome: &sweep::SweepOutcome,
+    params: &Params,
+    wall: Duration,
+    jobs: usize,
+    details_too: bool,
+) -> usize {
     let reports = &outcome.reports;
     let failed: Vec<&RunReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
     for r in &failed {
@@ -128,7 +155,7 @@ pub fn run(a: SweepArgs, command_line: Vec<String>) -> Result<(), Failure> {
         );
     }
     crate::put(&summary_table(reports));
-    if a.details {
+    if details_too {
         crate::put(&details(reports));
     }
     let coverage = report::coverage(reports);
@@ -139,38 +166,23 @@ pub fn run(a: SweepArgs, command_line: Vec<String>) -> Result<(), Failure> {
             all - sim::coverage::unhit(&coverage).len()
         );
     }
+    let per_second = reports.len() as f64 / wall.as_secs_f64().max(1e-9);
     say!(
-        "{} runs in {:.2} s wall on {jobs} jobs: {:.1} runs/s ({:.0} runs/minute)",
+        "{} runs in {:.2} s wall on {jobs} jobs: {per_second:.1} runs/s ({:.0} runs/minute)",
         reports.len(),
         wall.as_secs_f64(),
-        reports.len() as f64 / wall.as_secs_f64().max(1e-9),
-        reports.len() as f64 / wall.as_secs_f64().max(1e-9) * 60.0
+        per_second * 60.0
     );
     if outcome.skipped > 0 {
         say!("stopped after {} failures: {} runs not started", failed.len(), outcome.skipped);
     }
-    files.write(&meta, reports, &params, outcome.skipped)?;
     if !failed.is_empty() {
         say!("reproduce the failures with:");
         for r in &failed {
-            say!("{}", exsim_scenarios::scenario::repro_command(r.scenario, r.seed, &params));
+            say!("{}", exsim_scenarios::scenario::repro_command(r.scenario, r.seed, params));
         }
     }
-    if outcome.abandoned > 0 {
-        // Threads of runs that never stopped: exit without waiting for them.
-        eprintln!(
-            "{} of {} runs failed ({} abandoned after their time limit)",
-            failed.len(),
-            reports.len(),
-            outcome.abandoned
-        );
-        std::process::exit(1);
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Failure::Check(format!("{} of {} runs failed", failed.len(), reports.len())))
-    }
+    failed.len()
 }
 
 /// The seeds a random selection drew, the first 20 of them.
@@ -273,13 +285,11 @@ pub fn summary_table(reports: &[RunReport]) -> String {
         "wall",
         "runs/s"
     );
-    let mut scenarios: Vec<Scenario> = reports.iter().map(|r| r.scenario).collect();
-    scenarios.dedup();
-    for s in &scenarios {
-        let rs: Vec<&RunReport> = reports.iter().filter(|r| r.scenario == *s).collect();
-        out += &row(s.name(), &rs);
+    let groups = report::by_scenario(reports);
+    for (s, rs) in &groups {
+        out += &row(s.name(), rs);
     }
-    if scenarios.len() > 1 {
+    if groups.len() > 1 {
         out += &row("total", &reports.iter().collect::<Vec<_>>());
     }
     out
@@ -288,11 +298,8 @@ pub fn summary_table(reports: &[RunReport]) -> String {
 /// Faults by kind, crash points by cell and failures by kind, per scenario, wrapped at 100
 /// columns.
 fn details(reports: &[RunReport]) -> String {
-    let mut scenarios: Vec<Scenario> = reports.iter().map(|r| r.scenario).collect();
-    scenarios.dedup();
     let mut out = String::new();
-    for s in scenarios {
-        let rs: Vec<&RunReport> = reports.iter().filter(|r| r.scenario == s).collect();
+    for (s, rs) in report::by_scenario(reports) {
         let mut sections: Vec<(&str, BTreeMap<String, u64>)> = vec![
             ("failures", BTreeMap::new()),
             ("faults", BTreeMap::new()),

@@ -13,9 +13,12 @@ use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-/// Filters of `--trace`.
+/// `--trace` and its filters.
 #[derive(clap::Args, Clone, Default)]
-pub struct TraceFilterArgs {
+pub struct TraceArgs {
+    /// Print the trace on stderr (filter it with EXSIM_LOG, --trace-node, --trace-kind).
+    #[arg(long)]
+    trace: bool,
     /// Trace only these nodes (comma-separated: ubscore, matching, settlement, world,
     /// client-0 …); implies the trace.
     #[arg(long, value_delimiter = ',')]
@@ -26,14 +29,17 @@ pub struct TraceFilterArgs {
     trace_kind: Vec<String>,
 }
 
-impl TraceFilterArgs {
-    /// Whether a filter was given (which asks for the trace).
-    pub fn given(&self) -> bool {
-        !self.trace_node.is_empty() || !self.trace_kind.is_empty()
+impl TraceArgs {
+    /// Installs the subscriber for the whole process if the trace is asked for (`--trace`
+    /// or a filter).
+    pub fn install_if_asked(&self) -> Result<(), Failure> {
+        if self.trace || !self.trace_node.is_empty() || !self.trace_kind.is_empty() {
+            self.install()?;
+        }
+        Ok(())
     }
 
-    /// Installs the subscriber for the whole process.
-    pub fn install(&self) -> Result<(), Failure> {
+    fn install(&self) -> Result<(), Failure> {
         if let Some(k) = self.trace_kind.iter().find(|k| !sim::trace::KINDS.contains(&k.as_str())) {
             return Err(Failure::Usage(format!(
                 "--trace-kind: unknown kind `{k}` (known: {})",
@@ -135,9 +141,10 @@ where
         let node = f.node.as_deref().unwrap_or("-");
         write!(w, "{:>10.3}ms {node:<10} ", at.as_secs_f64() * 1e3)?;
         let target = event.metadata().target();
-        if target != "exsim::trace" {
-            write!(w, "{} {target}: ", event.metadata().level())?;
+        if target == "exsim::trace" {
+            // The trace's own line: its fields only repeat what the line says.
+            return writeln!(w, "{}", f.message);
         }
-        writeln!(w, "{}{}", f.message, f.rest)
+        writeln!(w, "{} {target}: {}{}", event.metadata().level(), f.message, f.rest)
     }
 }

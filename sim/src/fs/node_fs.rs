@@ -18,15 +18,6 @@ pub struct NodeFs {
     node: Option<madsim::task::NodeId>,
 }
 
-/// The service a path belongs to: the world keeps each service's files in `/data/NAME`.
-fn node_of(path: &Path) -> &str {
-    let mut parts = path.iter().filter_map(|p| p.to_str()).filter(|p| *p != "/");
-    match (parts.next(), parts.next()) {
-        (Some("data"), Some(name)) => name,
-        _ => "-",
-    }
-}
-
 impl NodeFs {
     /// A handle on `disk`, outside any simulation (unit tests).
     pub fn detached(disk: Arc<Mutex<Disk>>) -> NodeFs {
@@ -64,7 +55,7 @@ impl NodeFs {
         tracing::debug!(
             target: "exsim::storage",
             kind = "storage",
-            node = node_of(path),
+            node = super::phase::service_of(path),
             op = what.name(),
             bytes,
             outcome = if crashed { "crashed" } else if result.is_ok() { "ok" } else { "error" },

@@ -128,7 +128,11 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
                     // Traced as it fires, not as it is armed: a pin that never fires leaves
                     // no trace, so the executed plan (which drops it) replays to the same hash.
                     let what = fired.and_then(|i| executed.events.get(i)).map(|e| describe_fault(&e.fault));
-                    w.trace(s.name(), format!("pinned crash point fired: {}", what.unwrap_or_default()));
+                    w.trace_fault(
+                        s.name(),
+                        "crash-point",
+                        format!("pinned crash point fired: {}", what.unwrap_or_default()),
+                    );
                     if let Some(PlannedFault::CrashAt { drawn, death: Death::PowerFailure, .. }) =
                         fired.and_then(|i| executed.events.get_mut(i)).map(|e| &mut e.fault)
                     {
@@ -168,7 +172,7 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> 
     match fault {
         PlannedFault::Kill { service, death, down_ms, recovery, .. } => {
             if due.restarts.contains_key(service) || w.is_dead(*service) {
-                w.trace(service.name(), "kill skipped: already down".into());
+                w.trace_fault(service.name(), "kill-skipped", "kill skipped: already down".into());
                 return false;
             }
             w.crash(*service, *death);
@@ -183,7 +187,7 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> 
                 Some(t) => format!("crash point aimed at {t:?} #{nth} {at}{}", super::death_note(*death)),
                 None => format!("crash point armed: op +{nth} {at}{}", super::death_note(*death)),
             };
-            w.trace(service.name(), line);
+            w.trace_fault(service.name(), "crash-point", line);
         }
         PlannedFault::CrashAt {
             service, kind, phase, nth, before, death, down_ms, recovery, fates, ..

@@ -3,6 +3,7 @@
 
 use super::services::addrs;
 use super::{Shared, lock};
+use crate::trace::Tags;
 use engine::Command;
 use engine::service::{Request, Response, rpc};
 use madsim::net::Endpoint;
@@ -45,7 +46,9 @@ async fn run(c: usize, shared: Arc<Shared>, mine: Vec<(usize, Command)>) {
             let reply =
                 rpc::call(&ep, addrs().ubscore, &Request::Submit(command), Duration::from_millis(200)).await;
             if let Some(Response::Ack(ack)) = reply {
-                tracer(&name, format!("ack #{i} {:?} seq={:?} tries={tries}", ack.outcome, ack.seq));
+                let line = format!("ack #{i} {:?} seq={:?} tries={tries}", ack.outcome, ack.seq);
+                let tags = Tags { kind: Some("client"), seq: ack.seq, ..Tags::default() };
+                shared.trace.record_tagged(shared.start.elapsed(), &name, &line, tags);
                 lock(&shared.acked).push((i, command, ack));
                 lock(&shared.ack_times).push((i, shared.start.elapsed().as_millis() as u64));
                 break;

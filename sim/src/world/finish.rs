@@ -69,13 +69,13 @@ impl World {
                     self.clients,
                     lock(&self.shared.last_statuses)
                 );
-                // Over the safety phase's budget too: the run needed more time than its
-                // size allows (a stall or a run too slow to finish), a failure of its own kind.
-                let problem = match &self.budget_spent {
-                    Some(spent) => Problem::Timeout(format!("{spent}, then {detail}")),
-                    None => Problem::Liveness(detail),
+                // A stall and a run too slow for its budget look the same in a simulation:
+                // both are liveness failures; the detail says which budget ran out.
+                let detail = match &self.budget_spent {
+                    Some(spent) => format!("{spent}, then {detail}"),
+                    None => detail,
                 };
-                lock(&self.shared.errors).push(problem);
+                lock(&self.shared.errors).push(Problem::Liveness(detail));
                 break;
             }
             for s in self.take_self_stopped() {

@@ -21,7 +21,7 @@ pub use services::names_damage;
 
 use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, PendingFate, SimFs};
 use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, RecoveryFault, Service};
-use crate::trace::Trace;
+use crate::trace::{Tags, Trace};
 use engine::durable::DurableConfig;
 use engine::service::{Recovered, RecoveryHook, Tracer};
 use engine::{Ack, Command, Markets};
@@ -316,12 +316,18 @@ impl World {
         (self.shared.tracer)(node, line);
     }
 
+    /// Writes a line of `node` about an injected `fault` into the trace.
+    pub fn trace_fault(&self, node: &str, fault: &str, line: String) {
+        self.shared.trace.record_tagged(self.start.elapsed(), node, &line, Tags::fault(fault));
+    }
+
     /// Kills `s`: its disk resolves its pending state as `death` says.
     pub fn crash(&mut self, s: Service, death: Death) {
         self.set_next_death(s, death);
         self.handle.kill(self.nodes[&s]);
         self.kills += 1;
-        self.trace(s.name(), format!("kill{}", death_note(death)));
+        let fault = if death == Death::ProcessCrash { "process-crash" } else { "power-failure" };
+        self.trace_fault(s.name(), fault, format!("kill{}", death_note(death)));
     }
 
     /// Restarts `s` (killing it first if it still runs, as a process crash when it stopped
@@ -338,7 +344,7 @@ impl World {
         // not take the restarting node for one a crash point killed again.
         lock(&self.simfs.disk(self.nodes[&s])).revive();
         self.handle.restart(self.nodes[&s]);
-        self.trace(s.name(), format!("restart ({why})"));
+        self.trace_fault(s.name(), "restart", format!("restart ({why})"));
         rest
     }
 
@@ -364,13 +370,13 @@ impl World {
     pub fn partition(&mut self, a: Service, b: Service) {
         self.net.clog_link(self.nodes[&a], self.nodes[&b]);
         self.partitions += 1;
-        self.trace(a.name(), format!("partition from {b}"));
+        self.trace_fault(a.name(), "partition", format!("partition from {b}"));
     }
 
     /// Restores the link between `a` and `b`.
     pub fn heal(&mut self, a: Service, b: Service) {
         self.net.unclog_link(self.nodes[&a], self.nodes[&b]);
-        self.trace(a.name(), format!("heal from {b}"));
+        self.trace_fault(a.name(), "heal", format!("heal from {b}"));
     }
 
     /// Whether `s` is dead (killed, or a crash point fired) and not restarted.
@@ -514,19 +520,24 @@ impl World {
                         || previous.is_some_and(|p| !self.damaged_snapshots.contains(&p));
                     if let Some(snapshot) = newest.filter(|_| fallback) {
                         if let Some(path) = disk.corrupt_snapshot(&snapshot, pick, at) {
-                            (self.shared.tracer)(s.name(), format!("snapshot corrupted: {}", path.display()));
+                            let line = format!("snapshot corrupted: {}", path.display());
+                            self.trace_fault(s.name(), "corrupt-snapshot", line);
                             self.damaged_snapshots.insert(snapshot);
                         }
                     }
                 }
                 RecoveryFault::Media { target, media, aim } => {
                     if let Some(what) = crate::media::strike(&mut disk, &dir, target, media, aim) {
-                        (self.shared.tracer)(s.name(), what);
+                        self.trace_fault(s.name(), "media", what);
                     }
                 }
                 RecoveryFault::CrashInRecovery { nth, before } => {
                     disk.set_crash_point(Some(CrashPoint { op: nth, before }));
-                    (self.shared.tracer)(s.name(), format!("crash point armed in recovery: op +{nth}"));
+                    self.trace_fault(
+                        s.name(),
+                        "crash-in-recovery",
+                        format!("crash point armed in recovery: op +{nth}"),
+                    );
                     return recovery[i + 1..].to_vec();
                 }
             }

@@ -21,8 +21,7 @@ pub enum Problem {
     },
     /// No convergence after faults stopped.
     Liveness(String),
-    /// The run went over its budget: simulated time (the safety phase did not end) or the
-    /// wall-clock limit (the run was cancelled from outside).
+    /// The run was cancelled from outside (its wall-clock limit passed).
     Timeout(String),
     /// The services could not be recovered from their disks at the end.
     FinalRecovery(String),
