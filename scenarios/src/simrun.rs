@@ -161,3 +161,24 @@ pub fn safety_budget(commands: usize) -> Duration {
 pub fn check(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     checker::judge(result, markets)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A quiet run needs about 5 ms of simulated time per command (20,150 commands of
+    /// baseline seed 1 take 89 s): the budget leaves four times that at every size, so a
+    /// long run is not cut short into a false liveness failure.
+    #[test]
+    fn the_safety_budget_grows_with_the_run() {
+        for commands in [100, 2_000, 24_000, 1_000_000, 10_000_000] {
+            let quiet = Duration::from_millis(5 * commands as u64);
+            assert!(safety_budget(commands) >= quiet * 4, "{commands} commands");
+        }
+        assert_eq!(safety_budget(1), Duration::from_secs(600));
+        // The world's budget counts its whole workload (the commands and the deposits).
+        let world = crash_world(0, 100_000);
+        assert_eq!(world.max_safety, safety_budget(world.commands.len()));
+        assert!(world.max_safety >= Duration::from_secs(2_500));
+    }
+}

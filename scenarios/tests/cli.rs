@@ -481,6 +481,24 @@ fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
     );
 }
 
+/// The extremes of the fault interval run and end (a day between faults is a quiet run).
+#[test]
+fn a_run_at_the_top_of_the_fault_interval_range_ends() {
+    let o = exsim(&[
+        "run",
+        "--scenario",
+        "swarm",
+        "--seed",
+        "1",
+        "--commands",
+        "50",
+        "--fault-every-ms",
+        "86400000",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).starts_with("swarm seed 1: ok"), "{}", text(&o.stdout));
+}
+
 /// `--max-failures` (and `--fail-fast`) stop starting runs; the rest are counted.
 #[test]
 fn a_sweep_stops_after_max_failures() {
