@@ -254,6 +254,21 @@ fn bench_storage_prints_every_row_as_json() {
     assert!(rows.iter().all(|r| r["per_second"].as_f64().unwrap() > 0.0));
 }
 
+/// `bench sim` measures the runtime's own limit in the same run and relates each row to it.
+#[cfg(madsim)]
+#[test]
+fn bench_sim_compares_the_exchange_with_a_bare_madsim_loop() {
+    let o = exsim(&["bench", "sim", "--json", "--max-commands", "1000"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let json: serde_json::Value = serde_json::from_str(&text(&o.stdout)).expect("one JSON object");
+    let bare = json["bare_messages_per_s"].as_f64().unwrap_or(0.0);
+    let rows = json["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "only the 1,000-command row fits --max-commands 1000");
+    let exchange = rows[0]["messages_per_s"].as_f64().unwrap_or(0.0);
+    // The exchange moves messages and much else besides: it cannot beat the bare loop.
+    assert!(bare > 0.0 && exchange > 0.0 && exchange < bare, "exchange {exchange}/s, bare {bare}/s");
+}
+
 #[test]
 fn list_names_every_scenario_with_a_description() {
     let o = exsim(&["list"]);
@@ -403,6 +418,7 @@ fn explore_prints_its_counts_and_map_and_coverage_lists_unhit_cells() {
 fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
     let dir = scratch("timeouts");
     let report = dir.join("report.json");
+    let junit = dir.join("report.xml");
     let args = [
         "sweep",
         "--scenarios",
@@ -419,6 +435,8 @@ fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
         "1",
         "--json",
         report.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
     ];
     let o = exsim(&args);
     let (out, err) = (text(&o.stdout), text(&o.stderr));
@@ -441,6 +459,15 @@ fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
     assert_eq!(json["failing"][0]["kind"], "timeout");
     assert_eq!(json["meta"]["run_timeout_s"].as_f64(), Some(0.5));
     assert_eq!(json["failing"][1]["params"]["commands"].as_u64(), Some(300_000));
+    // JUnit: a testsuites root, a suite per scenario, a testcase per run with its time, the
+    // reproduce command as the failure's message and the last trace lines in system-out.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("<testsuites name=\"exsim sweep\" tests=\"3\" failures=\"3\""), "{xml}");
+    assert_eq!(xml.matches("<testsuite name=\"crash\" tests=\"3\"").count(), 1, "{xml}");
+    assert_eq!(xml.matches("<testcase classname=\"exsim.crash\" name=\"seed ").count(), 3, "{xml}");
+    assert!(xml.contains("<failure type=\"timeout\" message=\"reproduce: cargo run --release -- run --scenario crash --seed 0 --commands 300000\">"), "{xml}");
+    assert!(xml.contains("<system-out>--- last trace lines of "), "{xml}");
+    assert!(xml.trim_end().ends_with("</testsuites>"), "{xml}");
 
     // A wall-clock timeout is not a regression: the regression test runs without a limit.
     let file = dir.join("regressions.txt");
@@ -502,23 +529,27 @@ fn a_run_at_the_top_of_the_fault_interval_range_ends() {
 /// `--max-failures` (and `--fail-fast`) stop starting runs; the rest are counted.
 #[test]
 fn a_sweep_stops_after_max_failures() {
-    let o = exsim(&[
-        "sweep",
-        "--scenarios",
-        "crash",
-        "--seeds",
-        "0..4",
-        "--commands",
-        "300000",
-        "--run-timeout",
-        "0.3",
-        "--jobs",
-        "1",
-        "--fail-fast",
-    ]);
-    let out = text(&o.stdout);
-    assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("stopped after 1 failures: 3 runs not started"), "{out}");
+    let sweep = |stop: &[&str]| {
+        let base = [
+            "sweep",
+            "--scenarios",
+            "crash",
+            "--seeds",
+            "0..5",
+            "--commands",
+            "100000",
+            "--run-timeout",
+            "0.3",
+        ];
+        exsim(&[&base[..], &["--jobs", "1"], stop].concat())
+    };
+    for (stop, failed) in [(&["--fail-fast"][..], 1), (&["--max-failures", "2"][..], 2)] {
+        let o = sweep(stop);
+        let out = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{stop:?}: {out}");
+        let line = format!("stopped after {failed} failures: {} runs not started", 5 - failed);
+        assert!(out.contains(&line), "{stop:?}: {out}");
+    }
 }
 
 /// The JSON report carries a meta block with every parameter; `random:N@BASE` draws the

@@ -12,6 +12,8 @@ pub mod snapshots;
 pub mod trace;
 
 #[cfg(madsim)]
+pub mod bare;
+#[cfg(madsim)]
 pub mod runner;
 #[cfg(madsim)]
 pub mod world;

@@ -35,15 +35,19 @@ pub struct SimBench {
     pub rows: Vec<SimRow>,
     /// Wall time of one 10k-command crash run checked for determinism (run twice), over one run.
     pub determinism_overhead: f64,
+    /// Messages per wall second of a bare madsim message loop measured in the same run
+    /// (4 clients, request/reply round trips to one server, no exchange): the runtime's
+    /// own limit here.
+    pub bare_messages_per_s: f64,
 }
 
 impl SimBench {
     /// The table as Markdown.
     pub fn table(&self) -> String {
-        let mut s = "exsim bench sim (release build, medians)\n\n| scenario | commands | seeds | wall per run | simulated | messages | messages/s (wall) | kills |\n|---|---:|---:|---:|---:|---:|---:|---:|\n".to_string();
+        let mut s = "exsim bench sim (release build, medians)\n\n| scenario | commands | seeds | wall per run | simulated | messages | messages/s (wall) | of bare madsim | kills |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n".to_string();
         for r in &self.rows {
             s += &format!(
-                "| {} | {} | {} | {:.1} ms | {:.1} s | {} | {} | {} |\n",
+                "| {} | {} | {} | {:.1} ms | {:.1} s | {} | {} | {:.1} % | {} |\n",
                 r.scenario,
                 thousands(r.commands as u64),
                 r.runs,
@@ -51,9 +55,15 @@ impl SimBench {
                 r.sim_s,
                 thousands(r.messages),
                 thousands(r.messages_per_s as u64),
+                100.0 * r.messages_per_s / self.bare_messages_per_s.max(1e-9),
                 r.kills
             );
         }
+        s += &format!(
+            "\nbare madsim message loop (4 clients, 64-byte request/reply round trips to one server, \
+             no exchange): {} messages/s\n",
+            thousands(self.bare_messages_per_s as u64)
+        );
         s += &format!(
             "\ndeterminism check (same seed twice, trace hashes compared): {:.2}× one run\n",
             self.determinism_overhead
@@ -123,5 +133,9 @@ pub fn run_sim_bench(max_commands: usize, progress: impl Fn(&str)) -> Result<Sim
             a.trace_hash, b.trace_hash
         ));
     }
-    Ok(SimBench { rows, determinism_overhead: double / single.max(1e-9) })
+    progress("bare madsim message loop");
+    // The median of three runs of 100,000 messages.
+    let bare =
+        median((0..3).map(|seed| sim::bare::message_loop(seed, 4, 12_500).per_second() as u64).collect());
+    Ok(SimBench { rows, determinism_overhead: double / single.max(1e-9), bare_messages_per_s: bare as f64 })
 }
