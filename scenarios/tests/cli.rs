@@ -479,7 +479,8 @@ fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
 
     // Other failures are appended with every parameter, once; a default number of
     // commands written or not is the same run.
-    std::fs::write(&file, "baseline 5 2000   # an old-form line, no newline at the end").unwrap();
+    std::fs::write(&file, "baseline 5 2000   # an old-form line\nswarm 4   # no commands given, no newline")
+        .unwrap();
     let failing = |scenario: &str, seed: u64, commands: u64, every: Option<u64>| {
         serde_json::json!({ "scenario": scenario, "seed": seed, "kind": "lost-ack", "failure": "lost-ack: …",
             "params": { "commands": commands, "fault_every_ms": every, "plant": null } })
@@ -488,6 +489,7 @@ fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
     let entries = [
         failing("crash", 7, 2_000, Some(50)),
         failing("baseline", 5, 2_000, None),
+        failing("swarm", 4, 2_000, None),
         failing("swarm", 9, 300, None),
     ];
     std::fs::write(&found, serde_json::json!({ "failing": entries }).to_string()).unwrap();
@@ -497,7 +499,12 @@ fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
     let listed = text(&o.stdout);
     assert_eq!(
         listed.lines().collect::<Vec<_>>(),
-        ["baseline 5 commands=2000", "crash 7 commands=2000 fault-every-ms=50", "swarm 9 commands=300"],
+        [
+            "baseline 5 commands=2000",
+            "swarm 4",
+            "crash 7 commands=2000 fault-every-ms=50",
+            "swarm 9 commands=300"
+        ],
         "{listed}"
     );
     let o = add(&found);
@@ -506,6 +513,11 @@ fn a_sweep_reports_runs_over_their_time_limit_as_timeouts_and_goes_on() {
         "{}",
         text(&o.stdout)
     );
+    // A file that does not exist yet is started.
+    let fresh = dir.join("new-regressions.txt");
+    let o = exsim(&["regress", "add", found.to_str().unwrap(), "--file", fresh.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&fresh).unwrap().lines().count(), 4);
 }
 
 /// The extremes of the fault interval run and end (a day between faults is a quiet run).
@@ -620,6 +632,41 @@ fn repro_of_a_report_reruns_with_its_planted_bug() {
     assert!(
         text(&o.stdout).contains("--plant skip-fsync") && text(&o.stdout).contains("crash seed 2: FAILED")
     );
+}
+
+/// `repro REPORT` reruns under the report's wall-clock limit (a timed-out run must not hang
+/// its rerun), and refuses a report whose parameters do not read as they should.
+#[test]
+fn repro_of_a_report_keeps_its_time_limit_and_checks_its_fields() {
+    let dir = scratch("repro-limit");
+    let write = |name: &str, meta: serde_json::Value, params: serde_json::Value| {
+        let path = dir.join(name);
+        let failing = serde_json::json!({ "meta": meta, "failing": [{
+            "scenario": "crash", "seed": 0, "kind": "timeout", "failure": "timeout: wall-clock limit of 0.3 s passed",
+            "params": params }] });
+        std::fs::write(&path, failing.to_string()).unwrap();
+        path
+    };
+    let params = serde_json::json!({ "commands": 300000, "fault_every_ms": null, "plant": null });
+    let report = write("limit.json", serde_json::json!({ "run_timeout_s": 0.3 }), params.clone());
+    let started = std::time::Instant::now();
+    let o = exsim(&["repro", report.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+    assert!(out.contains("timeout: wall-clock limit of 0.3 s passed"), "{out}");
+    assert!(out.contains("recorded in the report: timeout: "), "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "the rerun kept no limit");
+    for (name, meta, params) in [
+        ("negative.json", serde_json::json!({ "run_timeout_s": -1 }), params.clone()),
+        ("plant.json", serde_json::json!({}), serde_json::json!({ "commands": 300, "plant": 5 })),
+        ("commands.json", serde_json::json!({}), serde_json::json!({ "commands": "300" })),
+        ("huge.json", serde_json::json!({}), serde_json::json!({ "commands": 18446744073709551615u64 })),
+    ] {
+        let o = exsim(&["repro", write(name, meta, params).to_str().unwrap()]);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.lines().count() == 1 && err.contains(name), "{name}: {err}");
+    }
 }
 
 /// `--trace-node` keeps one node's events; the trace hash does not depend on printing.

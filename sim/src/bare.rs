@@ -47,6 +47,9 @@ pub fn message_loop(seed: u64, clients: u8, round_trips: u64) -> BareLoop {
             let node = handle.create_node().name(format!("bare-client-{c}")).ip(ip.into()).build();
             joins.push(node.spawn(async move {
                 let Ok(ep) = Endpoint::bind(SocketAddr::from((ip, 7000))).await else { return 0 };
+                // The server binds within its first simulated milliseconds: a request sent
+                // before would be dropped.
+                madsim::time::sleep(Duration::from_millis(10)).await;
                 let mut delivered = 0;
                 for _ in 0..round_trips {
                     if ep.send_to_raw(server, 1, Box::new(vec![0u8; PAYLOAD])).await.is_err()

@@ -266,6 +266,13 @@ pub fn failing_runs(path: &str) -> Result<Vec<FailingRun>, Failure> {
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| usage(format!("not a JSON report: {e}")))?;
     let failing = json["failing"].as_array().ok_or_else(|| usage("no `failing` list".into()))?;
+    let run_timeout_s = match &json["meta"]["run_timeout_s"] {
+        serde_json::Value::Null => None,
+        v => match v.as_f64() {
+            Some(s) if (0.01..=86_400.0).contains(&s) => Some(s),
+            _ => return Err(usage(format!("meta.run_timeout_s {v} is not within 0.01 to 86400 seconds"))),
+        },
+    };
     let mut runs = Vec::new();
     for f in failing {
         // Reports from before the `params` object carry the same fields at the top.
@@ -274,6 +281,12 @@ pub fn failing_runs(path: &str) -> Result<Vec<FailingRun>, Failure> {
         let (Some(name), Some(seed)) = (f["scenario"].as_str(), f["seed"].as_u64()) else {
             return Err(malformed());
         };
+        // A field present with the wrong type is malformed, not absent: a plant that does not
+        // read as a name must not turn into a rerun without the bug.
+        let typed = |key: &str, ok: bool| if p[key].is_null() || ok { Ok(()) } else { Err(malformed()) };
+        typed("plant", p["plant"].is_string())?;
+        typed("commands", p["commands"].is_u64())?;
+        typed("fault_every_ms", p["fault_every_ms"].is_u64())?;
         let planted = crate::parse_plant(p["plant"].as_str())?;
         let commands =
             p["commands"].as_u64().map(|n| usize::try_from(n).map_err(|_| malformed())).transpose()?;
@@ -290,7 +303,7 @@ pub fn failing_runs(path: &str) -> Result<Vec<FailingRun>, Failure> {
             params,
             kind,
             failure,
-            run_timeout_s: json["meta"]["run_timeout_s"].as_f64(),
+            run_timeout_s,
         });
     }
     Ok(runs)

@@ -120,13 +120,8 @@ pub fn run(a: SweepArgs, command_line: Vec<String>) -> Result<(), Failure> {
     // Written after the reproduce commands are printed: a full disk must not hide them.
     let written = files.write(&meta, &outcome.reports, &params, outcome.skipped);
     if outcome.abandoned > 0 {
-        // Threads of runs that never stopped: exit without waiting for them.
-        eprintln!(
-            "{failed} of {} runs failed ({} abandoned after their time limit)",
-            outcome.reports.len(),
-            outcome.abandoned
-        );
-        std::process::exit(1);
+        // Their threads still run; returning from `main` ends the process without them.
+        eprintln!("{} runs abandoned after their time limit", outcome.abandoned);
     }
     written?;
     match failed {
