@@ -357,7 +357,14 @@ fn run_world(
     report.crash_points = result.crash_points.clone();
     report.trace_hash = result.trace_hash;
     report.state_digest = result.state_digest;
-    if let Err(v) = crate::simrun::check(&result, &markets) {
+    // A panic in the checker is a finding too, and keeps the run's plan, hashes and tails.
+    let verdict =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::simrun::check(&result, &markets)))
+            .unwrap_or_else(|panic| {
+                let message = format!("the checker: {}", engine::service::panic_message(&*panic));
+                Err(Violation::Panic { message })
+            });
+    if let Err(v) = verdict {
         report.violation = Some(v);
         report.tails = result.tails.clone();
     }
