@@ -79,7 +79,7 @@ impl Seeds {
         }
     }
 
-    /// Never empty; here for clippy's sake.
+    /// Always false: a selection holds at least one seed (`parse` refuses empty ones).
     pub fn is_empty(&self) -> bool {
         false
     }

@@ -74,7 +74,9 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
 
 /// A fresh base for `random:N`: CI's run id when there is one (each CI run sweeps
 /// different seeds, every shard of it the same selection, and a rerun of a failed job the
-/// same ones), else the clock.
+/// same ones), else the clock. This runs in the CLI before any simulation starts: the base
+/// only chooses which seeds run, is printed and recorded, and `random:N@BASE` repeats it, so
+/// no run's behaviour depends on the clock.
 fn fresh_base() -> u64 {
     if let Ok(id) = std::env::var("GITHUB_RUN_ID") {
         return xxhash_rust::xxh3::xxh3_64(format!("github-run/{id}").as_bytes());
