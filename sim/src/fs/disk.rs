@@ -10,6 +10,7 @@ use super::phase::{OpKind, Phase, PhaseTracker};
 use super::resolution::{Fate, Fill, PendingItem, PendingKind, garbage};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -792,10 +793,23 @@ impl Disk {
     }
 
     fn lookup(&self, path: &Path) -> Option<Ino> {
+        // The common path (no `..`) walks the components without allocating: every
+        // operation looks its path up, often twice.
+        if path.components().any(|c| matches!(c, Component::ParentDir)) {
+            return self.walk(components(path).iter().map(|s| Cow::Borrowed(s.as_str())));
+        }
+        self.walk(path.components().filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_string_lossy()),
+            _ => None,
+        }))
+    }
+
+    /// The inode at the end of `names`, from the root.
+    fn walk<'a>(&self, names: impl Iterator<Item = Cow<'a, str>>) -> Option<Ino> {
         let mut ino = ROOT;
-        for c in components(path) {
+        for name in names {
             match self.nodes.get(&ino) {
-                Some(Node::Dir(d)) => ino = *d.current.get(&c)?,
+                Some(Node::Dir(d)) => ino = *d.current.get(name.as_ref())?,
                 _ => return None,
             }
         }
@@ -966,7 +980,9 @@ impl Disk {
     fn archive_synced(&mut self, ino: Ino, path: &Path, touched_from: u64) {
         let Some(Node::File(f)) = self.nodes.get_mut(&ino) else { return };
         let entry = self.archive.entry(ino).or_default();
-        entry.path = path.to_path_buf();
+        if entry.path != path {
+            entry.path = path.to_path_buf();
+        }
         let exact = std::mem::replace(&mut f.archive_exact, true);
         self.archive_clock += 1;
         match entry.versions.last_mut() {
@@ -985,7 +1001,9 @@ impl Disk {
     pub fn sync_file(&mut self, path: &Path) -> io::Result<()> {
         let fail = self.fails(self.config.eio_fsync, IoFailure::FsyncEio);
         let ino = self.lookup(path).ok_or_else(|| not_found(path))?;
-        let f = self.file_mut(path)?;
+        let Some(Node::File(f)) = self.nodes.get_mut(&ino) else {
+            return Err(io::Error::other(format!("{}: is a directory", path.display())));
+        };
         let pending = std::mem::take(&mut f.pending);
         if fail {
             // fsyncgate: the dirty pages are marked clean without reaching the disk.
