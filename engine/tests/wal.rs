@@ -532,3 +532,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn open_from_hands_over_only_later_entries_but_still_refuses_a_hole_or_damage_below() {
+    let fs = mem();
+    let config = WalConfig { segment_bytes: 256, tail_cache_bytes: 0 };
+    let (mut wal, _, _) = open(&fs, &dir(), config).unwrap();
+    for seq in 1..=100 {
+        write_batch(&mut wal, seq, seq);
+    }
+    drop(wal);
+    let open_from = |skip_below: u64| {
+        let mut seen = Vec::new();
+        Wal::open_from(fs.clone(), &dir(), config, skip_below, |e| {
+            seen.push(e.seq);
+            Ok(())
+        })
+        .map(|(wal, _)| (wal.next_seq(), seen))
+    };
+    let (next, seen) = open_from(60).unwrap();
+    assert_eq!(next, 101);
+    assert!(seen.first().is_some_and(|s| *s > 1 && *s <= 60), "older segments skipped: {:?}", seen.first());
+    assert_eq!(seen.last(), Some(&100));
+    // A sealed segment in the middle of the skipped part goes missing: a hole, refused.
+    let mut segs: Vec<_> = fs.list_dir(&dir()).unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
+    segs.sort();
+    let middle = dir().join(&segs[2]);
+    let saved = fs.read_all(&middle).unwrap();
+    fs.remove_file(&middle).unwrap();
+    assert!(matches!(open_from(60), Err(WalError::Gap { .. })), "a hole below the skip point");
+    // Put back with a flipped byte in its last record: damage in a sealed segment, refused.
+    let mut bad = saved.clone();
+    let at = bad.len() - 2;
+    bad[at] ^= 0x40;
+    fs.create_new(&middle).unwrap();
+    fs.append(&middle, &bad).unwrap();
+    assert!(matches!(open_from(60), Err(WalError::Corrupt { .. })), "damage below the skip point");
+}

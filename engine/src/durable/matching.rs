@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const SERVICE: &str = "matching";
+/// The sparse trade_id index up to the snapshot (older snapshots lack it).
+const TRADES_INDEX_FILE: &str = "trades-index.bin";
 
 /// The matching engine with its WAL.
 pub struct DurableMatching {
@@ -53,7 +55,7 @@ impl DurableMatching {
         now_ms: u64,
     ) -> Result<(DurableMatching, RecoveryInfo), DurableError> {
         let mut info = RecoveryInfo::default();
-        let me = match snapshot::load(fs.as_ref(), &dir.join("snapshots"), SERVICE)? {
+        let (me, stored_index) = match snapshot::load(fs.as_ref(), &dir.join("snapshots"), SERVICE)? {
             Some(l) => {
                 let field = |name: &str| {
                     l.meta.fields.get(name).copied().ok_or_else(|| {
@@ -80,15 +82,22 @@ impl DurableMatching {
                 }
                 info.snapshot_seq = Some(l.meta.seq);
                 info.skipped_snapshots = l.skipped;
-                MatchingEngine::from_state(markets, state).map_err(DurableError::Divergence)?
+                let what = format!("matching snapshot {} trade index", l.meta.seq);
+                let index = match l.files.get(TRADES_INDEX_FILE) {
+                    Some(b) => Some(SparseIndex::decode(&what, b, l.meta.seq)?),
+                    None => None,
+                };
+                (MatchingEngine::from_state(markets, state).map_err(DurableError::Divergence)?, index)
             }
-            None => MatchingEngine::new(markets),
+            None => (MatchingEngine::new(markets), None),
         };
         let next_event = me.next_event_id();
         let mut unverified = VecDeque::new();
-        let mut trades = SparseIndex::default();
+        // With the stored trade index, the sealed segments the snapshot covers are not read.
+        let skip_below = if stored_index.is_some() { next_event } else { 0 };
+        let mut trades = stored_index.unwrap_or_default();
         let mut first_seen = None;
-        let (wal, wal_info) = Wal::open(fs.clone(), &dir.join("wal"), config.wal, |e| {
+        let (wal, wal_info) = Wal::open_from(fs.clone(), &dir.join("wal"), config.wal, skip_below, |e| {
             first_seen.get_or_insert(e.seq);
             let refuse = |reason: String| WalError::Replay { seq: e.seq, reason };
             if e.kind != kind::ME_EVENT {
@@ -126,6 +135,7 @@ impl DurableMatching {
             )));
         }
         info.replayed = unverified.len() as u64;
+        trades.forget_below(wal.first_seq());
         let since_snapshot = info.replayed;
         info.wal = wal_info;
         let m = DurableMatching {
@@ -253,8 +263,9 @@ impl DurableMatching {
             ("next_trade_id".to_string(), state.next_trade_id),
             ("next_event_id".to_string(), state.next_event_id),
         ]);
-        let files: Vec<(String, Vec<u8>)> =
+        let mut files: Vec<(String, Vec<u8>)> =
             state.books.iter().map(|(symbol, orders)| (book_file(*symbol), codec::encode(orders))).collect();
+        files.push((TRADES_INDEX_FILE.to_string(), self.trades.encode()));
         let snapshots = self.dir.join("snapshots");
         snapshot::write(
             self.fs.as_ref(),

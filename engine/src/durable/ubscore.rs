@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 const SERVICE: &str = "ubscore";
 const STATE_FILE: &str = "state.bin";
+/// The sparse ubs_seq index up to the snapshot (older snapshots lack it).
+const INDEX_FILE: &str = "index.bin";
 
 /// UBSCore, logging every fresh command and every applied ME event before anything that
 /// depends on it leaves the service.
@@ -46,23 +48,34 @@ impl DurableUbs {
     ) -> Result<(DurableUbs, RecoveryInfo), DurableError> {
         let mut info = RecoveryInfo::default();
         let loaded = snapshot::load(fs.as_ref(), &dir.join("snapshots"), SERVICE)?;
-        let (mut core, snap_seq) = match loaded {
+        let (mut core, snap_seq, stored_index) = match loaded {
             Some(l) => {
                 let bytes = l.files.get(STATE_FILE).map(Vec::as_slice).unwrap_or_default();
                 let state: UbsState = decode(|| format!("ubscore snapshot {}", l.meta.seq), bytes)?;
                 let core = UbsCore::from_state(markets, state).map_err(DurableError::Divergence)?;
                 info.snapshot_seq = Some(l.meta.seq);
                 info.skipped_snapshots = l.skipped;
-                (core, l.meta.seq)
+                let index = match l.files.get(INDEX_FILE) {
+                    Some(b) => Some(SparseIndex::decode(
+                        &format!("ubscore snapshot {} index", l.meta.seq),
+                        b,
+                        l.meta.seq,
+                    )?),
+                    None => None,
+                };
+                (core, l.meta.seq, index)
             }
-            None => (UbsCore::new(markets), 0),
+            None => (UbsCore::new(markets), 0, None),
         };
-        let mut index = SparseIndex::default();
+        // With the index the snapshot stored, the sealed segments it covers need not be
+        // read: a restart costs the WAL after the snapshot, not the whole log.
+        let skip_below = if stored_index.is_some() { snap_seq + 1 } else { 0 };
+        let mut index = stored_index.unwrap_or_default();
         let mut replayed = 0;
         let skip_to =
             if crate::bugs::planted(crate::bugs::Bug::ReplayOffByOne) { snap_seq + 1 } else { snap_seq };
         let mut first_seen = None;
-        let (wal, wal_info) = Wal::open(fs.clone(), &dir.join("wal"), config.wal, |e| {
+        let (wal, wal_info) = Wal::open_from(fs.clone(), &dir.join("wal"), config.wal, skip_below, |e| {
             first_seen.get_or_insert(e.seq);
             let refuse = |reason: String| WalError::Replay { seq: e.seq, reason };
             match e.kind {
@@ -108,6 +121,7 @@ impl DurableUbs {
         }
         info.replayed = replayed;
         info.wal = wal_info;
+        index.forget_below(wal.first_seq());
         let seq = core.next_seq() - 1;
         let ubs = DurableUbs {
             fs,
@@ -228,6 +242,7 @@ impl DurableUbs {
             seq: self.wal.durable_seq(),
             keep: self.config.keep_snapshots,
             core: self.core.clone(),
+            index: self.index.clone(),
         })
     }
 
@@ -303,6 +318,7 @@ pub struct SnapshotJob {
     seq: u64,
     keep: usize,
     core: UbsCore,
+    index: SparseIndex,
 }
 
 impl SnapshotJob {
@@ -318,7 +334,7 @@ impl SnapshotJob {
             ("next_ubs_seq".to_string(), self.core.next_seq()),
             ("last_event_id".to_string(), self.core.last_event_id()),
         ]);
-        let files = [(STATE_FILE.to_string(), state)];
+        let files = [(STATE_FILE.to_string(), state), (INDEX_FILE.to_string(), self.index.encode())];
         snapshot::write(self.fs.as_ref(), &self.dir, SERVICE, self.seq, fields, &files, self.keep)?;
         Ok(self.seq)
     }

@@ -195,9 +195,10 @@ impl Wal {
     }
 
     /// Like [`Wal::open`], for a caller that needs only the entries from `skip_below` on
-    /// (its snapshot covers the rest): sealed segments holding only older entries are not
-    /// read (they are verified whenever a later replay reads them). `each` may still see
-    /// some older entries (those sharing a segment with newer ones).
+    /// (its snapshot covers the rest): sealed segments holding only older entries are
+    /// verified as every segment is (checksums, sequence, no hole) but not handed to `each`
+    /// nor cached. `each` may still see some older entries (those sharing a segment with
+    /// newer ones).
     pub fn open_from(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -258,12 +259,13 @@ impl Wal {
         for (i, (_, _, path)) in found.into_iter().enumerate() {
             let last = i + 1 == count;
             if !last && firsts[i + 1] <= skip_below {
-                // Sealed and wholly below what the caller needs: trust its name for now.
-                if let Some(expected) = next.filter(|n| *n != firsts[i]) {
-                    return Err(WalError::Gap { path, offset: 0, expected, found: firsts[i] });
-                }
-                next = Some(firsts[i + 1]);
-                segments.push(Segment { path, first_seq: firsts[i] });
+                // Sealed and wholly below what the caller needs: verified (checksums, and
+                // no hole between segments) but neither replayed nor cached.
+                let bytes = fs.read_all(&path).map_err(io("read", &path))?;
+                let scan = segment::scan(&path, &bytes, next, false, |_| Ok(ControlFlow::Continue(())))?;
+                recovery.entries += scan.records;
+                next = Some(scan.next_seq);
+                segments.push(Segment { path, first_seq: scan.header.first_seq });
                 continue;
             }
             let bytes = fs.read_all(&path).map_err(io("read", &path))?;

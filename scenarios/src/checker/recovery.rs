@@ -7,6 +7,7 @@ use crate::model::Model;
 use engine::service::Recovered;
 use engine::{OrderId, SymbolId, Trade};
 use sim::world::RecoveryRecord;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
@@ -37,11 +38,39 @@ fn mismatch<T: Debug>(service: &str, recovery: usize, at: u64, field: &str, want
 }
 
 /// The first key whose values differ between two maps, with both values.
-fn first_key_difference<'m, K: Ord + Copy + Debug, V: PartialEq + Debug>(
-    want: &'m BTreeMap<K, V>,
-    got: &'m BTreeMap<K, V>,
-) -> Option<(K, Option<&'m V>, Option<&'m V>)> {
-    want.keys().chain(got.keys()).find(|k| want.get(k) != got.get(k)).map(|k| (*k, want.get(k), got.get(k)))
+/// The smallest key at which two key-sorted sequences differ, with each side's value.
+/// A merge walk: every recovery is judged on all of its state, so this runs once per
+/// recovery over the whole state and must not build maps.
+fn first_key_difference<K: Ord + Copy, V: PartialEq>(
+    want: impl IntoIterator<Item = (K, V)>,
+    got: impl IntoIterator<Item = (K, V)>,
+) -> Option<(K, Option<V>, Option<V>)> {
+    let (mut want, mut got) = (want.into_iter().peekable(), got.into_iter().peekable());
+    loop {
+        let order = match (want.peek(), got.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (Some((w, _)), Some((g, _))) => w.cmp(g),
+        };
+        match order {
+            Ordering::Less => return want.next().map(|(k, v)| (k, Some(v), None)),
+            Ordering::Greater => return got.next().map(|(k, v)| (k, None, Some(v))),
+            Ordering::Equal => {
+                let ((k, w), (_, g)) = (want.next()?, got.next()?);
+                if w != g {
+                    return Some((k, Some(w), Some(g)));
+                }
+            }
+        }
+    }
+}
+
+/// The first pair of neighbours in `rows` whose keys do not strictly rise. The engine
+/// documents its exported rows as sorted by key; the walk above relies on it, so it is
+/// checked here rather than taken on the engine's word (a duplicate key is a finding).
+fn first_unsorted<K: Ord + Copy, V>(rows: &[(K, V)]) -> Option<(K, K)> {
+    rows.windows(2).find(|w| w[0].0 >= w[1].0).map(|w| (w[0].0, w[1].0))
 }
 
 impl<'r> RecoveryPoints<'r> {
@@ -89,27 +118,39 @@ impl<'r> RecoveryPoints<'r> {
             self.judged.insert(*i);
             let fail =
                 |field: &str, want: String, got: String| mismatch("ubscore", *i, wal_seq, field, want, got);
-            let got: BTreeMap<_, _> =
-                state.balances.iter().filter(|(_, b)| b.avail != 0 || b.frozen != 0).copied().collect();
-            if let Some((key, want, got)) = first_key_difference(&model.balances(), &got) {
+            let unsorted = [
+                ("balances", first_unsorted(&state.balances).map(|p| format!("{p:?}"))),
+                ("supply", first_unsorted(&state.supply).map(|p| format!("{p:?}"))),
+                ("open locks", first_unsorted(&state.open).map(|p| format!("{p:?}"))),
+                ("de-dup table", first_unsorted(&state.dedup).map(|p| format!("{p:?}"))),
+            ];
+            if let Some((field, Some(pair))) = unsorted.into_iter().find(|(_, p)| p.is_some()) {
+                return Err(fail(&format!("order of {field}"), "keys rising".into(), format!("keys {pair}")));
+            }
+            let balances = model.balances();
+            let got =
+                state.balances.iter().filter(|(_, b)| b.avail != 0 || b.frozen != 0).map(|(k, b)| (*k, b));
+            if let Some((key, want, got)) = first_key_difference(balances.iter().map(|(k, v)| (*k, v)), got) {
                 return Err(fail(&format!("balance of {key:?}"), format!("{want:?}"), format!("{got:?}")));
             }
-            let got: BTreeMap<_, _> = state.supply.iter().filter(|(_, s)| *s != 0).copied().collect();
+            let got = state.supply.iter().filter(|(_, s)| *s != 0).copied();
             let want: BTreeMap<_, _> = model.net_deposits().into_iter().filter(|(_, s)| *s != 0).collect();
-            if let Some((asset, want, got)) = first_key_difference(&want, &got) {
+            if let Some((asset, want, got)) = first_key_difference(want, got) {
                 return Err(fail(
                     &format!("supply of asset {asset}"),
                     format!("{want:?}"),
                     format!("{got:?}"),
                 ));
             }
-            let got: BTreeMap<_, _> =
-                state.open.iter().map(|(id, l)| (*id, (l.user, l.asset, l.remaining_lock))).collect();
-            if let Some((order, want, got)) = first_key_difference(model.ubs_locks(), &got) {
+            let got = state.open.iter().map(|(id, l)| (*id, (l.user, l.asset, l.remaining_lock)));
+            let want = model.ubs_locks().iter().map(|(k, v)| (*k, *v));
+            if let Some((order, want, got)) = first_key_difference(want, got) {
                 return Err(fail(&format!("lock of order {order}"), format!("{want:?}"), format!("{got:?}")));
             }
-            let got: BTreeMap<_, _> = state.dedup.iter().copied().collect();
-            if let Some((key, want, got)) = first_key_difference(model.dedup(), &got) {
+            let got = state.dedup.iter().map(|(k, v)| (*k, v));
+            if let Some((key, want, got)) =
+                first_key_difference(model.dedup().iter().map(|(k, v)| (*k, v)), got)
+            {
                 return Err(fail(&format!("de-dup entry {key:?}"), format!("{want:?}"), format!("{got:?}")));
             }
             let want_next = model.history().len() as u64 + 1;
@@ -214,5 +255,30 @@ impl<'r> RecoveryPoints<'r> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_merge_walk_names_the_smallest_differing_key() {
+        let want = [(1u32, 'a'), (3, 'c'), (5, 'e')];
+        assert_eq!(first_key_difference(want, want), None);
+        assert_eq!(
+            first_key_difference(want, [(1, 'a'), (3, 'x'), (5, 'e')]),
+            Some((3, Some('c'), Some('x')))
+        );
+        assert_eq!(first_key_difference(want, [(1, 'a'), (2, 'b'), (3, 'c')]), Some((2, None, Some('b'))));
+        assert_eq!(first_key_difference(want, [(1, 'a'), (3, 'c')]), Some((5, Some('e'), None)));
+        assert_eq!(first_key_difference([], [(7, 'g')]), Some((7, None, Some('g'))));
+    }
+
+    #[test]
+    fn rows_out_of_order_or_repeated_are_found() {
+        assert_eq!(first_unsorted(&[(1u32, ()), (2, ()), (9, ())]), None);
+        assert_eq!(first_unsorted(&[(1u32, ()), (4, ()), (3, ())]), Some((4, 3)));
+        assert_eq!(first_unsorted(&[(1u32, ()), (1, ())]), Some((1, 1)), "a duplicate key");
     }
 }
