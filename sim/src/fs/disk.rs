@@ -11,7 +11,9 @@ use super::resolution::{Fate, Fill, PendingItem, PendingKind, garbage};
 use rand::{Rng, RngCore};
 use rand_chacha::ChaCha8Rng;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
@@ -232,6 +234,9 @@ pub struct Disk {
     archive: BTreeMap<Ino, Archived>,
     /// Counts archived versions: their order of first becoming durable.
     archive_clock: u64,
+    /// Inodes of paths looked up since the namespace last changed: every operation looks
+    /// its path up, mostly the same few files. Cleared by every change of a directory.
+    lookups: RefCell<BTreeMap<OsString, Ino>>,
     /// Power-failure fates named by pinned crash points, and those the last one drew.
     fates: FateBook,
 }
@@ -367,6 +372,7 @@ impl Disk {
             resolved: false,
             archive: BTreeMap::new(),
             archive_clock: 0,
+            lookups: RefCell::default(),
             fates: FateBook::default(),
         }
     }
@@ -491,6 +497,7 @@ impl Disk {
             resolved: self.resolved,
             archive: BTreeMap::new(),
             archive_clock: self.archive_clock,
+            lookups: RefCell::default(),
             phases: self.phases.clone(),
             op_log: None,
             tap: None,
@@ -793,15 +800,27 @@ impl Disk {
     }
 
     fn lookup(&self, path: &Path) -> Option<Ino> {
-        // The common path (no `..`) walks the components without allocating: every
-        // operation looks its path up, often twice.
-        if path.components().any(|c| matches!(c, Component::ParentDir)) {
-            return self.walk(components(path).iter().map(|s| Cow::Borrowed(s.as_str())));
+        if let Some(ino) = self.lookups.borrow().get(path.as_os_str()) {
+            return Some(*ino);
         }
-        self.walk(path.components().filter_map(|c| match c {
-            Component::Normal(n) => Some(n.to_string_lossy()),
-            _ => None,
-        }))
+        // The common path (no `..`) walks the components without allocating.
+        let found = if path.components().any(|c| matches!(c, Component::ParentDir)) {
+            self.walk(components(path).iter().map(|s| Cow::Borrowed(s.as_str())))
+        } else {
+            self.walk(path.components().filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_string_lossy()),
+                _ => None,
+            }))
+        };
+        if let Some(ino) = found {
+            self.lookups.borrow_mut().insert(path.as_os_str().to_owned(), ino);
+        }
+        found
+    }
+
+    /// Forgets cached lookups: a directory's entries are about to change.
+    fn namespace_changes(&mut self) {
+        self.lookups.get_mut().clear();
     }
 
     /// The inode at the end of `names`, from the root.
@@ -827,7 +846,9 @@ impl Disk {
         }
     }
 
+    /// A directory about to change (cached lookups are forgotten).
     fn dir_mut(&mut self, ino: Ino) -> &mut DirNode {
+        self.namespace_changes();
         match self.nodes.get_mut(&ino) {
             Some(Node::Dir(d)) => d,
             _ => panic!("inode {ino} is not a directory"),
@@ -972,6 +993,12 @@ impl Disk {
             .collect();
         out.sort_by_key(|v| v.first_synced);
         out
+    }
+
+    /// The paths of every file under `dir` that an fsync ever made durable, including files
+    /// removed since (as [`Disk::durable_archive`], without copying the bytes).
+    pub fn archived_paths(&self, dir: &Path) -> BTreeSet<PathBuf> {
+        self.archive.values().filter(|a| a.path.starts_with(dir)).map(|a| a.path.clone()).collect()
     }
 
     /// Records the durable bytes of `ino` after an fsync whose writes touched nothing below
@@ -1188,6 +1215,7 @@ impl Disk {
     }
 
     fn resolve_pending(&mut self, script: Script) {
+        self.namespace_changes();
         self.faults.push(Fault::PowerFailure);
         self.fates.drawn.clear();
         let paths = self.paths();

@@ -9,7 +9,7 @@ use engine::durable::pipeline::me_input;
 use engine::durable::{DurableError, DurableMatching, DurableSettlement, DurableUbs};
 use engine::service::Recovered;
 use engine::storage::FileSystem;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -231,13 +231,9 @@ impl World {
                 let disk = lock(&disk);
                 let wal = data_dir(*s).join("wal");
                 let now = disk.files_under(&wal);
-                let ever: BTreeSet<PathBuf> = disk
-                    .durable_archive(&wal)
-                    .into_iter()
-                    .map(|v| v.path)
-                    .filter(|p| p.extension().is_some_and(|e| e == "wal"))
-                    .collect();
-                ever.iter().filter(|p| !now.contains(p)).count() as u64
+                let ever = disk.archived_paths(&wal);
+                let segments = ever.iter().filter(|p| p.extension().is_some_and(|e| e == "wal"));
+                segments.filter(|p| !now.contains(p)).count() as u64
             })
             .sum()
     }
