@@ -107,7 +107,7 @@ impl Balances {
         supply: BTreeMap<AssetId, Amount>,
     ) -> Result<Balances, String> {
         let mut held: BTreeMap<AssetId, u128> = BTreeMap::new();
-        let mut map = FxHashMap::default();
+        let mut map = FxHashMap::with_capacity_and_hasher(rows.len(), Default::default());
         for (key, b) in rows {
             *held.entry(key.1).or_default() += u128::from(b.avail) + u128::from(b.frozen);
             if map.insert(key, b).is_some() {

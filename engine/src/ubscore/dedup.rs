@@ -2,7 +2,6 @@
 
 use crate::command::{Command, CommandKey, Outcome, RejectReason};
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 
 /// Remembers every fresh command by its key, so that a retry gets the first outcome.
 #[derive(Clone, Debug, Default)]
@@ -16,6 +15,23 @@ impl DedupTable {
     pub fn lookup(&self, command: &Command) -> Option<Outcome> {
         let (first, outcome) = self.seen.get(&command.key())?;
         Some(if first == command { *outcome } else { Outcome::Rejected(RejectReason::DuplicateId) })
+    }
+
+    /// An empty table with room for `n` commands (a recovery knows how many it loads).
+    pub fn with_capacity(n: usize) -> DedupTable {
+        DedupTable { seen: FxHashMap::with_capacity_and_hasher(n, Default::default()) }
+    }
+
+    /// Records a command loaded from a snapshot; false (and nothing changed) if its key is
+    /// already recorded.
+    pub fn load(&mut self, command: Command, outcome: Outcome) -> bool {
+        match self.seen.entry(command.key()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((command, outcome));
+                true
+            }
+        }
     }
 
     /// Records a fresh command and its outcome.
@@ -34,8 +50,10 @@ impl DedupTable {
         self.seen.is_empty()
     }
 
-    /// All entries, sorted by key.
-    pub fn entries(&self) -> BTreeMap<CommandKey, (Command, Outcome)> {
-        self.seen.iter().map(|(k, v)| (*k, *v)).collect()
+    /// All entries, sorted by key (keys are unique, so an unstable sort is exact).
+    pub fn entries(&self) -> Vec<(CommandKey, (Command, Outcome))> {
+        let mut rows: Vec<_> = self.seen.iter().map(|(k, v)| (*k, *v)).collect();
+        rows.sort_unstable_by_key(|(k, _)| *k);
+        rows
     }
 }

@@ -130,7 +130,7 @@ impl UbsCore {
             balances: self.balances.rows_sorted(),
             supply: self.balances.supply().iter().map(|(a, s)| (*a, *s)).collect(),
             open,
-            dedup: self.dedup.entries().into_iter().collect(),
+            dedup: self.dedup.entries(),
             next_seq: self.next_seq,
             last_event_id: self.last_event_id,
         }
@@ -139,18 +139,17 @@ impl UbsCore {
     /// Rebuilds UBSCore from an exported state, checking its internal consistency.
     pub fn from_state(markets: Markets, state: UbsState) -> Result<UbsCore, String> {
         let balances = Balances::from_parts(state.balances, state.supply.into_iter().collect())?;
-        let mut open = FxHashMap::default();
+        let mut open = FxHashMap::with_capacity_and_hasher(state.open.len(), Default::default());
         for (id, lock) in state.open {
             if open.insert(id, lock).is_some() {
                 return Err(format!("order {id} has two open locks"));
             }
         }
-        let mut dedup = DedupTable::default();
+        let mut dedup = DedupTable::with_capacity(state.dedup.len());
         for (key, (command, outcome)) in state.dedup {
-            if command.key() != key || dedup.lookup(&command).is_some() {
+            if command.key() != key || !dedup.load(command, outcome) {
                 return Err(format!("bad de-duplication entry {key:?}"));
             }
-            dedup.insert(command, outcome);
         }
         if state.next_seq == 0 {
             return Err("next_seq is 0".into());

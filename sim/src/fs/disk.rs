@@ -1222,7 +1222,21 @@ impl Disk {
         let stable = stable_names(&paths);
         let mut item = 0usize;
         let inos: Vec<Ino> = self.nodes.keys().copied().collect();
+        let may_rot = matches!(script, Script::Draw) && self.config.bit_rot > 0.0;
         for ino in inos {
+            // A file with nothing pending that cannot rot keeps its durable bytes, and its
+            // cache becomes them: no draw, no fate, and no copy of every file on the disk
+            // at every power failure (the cache equals the durable bytes but after an
+            // fsync error).
+            if let Some(Node::File(f)) = self.nodes.get_mut(&ino) {
+                if f.pending.is_empty() && !(may_rot && !f.durable.is_empty()) {
+                    if f.current != f.durable {
+                        f.current.clone_from(&f.durable);
+                    }
+                    f.archive_exact = false;
+                    continue;
+                }
+            }
             let at = Item {
                 path: paths.get(&ino).cloned().unwrap_or_else(|| PathBuf::from(format!("<inode {ino}>"))),
                 name: stable.get(&ino).cloned().unwrap_or_else(|| (format!("<inode {ino}>"), 0)),
