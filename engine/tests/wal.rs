@@ -279,7 +279,7 @@ fn a_sequence_gap_is_refused() {
     let d = dir();
     fs.create_dir_all(&d).unwrap();
     let path = d.join(format::segment_name(1, 1));
-    let mut bytes = SegmentHeader { epoch: 1, first_seq: 1 }.encode().to_vec();
+    let mut bytes = SegmentHeader { epoch: 1, first_seq: 1, prev_records: 0 }.encode().to_vec();
     for seq in [1u64, 2, 4] {
         Record { kind: 1, epoch: 1, seq, durable: 0, payload: b"p" }.encode_into(&mut bytes);
     }
@@ -498,7 +498,7 @@ proptest! {
         let d = dir();
         fs.create_dir_all(&d).unwrap();
         let path = d.join(format::segment_name(1, 1));
-        let mut content = if valid_header { SegmentHeader { epoch: 1, first_seq: 1 }.encode().to_vec() } else { Vec::new() };
+        let mut content = if valid_header { SegmentHeader { epoch: 1, first_seq: 1, prev_records: 0 }.encode().to_vec() } else { Vec::new() };
         content.extend_from_slice(&bytes);
         fs.create_new(&path).unwrap();
         fs.append(&path, &content).unwrap();
@@ -534,7 +534,7 @@ proptest! {
 }
 
 #[test]
-fn open_from_hands_over_only_later_entries_but_still_refuses_a_hole_or_damage_below() {
+fn open_from_skips_older_segments_on_their_headers_refuses_a_hole_and_finds_damage_on_read() {
     let fs = mem();
     let config = WalConfig { segment_bytes: 256, tail_cache_bytes: 0 };
     let (mut wal, _, _) = open(&fs, &dir(), config).unwrap();
@@ -548,10 +548,12 @@ fn open_from_hands_over_only_later_entries_but_still_refuses_a_hole_or_damage_be
             seen.push(e.seq);
             Ok(())
         })
-        .map(|(wal, _)| (wal.next_seq(), seen))
+        .map(|(wal, _)| (wal, seen))
     };
-    let (next, seen) = open_from(60).unwrap();
-    assert_eq!(next, 101);
+    let (wal, seen) = open_from(60).unwrap();
+    assert_eq!(wal.next_seq(), 101);
+    assert_eq!(wal.scrub().expect("an intact log scrubs clean"), 100);
+    drop(wal);
     assert!(seen.first().is_some_and(|s| *s > 1 && *s <= 60), "older segments skipped: {:?}", seen.first());
     assert_eq!(seen.last(), Some(&100));
     // A sealed segment in the middle of the skipped part goes missing: a hole, refused.
@@ -561,11 +563,23 @@ fn open_from_hands_over_only_later_entries_but_still_refuses_a_hole_or_damage_be
     let saved = fs.read_all(&middle).unwrap();
     fs.remove_file(&middle).unwrap();
     assert!(matches!(open_from(60), Err(WalError::Gap { .. })), "a hole below the skip point");
-    // Put back with a flipped byte in its last record: damage in a sealed segment, refused.
+    // Put back with a flipped byte in its last record: open need not read it, but a
+    // replay that does refuses it.
     let mut bad = saved.clone();
     let at = bad.len() - 2;
     bad[at] ^= 0x40;
     fs.create_new(&middle).unwrap();
     fs.append(&middle, &bad).unwrap();
-    assert!(matches!(open_from(60), Err(WalError::Corrupt { .. })), "damage below the skip point");
+    let (wal, _) = open_from(60).expect("the headers chain");
+    let mut replayed = Vec::new();
+    let read = wal.replay(1, None, |e| {
+        replayed.push(e.seq);
+        ControlFlow::Continue(())
+    });
+    assert!(matches!(read, Err(WalError::Corrupt { .. })), "damage found on read: {read:?}");
+    assert!(replayed.last().is_some_and(|s| *s < 60), "nothing served past the damage");
+    assert!(matches!(wal.scrub(), Err(WalError::Corrupt { .. })), "a scrub finds it too");
+    drop(wal);
+    // A full open reads every segment and refuses the damage at once.
+    assert!(matches!(open(&fs, &dir(), config), Err(WalError::Corrupt { .. })));
 }

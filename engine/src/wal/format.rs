@@ -1,8 +1,11 @@
 //! The on-disk format of WAL segments and records (all integers little endian).
 //!
 //! Segment header, 32 bytes:
-//! `magic "EXSIMWAL" | version u32 | epoch u32 | first_seq u64 | reserved u32 (0) | crc u32`
-//! where the CRC32 covers the 28 bytes before it.
+//! `magic "EXSIMWAL" | version u32 | epoch u32 | first_seq u64 | prev_records u32 | crc u32`
+//! where the CRC32 covers the 28 bytes before it. `prev_records` is how many records the
+//! previous segment holds (0: unknown, for a log's first segment or one that follows an
+//! empty segment): recovery checks with headers alone that sealed segments it need not
+//! replay follow each other without a hole.
 //!
 //! Record, 29 bytes + payload:
 //! `len u32 | kind u8 | epoch u32 | seq u64 | durable u64 | payload [len] | crc u32`
@@ -32,6 +35,9 @@ pub struct SegmentHeader {
     pub epoch: u32,
     /// Sequence number of the first record this segment holds (or would hold).
     pub first_seq: u64,
+    /// Records in the previous segment, so `first_seq - prev_records` is where that one
+    /// starts (0: not known).
+    pub prev_records: u32,
 }
 
 impl SegmentHeader {
@@ -42,6 +48,7 @@ impl SegmentHeader {
         b[8..12].copy_from_slice(&VERSION.to_le_bytes());
         b[12..16].copy_from_slice(&self.epoch.to_le_bytes());
         b[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
+        b[24..28].copy_from_slice(&self.prev_records.to_le_bytes());
         let crc = crc32fast::hash(&b[..28]);
         b[28..32].copy_from_slice(&crc.to_le_bytes());
         b
@@ -52,10 +59,10 @@ impl SegmentHeader {
         if b.len() < SEGMENT_HEADER || b[0..8] != MAGIC || u32_at(b, 28) != crc32fast::hash(&b[..28]) {
             return None;
         }
-        if u32_at(b, 8) != VERSION || u32_at(b, 24) != 0 {
+        if u32_at(b, 8) != VERSION {
             return None;
         }
-        Some(SegmentHeader { epoch: u32_at(b, 12), first_seq: u64_at(b, 16) })
+        Some(SegmentHeader { epoch: u32_at(b, 12), first_seq: u64_at(b, 16), prev_records: u32_at(b, 24) })
     }
 }
 
@@ -218,7 +225,7 @@ mod tests {
             bad[i / 8] ^= 1 << (i % 8);
             assert!(decode_record(&bad).is_none(), "bit {i}");
         }
-        let header = SegmentHeader { epoch: 4, first_seq: 77 };
+        let header = SegmentHeader { epoch: 4, first_seq: 77, prev_records: 12 };
         let bytes = header.encode();
         assert_eq!(SegmentHeader::decode(&bytes), Some(header));
         for i in 0..bytes.len() * 8 {

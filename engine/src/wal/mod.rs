@@ -195,10 +195,11 @@ impl Wal {
     }
 
     /// Like [`Wal::open`], for a caller that needs only the entries from `skip_below` on
-    /// (its snapshot covers the rest): sealed segments holding only older entries are
-    /// verified as every segment is (checksums, sequence, no hole) but not handed to `each`
-    /// nor cached. `each` may still see some older entries (those sharing a segment with
-    /// newer ones).
+    /// (its snapshot covers the rest): a sealed segment holding only older entries is not
+    /// read when its successor's header counts its records; the headers alone must then
+    /// show the segments follow each other without a hole. Its records are verified when a
+    /// replay reads them. `each` may still see some older entries (those sharing a segment
+    /// with newer ones).
     pub fn open_from(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -246,6 +247,13 @@ impl Wal {
             recovery.removed_torn_segments += 1;
         }
 
+        // Every header, read alone: a sealed segment the caller need not replay is taken
+        // on its header and its successor's (which counts its records) instead of a read.
+        let mut headers = Vec::with_capacity(found.len());
+        for (_, _, path) in &found {
+            let bytes = fs.read_at(path, 0, format::SEGMENT_HEADER).map_err(io("read", path))?;
+            headers.push(SegmentHeader::decode(&bytes));
+        }
         let mut segments = Vec::new();
         // The newest segment's verified bytes, rewritten once the seal has been checked.
         let mut newest: Option<(PathBuf, Vec<u8>, u64)> = None;
@@ -256,16 +264,33 @@ impl Wal {
         // Only the newest segments can end up in the tail cache: fill it from those alone.
         let cached_segments = (config.tail_cache_bytes as u64 / config.segment_bytes.max(1)) as usize + 1;
         let cache_from = count.saturating_sub(cached_segments);
-        for (i, (_, _, path)) in found.into_iter().enumerate() {
+        for (i, (epoch, _, path)) in found.into_iter().enumerate() {
             let last = i + 1 == count;
-            if !last && firsts[i + 1] <= skip_below {
-                // Sealed and wholly below what the caller needs: verified (checksums, and
-                // no hole between segments) but neither replayed nor cached.
-                let bytes = fs.read_all(&path).map_err(io("read", &path))?;
-                let scan = segment::scan(&path, &bytes, next, false, |_| Ok(ControlFlow::Continue(())))?;
-                recovery.entries += scan.records;
-                next = Some(scan.next_seq);
-                segments.push(Segment { path, first_seq: scan.header.first_seq });
+            let counted = headers.get(i + 1).copied().flatten().filter(|h| h.prev_records > 0);
+            if let Some(successor) = counted.filter(|_| !last && firsts[i + 1] <= skip_below) {
+                // Sealed and wholly below what the caller needs: its header must be valid
+                // and name it, and its successor's header must count exactly the records
+                // that reach the successor (a hole, e.g. a removed segment that came back,
+                // is refused). Its records are checked when a replay reads them.
+                let header =
+                    headers[i].filter(|h| h.epoch == epoch && h.first_seq == firsts[i] && h.first_seq > 0);
+                if header.is_none() {
+                    return Err(WalError::Corrupt {
+                        path,
+                        offset: 0,
+                        seq: firsts[i],
+                        reason: "bad segment header (or one that does not match its file name)".into(),
+                    });
+                }
+                let reaches = firsts[i] + u64::from(successor.prev_records);
+                if let Some(expected) = next.filter(|n| *n != firsts[i]) {
+                    return Err(WalError::Gap { path, offset: 0, expected, found: firsts[i] });
+                }
+                if reaches != firsts[i + 1] {
+                    return Err(WalError::Gap { path, offset: 0, expected: reaches, found: firsts[i + 1] });
+                }
+                next = Some(firsts[i + 1]);
+                segments.push(Segment { path, first_seq: firsts[i] });
                 continue;
             }
             let bytes = fs.read_all(&path).map_err(io("read", &path))?;
@@ -350,7 +375,10 @@ impl Wal {
     /// Creates a new segment starting at `next_seq`, durable (file and directory) before use.
     fn start_segment(&mut self) -> Result<(), WalError> {
         let path = self.dir.join(format::segment_name(self.epoch, self.next_seq));
-        let header = SegmentHeader { epoch: self.epoch, first_seq: self.next_seq }.encode();
+        // The previous segment's record count chains the headers (0 when not known).
+        let prev_records =
+            self.segments.last().and_then(|s| u32::try_from(self.next_seq - s.first_seq).ok()).unwrap_or(0);
+        let header = SegmentHeader { epoch: self.epoch, first_seq: self.next_seq, prev_records }.encode();
         let result = (|| {
             self.fs.create_new(&path).map_err(io("create", &path))?;
             self.fs.append(&path, &header).map_err(io("write", &path))?;
@@ -480,6 +508,39 @@ impl Wal {
             }
         }
         Ok(removed)
+    }
+
+    /// Reads and verifies every segment (checksums, sequence, no hole, nothing after the
+    /// durable end): recovery takes sealed segments below the snapshot on their headers,
+    /// so damage there is found only when a replay reads it, or by a scrub. Returns the
+    /// records verified.
+    pub fn scrub(&self) -> Result<u64, WalError> {
+        let (mut next, mut records) = (None, 0);
+        for (i, s) in self.segments.iter().enumerate() {
+            let last = i + 1 == self.segments.len();
+            let bytes = self.fs.read_all(&s.path).map_err(io("read", &s.path))?;
+            let scan = segment::scan(&s.path, &bytes, next, last, |_| Ok(ControlFlow::Continue(())))?;
+            let durable_end = scan.next_seq > self.durable_seq;
+            if scan.torn && !durable_end {
+                return Err(WalError::Corrupt {
+                    path: s.path.clone(),
+                    offset: scan.valid_len,
+                    seq: scan.next_seq,
+                    reason: "damaged record inside the durable log".into(),
+                });
+            }
+            records += scan.records;
+            next = Some(scan.next_seq);
+        }
+        match next {
+            Some(n) if n <= self.durable_seq => Err(WalError::Gap {
+                path: self.dir.clone(),
+                offset: 0,
+                expected: self.durable_seq,
+                found: n - 1,
+            }),
+            _ => Ok(records),
+        }
     }
 
     /// Streams durable entries with `from <= seq <= to` (to the durable watermark if

@@ -119,6 +119,15 @@ impl Oracle {
                 return Err((Violation::Panic { message: engine::service::panic_message(&*panic) }, false));
             }
         };
+        // Recovery reads only what it replays; as at the end of a simulated run, every log
+        // is scrubbed, so damage at rest below a snapshot is refused here or judged.
+        for wal in [p.ubs.wal(), p.me.wal(), p.settlement.wal()] {
+            if let Err(e) = wal.scrub() {
+                let e = engine::durable::DurableError::Wal(e);
+                let named = sim::world::names_damage(&e);
+                return Err((Violation::Unrecoverable { error: e.to_string() }, named));
+            }
+        }
         self.judge_open(p, &info, &expected).map_err(|v| (v, false))
     }
 

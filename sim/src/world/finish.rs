@@ -174,6 +174,11 @@ impl World {
         let (settlement, info) =
             DurableSettlement::open(fs(Service::Settlement), &data_dir(Service::Settlement), storage, 0)?;
         hook("settlement", Recovered::of_settlement(&settlement, info.snapshot_seq));
+        // Recovery reads only what it replays; the end of a run scrubs every log, so
+        // damage at rest below a snapshot is refused here, loudly, or not at all.
+        ubs.wal().scrub()?;
+        me.wal().scrub()?;
+        settlement.wal().scrub()?;
         // The matching engine re-derives its books after its snapshot and verifies its WAL.
         for r in ubs.records_after(me.last_ubs_seq(), usize::MAX)? {
             me.process(r.seq, me_input(&r).as_ref())?;
