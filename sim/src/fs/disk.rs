@@ -1229,7 +1229,7 @@ impl Disk {
             // at every power failure (the cache equals the durable bytes but after an
             // fsync error).
             if let Some(Node::File(f)) = self.nodes.get_mut(&ino) {
-                if f.pending.is_empty() && !(may_rot && !f.durable.is_empty()) {
+                if f.pending.is_empty() && (!may_rot || f.durable.is_empty()) {
                     if f.current != f.durable {
                         f.current.clone_from(&f.durable);
                     }
