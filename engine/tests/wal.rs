@@ -583,3 +583,57 @@ fn open_from_skips_older_segments_on_their_headers_refuses_a_hole_and_finds_dama
     // A full open reads every segment and refuses the damage at once.
     assert!(matches!(open(&fs, &dir(), config), Err(WalError::Corrupt { .. })));
 }
+
+#[test]
+fn a_sealed_segment_cut_short_below_the_skip_point_is_a_gap_when_read() {
+    let fs = mem();
+    let config = WalConfig { segment_bytes: 256, tail_cache_bytes: 0 };
+    let (mut wal, _, _) = open(&fs, &dir(), config).unwrap();
+    for seq in 1..=100 {
+        write_batch(&mut wal, seq, seq);
+    }
+    drop(wal);
+    // A middle segment loses all but its first record; its successor's header still
+    // counts them all, so recovery (which does not read it) cannot tell.
+    let mut segs: Vec<_> = fs.list_dir(&dir()).unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
+    segs.sort();
+    let middle = dir().join(&segs[2]);
+    let bytes = fs.read_all(&middle).unwrap();
+    let first = format::decode_record(&bytes[format::SEGMENT_HEADER..]).expect("a first record");
+    let keep = format::SEGMENT_HEADER + first.size();
+    assert!(keep < bytes.len(), "the segment held more than one record");
+    fs.remove_file(&middle).unwrap();
+    fs.create_new(&middle).unwrap();
+    fs.append(&middle, &bytes[..keep]).unwrap();
+    let (wal, _) = Wal::open_from(fs.clone(), &dir(), config, 60, |_| Ok(())).expect("the headers chain");
+    let read = wal.replay(1, None, |_| ControlFlow::Continue(()));
+    assert!(matches!(read, Err(WalError::Gap { .. })), "a replay across it: {read:?}");
+    assert!(matches!(wal.scrub(), Err(WalError::Gap { .. })), "a scrub");
+}
+
+#[test]
+fn an_empty_segment_is_read_not_skipped_so_a_hole_after_it_is_refused() {
+    // Segments as retention and a rolled-back unlink can leave them: an empty segment of
+    // epoch 1 at 11 (its successor, epoch 2 at 11 with ten records, is gone), then epoch 2
+    // at 21 whose header counts ten records before it, then the newest at 31.
+    let fs = mem();
+    fs.create_dir_all(&dir()).unwrap();
+    let segment = |epoch: u32, first: u64, prev_records: u32, records: u64| {
+        let mut bytes = SegmentHeader { epoch, first_seq: first, prev_records }.encode().to_vec();
+        for seq in first..first + records {
+            let p = payload(seq);
+            Record { kind: 1, epoch, seq, durable: seq - 1, payload: &p }.encode_into(&mut bytes);
+        }
+        let path = dir().join(format::segment_name(epoch, first));
+        fs.create_new(&path).unwrap();
+        fs.append(&path, &bytes).unwrap();
+    };
+    segment(1, 11, 0, 0);
+    segment(2, 21, 10, 10);
+    segment(2, 31, 10, 5);
+    let opened =
+        Wal::open_from(fs.clone(), &dir(), WalConfig { segment_bytes: 256, tail_cache_bytes: 0 }, 35, |_| {
+            Ok(())
+        });
+    assert!(matches!(opened, Err(WalError::Gap { .. })), "records 11..=20 are missing: {:?}", opened.err());
+}

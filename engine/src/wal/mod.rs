@@ -249,10 +249,14 @@ impl Wal {
 
         // Every header, read alone: a sealed segment the caller need not replay is taken
         // on its header and its successor's (which counts its records) instead of a read.
+        // One byte past the header tells whether a segment holds records: an empty one
+        // starts where its successor does, so only a segment with records may be skipped.
         let mut headers = Vec::with_capacity(found.len());
+        let mut holds_records = Vec::with_capacity(found.len());
         for (_, _, path) in &found {
-            let bytes = fs.read_at(path, 0, format::SEGMENT_HEADER).map_err(io("read", path))?;
+            let bytes = fs.read_at(path, 0, format::SEGMENT_HEADER + 1).map_err(io("read", path))?;
             headers.push(SegmentHeader::decode(&bytes));
+            holds_records.push(bytes.len() > format::SEGMENT_HEADER);
         }
         let mut segments = Vec::new();
         // The newest segment's verified bytes, rewritten once the seal has been checked.
@@ -267,7 +271,8 @@ impl Wal {
         for (i, (epoch, _, path)) in found.into_iter().enumerate() {
             let last = i + 1 == count;
             let counted = headers.get(i + 1).copied().flatten().filter(|h| h.prev_records > 0);
-            if let Some(successor) = counted.filter(|_| !last && firsts[i + 1] <= skip_below) {
+            let skippable = !last && holds_records[i] && firsts[i + 1] <= skip_below;
+            if let Some(successor) = counted.filter(|_| skippable) {
                 // Sealed and wholly below what the caller needs: its header must be valid
                 // and name it, and its successor's header must count exactly the records
                 // that reach the successor (a hole, e.g. a removed segment that came back,
@@ -282,7 +287,7 @@ impl Wal {
                         reason: "bad segment header (or one that does not match its file name)".into(),
                     });
                 }
-                let reaches = firsts[i] + u64::from(successor.prev_records);
+                let reaches = firsts[i].saturating_add(u64::from(successor.prev_records));
                 if let Some(expected) = next.filter(|n| *n != firsts[i]) {
                     return Err(WalError::Gap { path, offset: 0, expected, found: firsts[i] });
                 }
@@ -582,6 +587,16 @@ impl Wal {
             })?;
             if scan.stopped {
                 return Ok(());
+            }
+            // Recovery takes sealed segments on their headers: a segment that ends short of
+            // its successor (records lost below a snapshot) must not pass as a silent gap.
+            if let Some(next) = self.segments.get(i + 1).filter(|n| n.first_seq != scan.next_seq) {
+                return Err(WalError::Gap {
+                    path: next.path.clone(),
+                    offset: 0,
+                    expected: scan.next_seq,
+                    found: next.first_seq,
+                });
             }
         }
         Ok(())
