@@ -533,15 +533,20 @@ proptest! {
     }
 }
 
-#[test]
-fn open_from_skips_older_segments_on_their_headers_refuses_a_hole_and_finds_damage_on_read() {
+/// A log of 100 single-entry commits in 256-byte segments (about twenty of them).
+fn hundred_commits_in_small_segments() -> (Arc<dyn FileSystem>, WalConfig) {
     let fs = mem();
     let config = WalConfig { segment_bytes: 256, tail_cache_bytes: 0 };
     let (mut wal, _, _) = open(&fs, &dir(), config).unwrap();
     for seq in 1..=100 {
         write_batch(&mut wal, seq, seq);
     }
-    drop(wal);
+    (fs, config)
+}
+
+#[test]
+fn open_from_skips_older_segments_on_their_headers_refuses_a_hole_and_finds_damage_on_read() {
+    let (fs, config) = hundred_commits_in_small_segments();
     let open_from = |skip_below: u64| {
         let mut seen = Vec::new();
         Wal::open_from(fs.clone(), &dir(), config, skip_below, |e| {
@@ -586,13 +591,7 @@ fn open_from_skips_older_segments_on_their_headers_refuses_a_hole_and_finds_dama
 
 #[test]
 fn a_sealed_segment_cut_short_below_the_skip_point_is_a_gap_when_read() {
-    let fs = mem();
-    let config = WalConfig { segment_bytes: 256, tail_cache_bytes: 0 };
-    let (mut wal, _, _) = open(&fs, &dir(), config).unwrap();
-    for seq in 1..=100 {
-        write_batch(&mut wal, seq, seq);
-    }
-    drop(wal);
+    let (fs, config) = hundred_commits_in_small_segments();
     // A middle segment loses all but its first record; its successor's header still
     // counts them all, so recovery (which does not read it) cannot tell.
     let mut segs: Vec<_> = fs.list_dir(&dir()).unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
