@@ -37,7 +37,6 @@ fn mismatch<T: Debug>(service: &str, recovery: usize, at: u64, field: &str, want
     }
 }
 
-/// The first key whose values differ between two maps, with both values.
 /// The smallest key at which two key-sorted sequences differ, with each side's value.
 /// A merge walk: every recovery is judged on all of its state, so this runs once per
 /// recovery over the whole state and must not build maps.
