@@ -84,3 +84,28 @@ fn two_runs_of_a_seed_have_equal_traces_line_by_line() {
     assert!(a.len() > 100);
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_plan_with_one_client_sends_the_commands_in_their_order() {
+    // What `shrink`'s "fewer clients" pass relies on: one client, one command at a time,
+    // so no order races the deposit it needs.
+    let p = params(60, None);
+    let first = scenario::run(Scenario::Crash, 4, &p);
+    let plan = sim::plan::FaultPlan { clients: Some(1), events: Vec::new(), ..first.plan.expect("a plan") };
+    let options = RunOptions { plan: Some(plan), keep_trace: true, ..RunOptions::default() };
+    let one = scenario::run_with(Scenario::Crash, 4, &p, &options);
+    assert_eq!(one.failure, None);
+    let trace = one.trace.expect("kept");
+    let acks: Vec<(&str, u64)> = trace
+        .iter()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(" ack #")?;
+            let n = rest.split_whitespace().next()?.parse().ok()?;
+            Some((l.as_str(), n))
+        })
+        .collect();
+    assert!(one.commands > 60, "the scenario's deposits come first");
+    assert_eq!(acks.len(), one.commands, "every command acknowledged once");
+    assert!(acks.iter().all(|(l, _)| l.contains("client-0")), "one client");
+    assert!(acks.windows(2).all(|w| w[0].1 < w[1].1), "acknowledged in order");
+}

@@ -233,6 +233,9 @@ pub struct RunReport {
     /// Every trace line, when asked for (to find where two runs of a seed differ).
     #[serde(skip)]
     pub trace: Option<Vec<String>>,
+    /// Each service's filesystem operations by kind and phase (simulated runs).
+    #[serde(skip)]
+    pub op_counts: sim::plan::OpCounts,
 }
 
 impl RunReport {
@@ -256,6 +259,7 @@ impl RunReport {
             state_digest: None,
             plan: None,
             trace: None,
+            op_counts: BTreeMap::new(),
         }
     }
 }
@@ -349,6 +353,7 @@ fn run_world(
     report.commands = result.sent.len();
     report.plan = Some(result.plan.clone());
     report.trace = result.trace.clone();
+    report.op_counts = result.op_counts.clone();
     report.sim_ms = result.sim_time.as_millis() as u64;
     report.messages = result.messages;
     report.kills = result.kills;

@@ -6,8 +6,9 @@
 
 use crate::checker::Violation;
 use crate::scenario::{self, Params, RunOptions, Scenario};
-use engine::Command;
-use sim::plan::{FaultPlan, PlannedFault, RecoveryFault};
+use engine::{Command, UserId};
+use sim::fs::{OpKind, Phase};
+use sim::plan::{FaultPlan, OpCounts, PlannedFault, RecoveryFault, Service};
 use std::collections::BTreeSet;
 
 /// The smallest failing run found.
@@ -33,14 +34,20 @@ pub enum ShrinkError {
 }
 
 /// ddmin: the smallest sublist of `items` (at the granularity of single items) for which
-/// `fails` holds, assuming it holds for `items`; stops when `budget` runs are spent.
+/// `fails` holds, assuming it holds for `items`; stops when `budget` runs are spent. After a
+/// removal the next round starts at the place of the removed chunk rather than at the
+/// front (Zeller's ddmin starts over): at the granularity of single items one sweep then
+/// costs a run per item, not a run per item for every item removed.
 pub fn ddmin<T: Clone>(items: Vec<T>, fails: &mut dyn FnMut(&[T]) -> bool, budget: &mut usize) -> Vec<T> {
     let mut items = items;
     let mut n = 2usize;
+    let mut resume = 0usize;
     while items.len() >= 2 && *budget > 0 {
         let chunk = items.len().div_ceil(n);
+        let chunks = items.len().div_ceil(chunk);
+        let first = (resume / chunk).min(chunks - 1);
         let mut reduced = false;
-        for start in (0..items.len()).step_by(chunk) {
+        for start in (0..chunks).map(|k| (first + k) % chunks * chunk) {
             if *budget == 0 {
                 break;
             }
@@ -53,11 +60,13 @@ pub fn ddmin<T: Clone>(items: Vec<T>, fails: &mut dyn FnMut(&[T]) -> bool, budge
             if fails(&complement) {
                 items = complement;
                 n = n.saturating_sub(1).max(2);
+                resume = start;
                 reduced = true;
                 break;
             }
         }
         if !reduced {
+            resume = 0;
             if n >= items.len() {
                 break;
             }
@@ -105,8 +114,14 @@ struct Shrinker<'a> {
     snapshot_every: u64,
     /// The scenario's WAL segment size.
     segment_bytes: u64,
+    /// The scenario's number of clients.
+    clients: usize,
     best: FaultPlan,
     executed: FaultPlan,
+    /// The best run's operations by service, kind and phase.
+    counts: OpCounts,
+    /// The last run's (accepted or not): what a re-aimed crash is scaled to.
+    last_counts: OpCounts,
     found: Violation,
     runs: usize,
     left: usize,
@@ -140,9 +155,11 @@ impl Shrinker<'_> {
         self.runs += 1;
         let opts = RunOptions { plan: Some(candidate.clone()), ..RunOptions::default() };
         let result = scenario::run_with(self.scenario, self.seed, self.params, &opts);
+        self.last_counts = result.op_counts;
         let accepted = match (result.violation.filter(|v| v.kind() == self.kind), result.plan) {
             (Some(v), Some(executed)) => {
                 (self.best, self.executed, self.found) = (candidate, executed, v);
+                self.counts = self.last_counts.clone();
                 true
             }
             _ => false,
@@ -152,12 +169,35 @@ impl Shrinker<'_> {
         accepted
     }
 
-    /// What the shrink makes smaller: commands, then faults, then the snapshot interval.
-    fn size(&self) -> (usize, usize, u64, u64) {
+    /// What the shrink makes smaller: commands, then faults, then the snapshot interval,
+    /// the segment size and the clients.
+    fn size(&self) -> (usize, usize, u64, u64, usize) {
         let b = &self.best;
         let snapshots = b.snapshot_every.unwrap_or(self.snapshot_every);
         let segments = b.segment_bytes.unwrap_or(self.segment_bytes);
-        (b.keep_commands.as_ref().map_or(0, Vec::len), b.faults(), snapshots, segments)
+        let clients = b.clients.unwrap_or(self.clients);
+        (b.keep_commands.as_ref().map_or(0, Vec::len), b.faults(), snapshots, segments, clients)
+    }
+
+    /// Runs the best plan with `keep` as its commands; when that no longer fails, once more
+    /// with every pinned crash and I/O error moved along: to the same share of its
+    /// operations in the shorter run (the 5th of 10 retention removals becomes the 2nd of
+    /// 4). Pinned to "the nth since the start", a crash otherwise falls off the end of a
+    /// run that lost commands, or lands on another batch.
+    fn try_commands(&mut self, keep: Vec<usize>) -> bool {
+        self.try_moved(FaultPlan { keep_commands: Some(keep), ..self.best.clone() })
+    }
+
+    /// Runs `candidate`, then (if it passed) once more with its pinned crashes and I/O
+    /// errors rescaled to the run it made (see [`Shrinker::try_commands`]).
+    fn try_moved(&mut self, candidate: FaultPlan) -> bool {
+        if self.try_plan(candidate.clone()) {
+            return true;
+        }
+        match rescaled(&candidate, &self.counts, &self.last_counts) {
+            Some(moved) => self.try_plan(moved),
+            None => false,
+        }
     }
 
     /// The first candidate that still fails, if any.
@@ -180,6 +220,7 @@ impl Shrinker<'_> {
             keep_commands: b.keep_commands.clone(),
             snapshot_every: b.snapshot_every,
             segment_bytes: b.segment_bytes,
+            clients: b.clients,
             io_errors: b.io_errors.clone(),
             ..plan
         }
@@ -224,8 +265,7 @@ impl Shrinker<'_> {
         let (mut lo, mut hi) = (1usize, kept.len());
         while lo < hi && self.left > 0 {
             let mid = (lo + hi) / 2;
-            let candidate = FaultPlan { keep_commands: Some(kept[..mid].to_vec()), ..self.best.clone() };
-            if self.try_plan(candidate) { hi = mid } else { lo = mid + 1 }
+            if self.try_commands(kept[..mid].to_vec()) { hi = mid } else { lo = mid + 1 }
         }
     }
 
@@ -312,23 +352,33 @@ impl Shrinker<'_> {
         self.ddmin_list(self.best.io_errors.clone(), &|c, sub| c.io_errors = sub.to_vec());
     }
 
+    /// ddmin over users: a user's deposits, withdrawals, orders and cancels go together (an
+    /// order without its owner's deposits is rejected, deposits without orders are noise),
+    /// so a run of thousands of commands loses whole traders in a few runs.
+    fn users(&mut self) {
+        self.pass = "ddmin users";
+        let keep = self.best.keep_commands.clone().unwrap_or_default();
+        let all = self.all.clone();
+        let users: BTreeSet<UserId> = keep.iter().filter_map(|i| all.get(*i)).map(user_of).collect();
+        let mut left = self.left;
+        ddmin(
+            users.into_iter().collect(),
+            &mut |sub| {
+                let kept =
+                    keep.iter().copied().filter(|i| all.get(*i).is_some_and(|c| sub.contains(&user_of(c))));
+                self.try_commands(kept.collect())
+            },
+            &mut left,
+        );
+    }
+
     /// ddmin over single commands (removing an order removes its cancels).
     fn commands(&mut self) {
         self.pass = "ddmin commands";
         let keep = self.best.keep_commands.clone().unwrap_or_default();
         let all = self.all.clone();
         let mut left = self.left;
-        let kept = ddmin(
-            keep,
-            &mut |sub| {
-                self.try_plan(FaultPlan {
-                    keep_commands: Some(with_dependants(&all, sub)),
-                    ..self.best.clone()
-                })
-            },
-            &mut left,
-        );
-        self.best.keep_commands = Some(with_dependants(&all, &kept));
+        ddmin(keep, &mut |sub| self.try_commands(with_dependants(&all, sub)), &mut left);
     }
 
     /// Whole classes of small decisions off: the network's, the disk's.
@@ -348,7 +398,7 @@ impl Shrinker<'_> {
             let Some(&PlannedFault::CrashAt { nth, .. }) = self.best.events.get(i).map(|e| &e.fault) else {
                 continue;
             };
-            self.smallest(1, nth, &|best, lower| {
+            self.smallest(1, nth, Moves::Nothing, &|best, lower| {
                 let mut candidate = best.clone();
                 if let PlannedFault::CrashAt { nth, .. } = &mut candidate.events[i].fault {
                     *nth = lower;
@@ -361,10 +411,17 @@ impl Shrinker<'_> {
     /// Tries `make(best, n)` for n = `from`, 2·`from`, 4·`from`, … below `below` and keeps
     /// the first that still fails: a number made small (an operation count, an interval, a
     /// size) in a logarithmic number of runs.
-    fn smallest(&mut self, from: u64, below: u64, make: &dyn Fn(&FaultPlan, u64) -> FaultPlan) {
+    /// A setting of the whole run (`Moves::Crashes`) changes how many operations of each
+    /// kind it does, so each try is also made with the crashes moved along.
+    fn smallest(&mut self, from: u64, below: u64, moves: Moves, make: &dyn Fn(&FaultPlan, u64) -> FaultPlan) {
         let mut n = from.max(1);
         while n < below && self.left > 0 {
-            if self.try_plan(make(&self.best, n)) {
+            let candidate = make(&self.best, n);
+            let failed = match moves {
+                Moves::Crashes => self.try_moved(candidate),
+                Moves::Nothing => self.try_plan(candidate),
+            };
+            if failed {
                 break;
             }
             n *= 2;
@@ -377,15 +434,33 @@ impl Shrinker<'_> {
     fn snapshots(&mut self) {
         self.pass = "snapshot sooner";
         let current = self.best.snapshot_every.unwrap_or(self.snapshot_every);
-        self.smallest(1, current, &|best, every| FaultPlan { snapshot_every: Some(every), ..best.clone() });
+        self.smallest(1, current, Moves::Crashes, &|best, every| FaultPlan {
+            snapshot_every: Some(every),
+            ..best.clone()
+        });
     }
 
     /// Smaller WAL segments: a failure that needs rotation or retention then needs fewer
-    /// commands. The smallest of 256, 512, … bytes below the scenario's that still fails.
+    /// commands. The smallest of 64, 128, … bytes below the scenario's that still fails.
     fn segments(&mut self) {
         self.pass = "smaller segments";
         let current = self.best.segment_bytes.unwrap_or(self.segment_bytes);
-        self.smallest(256, current, &|best, bytes| FaultPlan { segment_bytes: Some(bytes), ..best.clone() });
+        self.smallest(64, current, Moves::Crashes, &|best, bytes| FaultPlan {
+            segment_bytes: Some(bytes),
+            ..best.clone()
+        });
+    }
+
+    /// Fewer clients: one sends the commands in their order, so an order no longer races
+    /// the deposit it needs and single commands can go. Tried as is, then with the crashes
+    /// moved to the same share of the (differently batched) run.
+    fn clients(&mut self) {
+        self.pass = "fewer clients";
+        let current = self.best.clients.unwrap_or(self.clients) as u64;
+        self.smallest(1, current, Moves::Crashes, &|best, n| FaultPlan {
+            clients: Some(n as usize),
+            ..best.clone()
+        });
     }
 
     /// Each pinned I/O error as early in the service's life as still fails (as
@@ -394,7 +469,7 @@ impl Shrinker<'_> {
         self.pass = "I/O errors earlier";
         for i in 0..self.best.io_errors.len() {
             let nth = self.best.io_errors[i].at.nth;
-            self.smallest(1, nth, &|best, lower| {
+            self.smallest(1, nth, Moves::Nothing, &|best, lower| {
                 let mut candidate = best.clone();
                 candidate.io_errors[i].at.nth = lower;
                 candidate
@@ -438,6 +513,47 @@ fn recovery_mut(f: &mut PlannedFault) -> Option<&mut Vec<RecoveryFault>> {
     }
 }
 
+/// What a try of a smaller setting also moves.
+#[derive(Clone, Copy)]
+enum Moves {
+    /// Nothing: the setting is a crash's own place.
+    Nothing,
+    /// The pinned crashes and I/O errors, to the same share of the run's operations.
+    Crashes,
+}
+
+/// The user a command belongs to.
+fn user_of(c: &Command) -> UserId {
+    match *c {
+        Command::Deposit { user, .. } | Command::Withdraw { user, .. } | Command::Cancel { user, .. } => user,
+        Command::Place(o) => o.user,
+    }
+}
+
+/// `plan` with each pinned crash and I/O error at the same share of its service's
+/// operations of its kind and phase in a run that did `now` as in the one that did `then`
+/// (rounded, at least the first, at most the last); `None` when nothing moves.
+fn rescaled(plan: &FaultPlan, then: &OpCounts, now: &OpCounts) -> Option<FaultPlan> {
+    let scale = |service: Service, kind: OpKind, phase: Phase, nth: u64| {
+        let count = |c: &OpCounts| c.get(&service).and_then(|m| m.get(&(kind, phase))).copied().unwrap_or(0);
+        let (was, is) = (count(then), count(now));
+        if was == 0 || is == 0 {
+            return nth;
+        }
+        ((nth * is + was / 2) / was).clamp(1, is)
+    };
+    let mut out = plan.clone();
+    for e in &mut out.events {
+        if let PlannedFault::CrashAt { service, kind, phase, nth, .. } = &mut e.fault {
+            *nth = scale(*service, *kind, *phase, *nth);
+        }
+    }
+    for e in &mut out.io_errors {
+        e.at.nth = scale(e.service, e.at.kind, e.at.phase, e.at.nth);
+    }
+    (out != *plan).then_some(out)
+}
+
 /// Plans with more events than this are not pinned one event at a time.
 const PIN_EACH_MAX: usize = 32;
 
@@ -455,8 +571,8 @@ pub fn shrink(
         return Err(ShrinkError::Passes);
     };
     let cfg = crate::simrun::world_config(scenario, seed, first.commands, params);
-    let (all, snapshot_every, segment_bytes) =
-        (cfg.commands, cfg.storage.snapshots.every_entries, cfg.storage.wal.segment_bytes);
+    let (all, snapshot_every, segment_bytes, clients) =
+        (cfg.commands, cfg.storage.snapshots.every_entries, cfg.storage.wal.segment_bytes, cfg.clients);
     let before = (all.len(), plan.faults());
     // The errors the rates drew stay draws until a pass pins them (with the rates off).
     let best = FaultPlan { keep_commands: Some((0..all.len()).collect()), io_errors: Vec::new(), ..plan };
@@ -468,8 +584,11 @@ pub fn shrink(
         all,
         snapshot_every,
         segment_bytes,
+        clients,
         executed: best.clone(),
         best: best.clone(),
+        counts: OpCounts::new(),
+        last_counts: OpCounts::new(),
         found: violation.clone(),
         runs: 1,
         // The first run, and one kept for the final check.
@@ -499,6 +618,7 @@ pub fn shrink(
         s.lower_errors();
         s.snapshots();
         s.segments();
+        s.clients();
         s.recoveries();
         s.prefix();
         s.happened();
@@ -507,6 +627,7 @@ pub fn shrink(
         s.events();
         s.errors();
         s.fate_items();
+        s.users();
         s.commands();
         if s.size() >= size {
             break;
@@ -564,6 +685,80 @@ mod tests {
         let mut none = 0;
         let mut always = |_: &[u32]| true;
         assert_eq!(ddmin(vec![1, 2, 3], &mut always, &mut none), vec![1, 2, 3], "no budget, no change");
+    }
+
+    #[test]
+    fn ddmin_resumes_where_it_removed_so_scattered_items_cost_a_sweep_not_a_square() {
+        // Half the items matter, one in two: the granularity of single items is reached
+        // early and every removal is one item. Starting over after each costs ~1,500 runs.
+        let mut budget = 100_000;
+        let mut fails = |s: &[u32]| (0..100).step_by(2).all(|i| s.contains(&i));
+        let kept = ddmin((0..100).collect(), &mut fails, &mut budget);
+        assert_eq!(kept, (0..100).step_by(2).collect::<Vec<u32>>());
+        let runs = 100_000 - budget;
+        assert!(runs < 400, "{runs} runs");
+    }
+
+    #[test]
+    fn a_pinned_crash_and_error_move_to_the_same_share_of_a_shorter_run() {
+        use sim::fs::{Death, FaultConfig, IoErrorAt, IoFailure};
+        use sim::plan::{NetworkFaults, PlanEvent, PlannedIoError};
+        let crash = PlannedFault::CrashAt {
+            service: Service::Ubscore,
+            kind: OpKind::Remove,
+            phase: Phase::Retention,
+            nth: 5,
+            before: true,
+            death: Death::PowerFailure,
+            down_ms: 10,
+            recovery: Vec::new(),
+            fates: None,
+            drawn: Vec::new(),
+        };
+        let mut plan = FaultPlan::new(FaultConfig::default(), NetworkFaults::default());
+        plan.events.push(PlanEvent { at_ms: 0, fault: crash, after_ack: None, last_ack: None });
+        let at = IoErrorAt {
+            kind: OpKind::Fsync,
+            phase: Phase::GroupCommit,
+            nth: 30,
+            failure: IoFailure::FsyncEio,
+        };
+        plan.io_errors.push(PlannedIoError { service: Service::Matching, at });
+        let counts = |removes: u64, fsyncs: u64| -> OpCounts {
+            let mut c = OpCounts::new();
+            c.entry(Service::Ubscore).or_default().insert((OpKind::Remove, Phase::Retention), removes);
+            c.entry(Service::Matching).or_default().insert((OpKind::Fsync, Phase::GroupCommit), fsyncs);
+            c
+        };
+        let moved = rescaled(&plan, &counts(10, 40), &counts(4, 8)).expect("both move");
+        let PlannedFault::CrashAt { nth, .. } = moved.events[0].fault else { panic!("still a pinned crash") };
+        assert_eq!((nth, moved.io_errors[0].at.nth), (2, 6), "5 of 10 -> 2 of 4; 30 of 40 -> 6 of 8");
+        let first = rescaled(&plan, &counts(10, 40), &counts(1, 1)).expect("both move");
+        let PlannedFault::CrashAt { nth, .. } = first.events[0].fault else { panic!("still a pinned crash") };
+        assert_eq!((nth, first.io_errors[0].at.nth), (1, 1), "never before the first");
+        assert_eq!(rescaled(&plan, &counts(10, 40), &counts(10, 40)), None, "same counts, nothing moves");
+        assert_eq!(rescaled(&plan, &counts(10, 40), &OpCounts::new()), None, "no such operation: left as is");
+    }
+
+    #[test]
+    fn a_user_owns_all_four_kinds_of_command() {
+        use engine::{Order, OrderKind, Side};
+        let order = Order {
+            order_id: 9,
+            user: 3,
+            symbol: 0,
+            side: Side::Buy,
+            kind: OrderKind::Gtc,
+            price: 1,
+            qty: 1,
+        };
+        let commands = [
+            Command::Deposit { request_id: 1, user: 3, asset: 1, amount: 5 },
+            Command::Withdraw { request_id: 2, user: 3, asset: 1, amount: 5 },
+            Command::Place(order),
+            Command::Cancel { order_id: 9, user: 3 },
+        ];
+        assert!(commands.iter().all(|c| user_of(c) == 3));
     }
 
     #[test]

@@ -14,7 +14,12 @@ use crate::seed::{Stream, rng};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
+
+/// Operations of each (kind, phase) each service's disk performed in a run: what pinned
+/// crashes count.
+pub type OpCounts = BTreeMap<Service, BTreeMap<(OpKind, Phase), u64>>;
 
 /// One of the three services.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -208,6 +213,8 @@ pub enum InvalidPlan {
         /// Its index in the plan's list.
         index: usize,
     },
+    /// A client count of 0 (nobody would send the commands).
+    NoClients,
 }
 
 impl fmt::Display for InvalidPlan {
@@ -216,6 +223,7 @@ impl fmt::Display for InvalidPlan {
             InvalidPlan::ZeroOperation { what, index } => {
                 write!(f, "{what} #{index} names operation 0 (operations are counted from 1)")
             }
+            InvalidPlan::NoClients => write!(f, "clients is 0 (at least one client sends the commands)"),
         }
     }
 }
@@ -276,6 +284,10 @@ pub struct FaultPlan {
     /// retires segments sooner. `None`: the scenario's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segment_bytes: Option<u64>,
+    /// Overrides the scenario's number of clients: with one, the commands reach UBSCore in
+    /// their order, so an order never races the deposit it needs. `None`: the scenario's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clients: Option<usize>,
 }
 
 /// How a seed's chaos is drawn: the rates a scenario sets.
@@ -531,9 +543,12 @@ impl FaultPlan {
                 return Err(InvalidPlan::ZeroOperation { what: "event", index: i });
             }
         }
-        match self.io_errors.iter().position(|e| e.at.nth == 0) {
-            Some(index) => Err(InvalidPlan::ZeroOperation { what: "io-error", index }),
-            None => Ok(()),
+        if let Some(index) = self.io_errors.iter().position(|e| e.at.nth == 0) {
+            return Err(InvalidPlan::ZeroOperation { what: "io-error", index });
+        }
+        match self.clients {
+            Some(0) => Err(InvalidPlan::NoClients),
+            _ => Ok(()),
         }
     }
 
@@ -556,6 +571,7 @@ impl FaultPlan {
             io_errors: Vec::new(),
             snapshot_every: None,
             segment_bytes: None,
+            clients: None,
         }
     }
 
@@ -576,6 +592,9 @@ impl FaultPlan {
         }
         if let Some(n) = self.segment_bytes {
             out += &format!("WAL segments: {n} bytes (the scenario's size overridden)\n");
+        }
+        if let Some(n) = self.clients {
+            out += &format!("clients: {n} (the scenario's count overridden)\n");
         }
         for e in &self.io_errors {
             let a = e.at;
@@ -733,6 +752,27 @@ mod tests {
         let back: FaultPlan = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, plan);
         assert_eq!(plan.describe().lines().count(), 52);
+    }
+
+    #[test]
+    fn validation_refuses_operation_zero_and_no_clients() {
+        use crate::fs::IoFailure;
+        let ok = FaultPlan {
+            clients: Some(1),
+            ..FaultPlan::new(FaultConfig::default(), NetworkFaults::default())
+        };
+        assert_eq!(ok.validate(), Ok(()));
+        let none = FaultPlan { clients: Some(0), ..ok.clone() };
+        assert_eq!(none.validate(), Err(InvalidPlan::NoClients));
+        let mut zero = ok.clone();
+        let at = IoErrorAt {
+            kind: OpKind::Fsync,
+            phase: Phase::GroupCommit,
+            nth: 0,
+            failure: IoFailure::FsyncEio,
+        };
+        zero.io_errors.push(PlannedIoError { service: Service::Ubscore, at });
+        assert_eq!(zero.validate(), Err(InvalidPlan::ZeroOperation { what: "io-error", index: 0 }));
     }
 
     #[test]

@@ -458,6 +458,12 @@ impl Disk {
         self.last_op
     }
 
+    /// Operations of each (kind, phase) since the disk was created: what a pinned crash
+    /// counts, so a shrinker can re-aim one at the same share of a shorter run.
+    pub fn lifetime_ops(&self) -> &BTreeMap<(OpKind, Phase), u64> {
+        &self.lifetime
+    }
+
     /// Starts (or restarts) recording every operation.
     pub fn record_ops(&mut self) {
         self.op_log = Some(Vec::new());

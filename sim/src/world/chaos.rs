@@ -44,6 +44,7 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
     executed.keep_commands = w.cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
     executed.snapshot_every = w.cfg.plan.as_ref().and_then(|p| p.snapshot_every);
     executed.segment_bytes = w.cfg.plan.as_ref().and_then(|p| p.segment_bytes);
+    executed.clients = w.cfg.plan.as_ref().and_then(|p| p.clients);
     let mut source: Box<dyn Iterator<Item = PlanEvent>> = match &w.cfg.plan {
         Some(p) => Box::new(p.events.clone().into_iter()),
         None => Box::new(Planner::new(w.cfg.seed, w.cfg.chaos.rates())),

@@ -91,6 +91,8 @@ impl World {
     pub fn finish(self, plan: FaultPlan) -> WorldResult {
         let sim_time = self.elapsed();
         let messages = self.net.stat().msg_count;
+        // Before the final recovery, whose reads are not the run's.
+        let op_counts = self.op_counts();
         for s in Service::ALL {
             self.set_next_death(s, Death::PowerFailure);
             self.handle.kill(self.nodes[&s]);
@@ -126,6 +128,7 @@ impl World {
             tails: names.map(|n| (n.to_string(), trace.tail(n))).collect(),
             trace: trace.all_lines(),
             recoveries: std::mem::take(&mut *lock(&shared.recoveries)),
+            op_counts,
             plan,
         }
     }

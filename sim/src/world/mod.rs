@@ -20,7 +20,7 @@ pub use result::{FinalState, Problem, RecoveryRecord, WorldResult, state_digest}
 pub use services::names_damage;
 
 use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, PendingFate, SimFs};
-use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, RecoveryFault, Service};
+use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, OpCounts, RecoveryFault, Service};
 use crate::trace::{Tags, Trace};
 use engine::durable::DurableConfig;
 use engine::service::{Recovered, RecoveryHook, Tracer};
@@ -218,6 +218,9 @@ impl WorldBuilder {
             }
             if let Some(n) = plan.segment_bytes {
                 self.cfg.storage.wal.segment_bytes = n;
+            }
+            if let Some(n) = plan.clients {
+                self.cfg.clients = n;
             }
             if let Some(keep) = &plan.keep_commands {
                 self.cfg.commands = keep.iter().filter_map(|i| self.cfg.commands.get(*i).copied()).collect();
@@ -467,6 +470,12 @@ impl World {
             out.extend(errors.into_iter().map(|at| crate::plan::PlannedIoError { service: s, at }));
         }
         out
+    }
+
+    /// Each service's operations of each (kind, phase) so far.
+    pub fn op_counts(&self) -> OpCounts {
+        let count = |s: &Service| lock(&self.simfs.disk(self.nodes[s])).lifetime_ops().clone();
+        Service::ALL.iter().map(|s| (*s, count(s))).collect()
     }
 
     /// The id of the pinned crash point that killed `s` last, once.

@@ -2,7 +2,7 @@
 //! from their disks at the end, and the counts and records the checker and reports use.
 
 use crate::fs::ArchivedVersion;
-use crate::plan::FaultPlan;
+use crate::plan::{FaultPlan, OpCounts};
 use engine::durable::{DurableMatching, DurableSettlement, DurableUbs};
 use engine::service::Recovered;
 use engine::{Ack, Command};
@@ -93,6 +93,8 @@ pub struct WorldResult {
     pub corruption_detected: Vec<(String, String)>,
     /// Every recovery of every service, in order: (node, simulated ms, recovered state).
     pub recoveries: Vec<RecoveryRecord>,
+    /// Each service's operations by (kind, phase) until the final recovery.
+    pub op_counts: OpCounts,
     /// The plan the world executed: its rates and the events that happened before the
     /// faults stopped. Replaying it (`WorldConfig::plan`) repeats the run.
     pub plan: FaultPlan,
