@@ -109,3 +109,28 @@ fn a_plan_with_one_client_sends_the_commands_in_their_order() {
     assert!(acks.iter().all(|(l, _)| l.contains("client-0")), "one client");
     assert!(acks.windows(2).all(|w| w[0].1 < w[1].1), "acknowledged in order");
 }
+
+#[test]
+fn a_kept_command_stays_with_the_client_that_sent_it_in_the_full_run() {
+    // Removing a command must not hand every later command to another client (which would
+    // make a shrinker's smallest edit a different run altogether).
+    let p = params(20, None);
+    let full = scenario::run(Scenario::Crash, 4, &p);
+    let keep: Vec<usize> = (0..full.commands).filter(|i| i % 3 != 1).collect();
+    let plan =
+        sim::plan::FaultPlan { keep_commands: Some(keep.clone()), events: Vec::new(), ..full.plan.expect("a plan") };
+    let options = RunOptions { plan: Some(plan), keep_trace: true, ..RunOptions::default() };
+    let fewer = scenario::run_with(Scenario::Crash, 4, &p, &options);
+    assert_eq!(fewer.failure, None);
+    let trace = fewer.trace.expect("kept");
+    let acks: Vec<(usize, usize)> = trace
+        .iter()
+        .filter_map(|l| {
+            let (head, rest) = l.split_once(" ack #")?;
+            let client = head.split("client-").nth(1)?.trim().parse().ok()?;
+            Some((client, rest.split_whitespace().next()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(acks.len(), keep.len(), "every kept command acknowledged, named by its workload place");
+    assert!(acks.iter().all(|(client, w)| keep.contains(w) && *client == w % 4), "{acks:?}");
+}

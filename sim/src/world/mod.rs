@@ -285,7 +285,8 @@ impl World {
         let hook = shared.recovery_hook(start);
         let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);
         let nodes = services::spawn(&handle, &shared, &cfg, hook, media);
-        let clients = clients::spawn(&handle, &shared, &cfg.commands, cfg.clients.max(1));
+        let keep = cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
+        let clients = clients::spawn(&handle, &shared, &cfg.commands, keep.as_deref(), cfg.clients.max(1));
         observer::spawn(&handle, &shared);
         World {
             cfg,
