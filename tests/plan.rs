@@ -117,8 +117,11 @@ fn a_kept_command_stays_with_the_client_that_sent_it_in_the_full_run() {
     let p = params(20, None);
     let full = scenario::run(Scenario::Crash, 4, &p);
     let keep: Vec<usize> = (0..full.commands).filter(|i| i % 3 != 1).collect();
-    let plan =
-        sim::plan::FaultPlan { keep_commands: Some(keep.clone()), events: Vec::new(), ..full.plan.expect("a plan") };
+    let plan = sim::plan::FaultPlan {
+        keep_commands: Some(keep.clone()),
+        events: Vec::new(),
+        ..full.plan.expect("a plan")
+    };
     let options = RunOptions { plan: Some(plan), keep_trace: true, ..RunOptions::default() };
     let fewer = scenario::run_with(Scenario::Crash, 4, &p, &options);
     assert_eq!(fewer.failure, None);

@@ -9,6 +9,7 @@ pub mod durable;
 pub mod event;
 pub mod matching;
 pub mod math;
+pub mod pages;
 pub mod pipeline;
 pub mod service;
 pub mod settlement;

@@ -265,7 +265,10 @@ impl Shrinker<'_> {
         let (mut lo, mut hi) = (1usize, kept.len());
         while lo < hi && self.left > 0 {
             let mid = (lo + hi) / 2;
-            if self.try_commands(kept[..mid].to_vec()) { hi = mid } else { lo = mid + 1 }
+            // Crashes stay where they are here: moved along, a prefix search takes the first
+            // short run that fails, often on another path that shrinks less.
+            let candidate = FaultPlan { keep_commands: Some(kept[..mid].to_vec()), ..self.best.clone() };
+            if self.try_plan(candidate) { hi = mid } else { lo = mid + 1 }
         }
     }
 
@@ -618,7 +621,6 @@ pub fn shrink(
         s.lower_errors();
         s.snapshots();
         s.segments();
-        s.clients();
         s.recoveries();
         s.prefix();
         s.happened();
@@ -630,7 +632,14 @@ pub fn shrink(
         s.users();
         s.commands();
         if s.size() >= size {
-            break;
+            // Last resort, for a run that stopped shrinking: one client changes every
+            // interleaving, which helps a failure that needs an order to follow its
+            // deposits and hurts one that needs a particular race.
+            let clients = s.best.clients;
+            s.clients();
+            if s.best.clients == clients {
+                break;
+            }
         }
     }
     // The final plan must fail as reported: rerun it once.

@@ -247,7 +247,8 @@ fn bench_storage_prints_every_row_as_json() {
         "durable WAL append, batch 1024",
         "recovery: UBSCore re-applies 5k commands",
         "snapshot load, 5k accounts",
-        "longest service pause during snapshot",
+        "service pause to take a snapshot, 5k accounts",
+        "longest gap between commands while it is written",
     ] {
         assert!(names.contains(&want), "{want} in {names:?}");
     }

@@ -5,7 +5,7 @@ use super::{DurableConfig, DurableError, RecoveryInfo, decode, kind};
 use crate::codec;
 use crate::snapshot;
 use crate::storage::FileSystem;
-use crate::ubscore::{Submission, UbsCore, UbsState};
+use crate::ubscore::{Submission, UbsCore, UbsState, UbsView};
 use crate::wal::{Wal, WalError};
 use crate::{Applied, Command, Markets, MeEvent, UbsRecord, UbsSeq};
 use std::collections::BTreeMap;
@@ -241,13 +241,14 @@ impl DurableUbs {
             dir: self.dir.join("snapshots"),
             seq: self.wal.durable_seq(),
             keep: self.config.keep_snapshots,
-            core: self.core.clone(),
+            core: self.core.share(),
             index: self.index.clone(),
         })
     }
 
     /// Completes a snapshot written by a job: WAL retention and the snapshot triggers.
     pub fn finish_snapshot(&mut self, seq: u64, now_ms: u64) -> Result<(), DurableError> {
+        self.core.reclaim();
         self.retain(&self.dir.join("snapshots"))?;
         // Entries logged while the job ran count towards the next snapshot.
         self.since_snapshot = (self.wal.next_seq() - 1).saturating_sub(seq);
@@ -311,13 +312,13 @@ pub enum UbsEntry {
     Event(MeEvent),
 }
 
-/// A snapshot being written from a copy of UBSCore's state.
+/// A snapshot being written from a view of UBSCore's state (pages shared, not copied).
 pub struct SnapshotJob {
     fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     seq: u64,
     keep: usize,
-    core: UbsCore,
+    core: UbsView,
     index: SparseIndex,
 }
 

@@ -5,8 +5,8 @@
 mod balances;
 mod dedup;
 
-pub use balances::Balances;
-pub use dedup::DedupTable;
+pub use balances::{Balances, BalancesView};
+pub use dedup::{DedupTable, DedupView};
 
 use crate::Applied;
 use crate::command::{Ack, Command, CommandKey, MeInput, Order, Outcome, RejectReason, UbsRecord};
@@ -53,6 +53,47 @@ pub struct UbsState {
     pub next_seq: UbsSeq,
     /// The last applied ME event.
     pub last_event_id: EventId,
+}
+
+/// Open locks sorted by order id.
+fn sorted_locks(open: &FxHashMap<OrderId, OpenLock>) -> Vec<(OrderId, OpenLock)> {
+    let mut rows: Vec<_> = open.iter().map(|(id, l)| (*id, *l)).collect();
+    rows.sort_unstable_by_key(|(id, _)| *id);
+    rows
+}
+
+/// UBSCore's state as it was when [`UbsCore::share`] was called.
+#[derive(Clone, Debug)]
+pub struct UbsView {
+    balances: BalancesView,
+    open: FxHashMap<OrderId, OpenLock>,
+    dedup: DedupView,
+    next_seq: UbsSeq,
+    last_event_id: EventId,
+}
+
+impl UbsView {
+    /// The whole state, sorted (a deterministic snapshot image).
+    pub fn export_state(&self) -> UbsState {
+        UbsState {
+            balances: self.balances.rows_sorted(),
+            supply: self.balances.supply().iter().map(|(a, s)| (*a, *s)).collect(),
+            open: sorted_locks(&self.open),
+            dedup: self.dedup.entries(),
+            next_seq: self.next_seq,
+            last_event_id: self.last_event_id,
+        }
+    }
+
+    /// The sequence number the next fresh command would get.
+    pub fn next_seq(&self) -> UbsSeq {
+        self.next_seq
+    }
+
+    /// The id of the last applied matching-engine event.
+    pub fn last_event_id(&self) -> EventId {
+        self.last_event_id
+    }
 }
 
 /// The result of submitting one command.
@@ -124,13 +165,24 @@ impl UbsCore {
 
     /// The whole state, sorted (a deterministic snapshot image).
     pub fn export_state(&self) -> UbsState {
-        let mut open: Vec<_> = self.open.iter().map(|(id, l)| (*id, *l)).collect();
-        open.sort_unstable_by_key(|(id, _)| *id);
         UbsState {
             balances: self.balances.rows_sorted(),
             supply: self.balances.supply().iter().map(|(a, s)| (*a, *s)).collect(),
-            open,
+            open: sorted_locks(&self.open),
             dedup: self.dedup.entries(),
+            next_seq: self.next_seq,
+            last_event_id: self.last_event_id,
+        }
+    }
+
+    /// The state as it is now, for a snapshot to encode elsewhere while UBSCore goes on:
+    /// balances and de-duplication records are shared page by page (a write afterwards
+    /// copies the page it touches), so taking it does not copy them.
+    pub fn share(&mut self) -> UbsView {
+        UbsView {
+            balances: self.balances.share(),
+            open: self.open.clone(),
+            dedup: self.dedup.share(),
             next_seq: self.next_seq,
             last_event_id: self.last_event_id,
         }
@@ -167,9 +219,12 @@ impl UbsCore {
     /// Validates, de-duplicates and applies one client command.
     pub fn submit(&mut self, command: Command) -> Submission {
         let command = planted_normalisation(command);
-        if let Some(outcome) = self.dedup.lookup(&command) {
-            return Submission { ack: Ack { outcome, seq: None }, record: None, forward: None };
-        }
+        let place = match self.dedup.admit(&command) {
+            Ok(place) => place,
+            Err(outcome) => {
+                return Submission { ack: Ack { outcome, seq: None }, record: None, forward: None };
+            }
+        };
         let (outcome, forward) = match command {
             Command::Deposit { user, asset, amount, .. } => (self.deposit(user, asset, amount), None),
             Command::Withdraw { user, asset, amount, .. } => (self.withdraw(user, asset, amount), None),
@@ -183,7 +238,7 @@ impl UbsCore {
         };
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.dedup.insert(command, outcome);
+        self.dedup.settle(place, outcome);
         Submission {
             ack: Ack { outcome, seq: Some(seq) },
             record: Some(UbsRecord { seq, command, outcome }),
@@ -340,6 +395,12 @@ impl UbsCore {
         b.spend_frozen(seller, base, trade.qty).map_err(inconsistent)?;
         b.credit(seller, quote, trade.value).map_err(inconsistent)?;
         Ok(())
+    }
+
+    /// Takes back what the last [`UbsCore::share`] froze, once its snapshot is written (see
+    /// [`Balances::reclaim`]); false while a view still holds it.
+    pub fn reclaim(&mut self) -> bool {
+        self.balances.reclaim()
     }
 
     /// The sequence number the next fresh command will get.
