@@ -543,7 +543,8 @@ fn rescaled(plan: &FaultPlan, then: &OpCounts, now: &OpCounts) -> Option<FaultPl
         if was == 0 || is == 0 {
             return nth;
         }
-        ((nth * is + was / 2) / was).clamp(1, is)
+        let share = (u128::from(nth) * u128::from(is) + u128::from(was / 2)) / u128::from(was);
+        u64::try_from(share).unwrap_or(u64::MAX).clamp(1, is)
     };
     let mut out = plan.clone();
     for e in &mut out.events {
@@ -747,6 +748,10 @@ mod tests {
         assert_eq!((nth, first.io_errors[0].at.nth), (1, 1), "never before the first");
         assert_eq!(rescaled(&plan, &counts(10, 40), &counts(10, 40)), None, "same counts, nothing moves");
         assert_eq!(rescaled(&plan, &counts(10, 40), &OpCounts::new()), None, "no such operation: left as is");
+        let mut huge = plan.clone();
+        huge.io_errors[0].at.nth = u64::MAX;
+        let moved = rescaled(&huge, &counts(10, 40), &counts(4, 8)).expect("moves");
+        assert_eq!(moved.io_errors[0].at.nth, 8, "no overflow: clamped to the last");
     }
 
     #[test]

@@ -215,6 +215,12 @@ pub enum InvalidPlan {
     },
     /// A client count of 0 (nobody would send the commands).
     NoClients,
+    /// `keep_commands` is not strictly increasing (commands keep their workload order, and
+    /// a command is kept once).
+    UnsortedCommands {
+        /// The first place out of order.
+        index: usize,
+    },
 }
 
 impl fmt::Display for InvalidPlan {
@@ -224,6 +230,12 @@ impl fmt::Display for InvalidPlan {
                 write!(f, "{what} #{index} names operation 0 (operations are counted from 1)")
             }
             InvalidPlan::NoClients => write!(f, "clients is 0 (at least one client sends the commands)"),
+            InvalidPlan::UnsortedCommands { index } => {
+                write!(
+                    f,
+                    "keep_commands[{index}] is not above the one before (list each command once, in order)"
+                )
+            }
         }
     }
 }
@@ -546,6 +558,11 @@ impl FaultPlan {
         if let Some(index) = self.io_errors.iter().position(|e| e.at.nth == 0) {
             return Err(InvalidPlan::ZeroOperation { what: "io-error", index });
         }
+        if let Some(keep) = &self.keep_commands
+            && let Some(index) = keep.windows(2).position(|w| w[0] >= w[1])
+        {
+            return Err(InvalidPlan::UnsortedCommands { index: index + 1 });
+        }
         match self.clients {
             Some(0) => Err(InvalidPlan::NoClients),
             _ => Ok(()),
@@ -764,6 +781,8 @@ mod tests {
         assert_eq!(ok.validate(), Ok(()));
         let none = FaultPlan { clients: Some(0), ..ok.clone() };
         assert_eq!(none.validate(), Err(InvalidPlan::NoClients));
+        let unsorted = FaultPlan { keep_commands: Some(vec![1, 4, 4, 9]), ..ok.clone() };
+        assert_eq!(unsorted.validate(), Err(InvalidPlan::UnsortedCommands { index: 2 }));
         let mut zero = ok.clone();
         let at = IoErrorAt {
             kind: OpKind::Fsync,
