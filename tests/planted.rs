@@ -42,6 +42,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::RetentionBatchedUnlinks => &["service-error", "unrecoverable"],
         // The state is right (the whole log is there); only the choice of snapshot is not.
         Bug::NoSnapshotFallback => &["recovery-mismatch"],
+        // The replica's chain differs from the model's at the first event after the record
+        // it applied twice, or the replica itself refuses an order that already rests.
+        Bug::ReplicaAppliesTwice => &["replica-diverged", "service-error"],
     }
 }
 

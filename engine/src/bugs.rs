@@ -45,11 +45,15 @@ pub enum Bug {
     /// previous one, and replays the whole log: right state while the log is complete, but
     /// not the recovery it should have been.
     NoSnapshotFallback,
+    /// The hot-standby replica numbers UBSCore's records by arrival, and after a pull that
+    /// got no reply asks again from the start of the batch before: a record delivered
+    /// twice is applied twice.
+    ReplicaAppliesTwice,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -64,6 +68,7 @@ impl Bug {
         Bug::UnsealedCommits,
         Bug::RetentionBatchedUnlinks,
         Bug::NoSnapshotFallback,
+        Bug::ReplicaAppliesTwice,
     ];
 
     /// Kebab-case name.
@@ -83,6 +88,7 @@ impl Bug {
             Bug::UnsealedCommits => "unsealed-commits",
             Bug::RetentionBatchedUnlinks => "retention-batched-unlinks",
             Bug::NoSnapshotFallback => "no-snapshot-fallback",
+            Bug::ReplicaAppliesTwice => "replica-applies-twice",
         }
     }
 }

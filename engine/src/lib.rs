@@ -1,5 +1,5 @@
 //! The exsim exchange: domain types and the three services (UBSCore, Matching,
-//! Settlement) as pure, synchronous state machines (inputs in, events out, no I/O), and the
+//! Settlement) and the hot-standby matching replica as pure, synchronous state machines (inputs in, events out, no I/O), and the
 //! storage layer they persist through: the filesystem trait, the codec and the WAL.
 
 pub mod bugs;
@@ -11,6 +11,7 @@ pub mod matching;
 pub mod math;
 pub mod pages;
 pub mod pipeline;
+pub mod replica;
 pub mod service;
 pub mod settlement;
 pub mod snapshot;

@@ -44,11 +44,14 @@ pub enum Scenario {
     Chaos,
     /// Everything, with rates drawn per seed.
     Swarm,
+    /// A hot-standby matching replica follows UBSCore's log beside the primary, under
+    /// kills of all four and network faults; its hash chain is checked at every event.
+    Replica,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 15] = [
+    pub const ALL: [Scenario; 16] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -64,6 +67,7 @@ impl Scenario {
         Scenario::Network,
         Scenario::Chaos,
         Scenario::Swarm,
+        Scenario::Replica,
     ];
 
     /// The scenarios a plain `exsim sweep` runs.
@@ -93,6 +97,7 @@ impl Scenario {
             Scenario::Network => "network",
             Scenario::Chaos => "chaos",
             Scenario::Swarm => "swarm",
+            Scenario::Replica => "replica",
         }
     }
 
@@ -132,6 +137,10 @@ impl Scenario {
             Scenario::Network => "packet loss, duplicated messages and partitions; no node faults",
             Scenario::Chaos => "crashes plus loss, duplication and partitions",
             Scenario::Swarm => "every fault, with rates drawn per seed (quiet runs to storms)",
+            Scenario::Replica => {
+                "a hot-standby matching replica beside the primary, killed like the others, with loss \
+                 and partitions; its chained state hash checked at every event"
+            }
         }
     }
 
@@ -399,6 +408,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::UnsealedCommits => Scenario::Media,
         Bug::RetentionBatchedUnlinks => Scenario::Retention,
         Bug::NoSnapshotFallback => Scenario::CorruptSnapshot,
+        Bug::ReplicaAppliesTwice => Scenario::Replica,
         _ => Scenario::Crash,
     }
 }

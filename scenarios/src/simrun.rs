@@ -69,6 +69,13 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             c.duplicate = 0.02;
         }
         Scenario::Swarm => swarm(seed, &mut cfg),
+        Scenario::Replica => {
+            // Retention stays off (as in `crash_world`): the replica keeps nothing on disk
+            // and rebuilds from UBSCore's first record after every kill.
+            cfg.replica = true;
+            c.partitions = true;
+            c.loss = 0.01;
+        }
     }
     if let Some(ms) = params.fault_every_ms {
         cfg.chaos.fault_every_ms = ms;
@@ -147,6 +154,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
         planted: None,
         plan: None,
         cancel: None,
+        replica: false,
     }
 }
 

@@ -31,11 +31,22 @@ pub enum Service {
     Matching,
     /// Settlement.
     Settlement,
+    /// The hot-standby matching replica (worlds that have one): nothing on disk.
+    Replica,
 }
 
 impl Service {
-    /// All three, in start order.
+    /// The three durable services, in start order.
     pub const ALL: [Service; 3] = [Service::Ubscore, Service::Matching, Service::Settlement];
+
+    /// The durable services and the replica, in start order.
+    pub const WITH_REPLICA: [Service; 4] =
+        [Service::Ubscore, Service::Matching, Service::Settlement, Service::Replica];
+
+    /// The services of a world with or without the replica.
+    pub fn of_world(replica: bool) -> &'static [Service] {
+        if replica { &Service::WITH_REPLICA } else { &Service::ALL }
+    }
 
     /// The node's name.
     pub fn name(self) -> &'static str {
@@ -43,6 +54,7 @@ impl Service {
             Service::Ubscore => "ubscore",
             Service::Matching => "matching",
             Service::Settlement => "settlement",
+            Service::Replica => "replica",
         }
     }
 }
@@ -326,6 +338,8 @@ pub struct ChaosRates {
     pub corrupt_snapshot: f64,
     /// Probability that a restart finds one media fault.
     pub media: f64,
+    /// Whether the world has the replica (it is then a victim too).
+    pub replica: bool,
 }
 
 /// The longest chain of crash points one recovery meets.
@@ -388,7 +402,8 @@ impl Planner {
     }
 
     fn victim(&mut self) -> Service {
-        Service::ALL[self.chaos.gen_range(0..Service::ALL.len())]
+        let services = Service::of_world(self.rates.replica);
+        services[self.chaos.gen_range(0..services.len())]
     }
 }
 
@@ -405,6 +420,8 @@ impl Iterator for Planner {
             let at_ms = self.t;
             let victim = self.victim();
             let action = if self.rates.node_faults { self.chaos.gen_range(0..3) } else { 2 };
+            // The replica has no disk for a crash point to fire on: it is killed instead.
+            let action = if victim == Service::Replica && action == 1 { 0 } else { action };
             let fault = match action {
                 0 => {
                     let death = self.death();
@@ -753,6 +770,7 @@ mod tests {
             crash_in_recovery: 0.5,
             corrupt_snapshot: 0.3,
             media: 0.3,
+            replica: false,
         }
     }
 

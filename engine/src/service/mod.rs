@@ -1,5 +1,5 @@
 //! The services on the network: the pull-by-sequence protocol, request/response over
-//! `madsim::net::Endpoint`, and the async loops of the three service nodes.
+//! `madsim::net::Endpoint`, and the async loops of the three service nodes and the matching replica.
 
 pub mod node;
 pub mod protocol;
@@ -8,7 +8,7 @@ pub mod rpc;
 pub mod tcp;
 
 pub use node::{
-    Addrs, NodeEnv, Recovered, RecoveryHook, Stop, Tracer, panic_message, run_matching, run_settlement,
-    run_ubscore,
+    Addrs, NodeEnv, Recovered, RecoveryHook, ReplicaHook, ReplicaReport, Stop, Tracer, panic_message,
+    run_matching, run_replica, run_settlement, run_ubscore,
 };
 pub use protocol::{Request, Response, Status};

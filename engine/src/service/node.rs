@@ -385,6 +385,7 @@ async fn ubscore(env: NodeEnv) -> Result<Stop, DurableError> {
                 s.set_downstream_floor(floor.min(after));
                 Response::Records(s.records_after(after, max as usize)?)
             }
+            Request::ReplicaRecords { after, max } => replica_records(&s, after, max)?,
             Request::Status => Response::Status(Status {
                 ubs_seq: s.durable_ubs_seq(),
                 event_id: s.core().last_event_id(),
@@ -396,6 +397,23 @@ async fn ubscore(env: NodeEnv) -> Result<Stop, DurableError> {
     .await?;
     let snapshot = lock(&state).snapshot(ms_since(start))?;
     Ok(Stop::Graceful { snapshot })
+}
+
+/// UBSCore's answer to the replica. A replica keeps nothing durable, so a watermark ahead
+/// of the log or records already removed are its problem, answered with an error; an I/O
+/// error is UBSCore's own and stops it.
+fn replica_records(s: &DurableUbs, after: u64, max: u32) -> Result<Response, DurableError> {
+    if after > s.durable_ubs_seq() {
+        return Ok(Response::Error(format!(
+            "replica at ubs_seq {after} is ahead of the durable log at {}",
+            s.durable_ubs_seq()
+        )));
+    }
+    match s.records_after(after, max as usize) {
+        Ok(records) => Ok(Response::Records(records)),
+        Err(DurableError::Divergence(gone)) => Ok(Response::Error(gone)),
+        Err(e) => Err(e),
+    }
 }
 
 /// The matching engine's node: recovery, the puller of UBSCore's records, the server.
@@ -510,4 +528,115 @@ async fn settlement(env: NodeEnv) -> Result<Stop, DurableError> {
     .await?;
     let snapshot = lock(&state).checkpoint(ms_since(start))?;
     Ok(Stop::Graceful { snapshot })
+}
+
+/// What the hot-standby replica tells its observer (the simulation's checker).
+#[derive(Clone, Debug)]
+pub enum ReplicaReport {
+    /// `(event_id, link)` of every event produced since the last report, in order.
+    Links(Vec<(crate::EventId, u64)>),
+    /// The replica's whole state, as of a status request that found it changed.
+    State {
+        /// The matching engine's state.
+        state: crate::matching::MeState,
+        /// The link after its last event.
+        chain: u64,
+    },
+}
+
+/// Where the replica's reports go.
+pub type ReplicaHook = Arc<dyn Fn(ReplicaReport) + Send + Sync>;
+
+/// The replica's state in its node: the engine, and what its puller remembers.
+struct ReplicaNode {
+    replica: crate::replica::Replica,
+    /// A pull is out and has not been answered (the next request knows it got no reply).
+    asking: std::cell::Cell<bool>,
+    /// The watermark before the last batch applied (where the planted bug asks again).
+    batch_start: crate::UbsSeq,
+    /// Changed since its state was last reported.
+    dirty: bool,
+}
+
+/// Runs the hot-standby replica, listening on `listen`, until a fatal error. It keeps
+/// nothing on disk: every start rebuilds it from UBSCore's log.
+pub async fn run_replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Stop {
+    replica(env, listen, hook).await.unwrap_or_else(Stop::Fatal)
+}
+
+async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<Stop, DurableError> {
+    let node = ReplicaNode {
+        replica: crate::replica::Replica::new(env.markets.clone()),
+        asking: std::cell::Cell::new(false),
+        batch_start: 0,
+        dirty: true,
+    };
+    env.trace("replica: rebuilding from ubscore's log".into());
+    let (ep, state, fatal) = attach(&env, listen, node).await?;
+    let (tracer, links) = (env.clone(), hook.clone());
+    spawn_puller(
+        ep.clone(),
+        state.clone(),
+        fatal.clone(),
+        env.clone(),
+        env.addrs.ubscore,
+        |s: &ReplicaNode, max| {
+            let retry = s.asking.replace(true) && crate::bugs::planted(crate::bugs::Bug::ReplicaAppliesTwice);
+            let after = if retry { s.batch_start } else { s.replica.last_ubs_seq() };
+            Request::ReplicaRecords { after, max }
+        },
+        move |s, response| {
+            s.asking.set(false);
+            match response {
+                Response::Records(records) if !records.is_empty() => {
+                    Some(replica_batch(s, &records).map(|out| links(ReplicaReport::Links(out))))
+                }
+                Response::Error(why) => {
+                    tracer.trace(format!("replica: ubscore refused: {why}"));
+                    None
+                }
+                _ => None,
+            }
+        },
+    );
+    let served = state.clone();
+    serve(ep, fatal, &env, move |request| {
+        let mut s = lock(&served);
+        Ok(match request {
+            Request::Status => {
+                if std::mem::take(&mut s.dirty) {
+                    hook(ReplicaReport::State {
+                        state: s.replica.engine().export_state(),
+                        chain: s.replica.chain(),
+                    });
+                }
+                Response::Status(Status {
+                    ubs_seq: s.replica.last_ubs_seq(),
+                    event_id: s.replica.last_event_id(),
+                    trade_id: s.replica.engine().next_trade_id() - 1,
+                })
+            }
+            other => Response::Error(format!("the replica does not serve {other:?}")),
+        })
+    })
+    .await?;
+    Err(DurableError::Engine("the replica was asked to stop".into()))
+}
+
+/// Applies one pulled batch; returns the links of the events it produced.
+fn replica_batch(
+    s: &mut ReplicaNode,
+    records: &[crate::UbsRecord],
+) -> Result<Vec<(crate::EventId, u64)>, DurableError> {
+    let last = s.replica.last_ubs_seq();
+    if !crate::bugs::planted(crate::bugs::Bug::ReplicaAppliesTwice) {
+        contiguous("ubscore → replica", last, records.iter().map(|r| r.seq))?;
+    }
+    s.batch_start = last;
+    s.dirty = true;
+    let mut out = Vec::new();
+    for r in records {
+        s.replica.apply(r, &mut out).map_err(|e| DurableError::Engine(format!("replica: {e}")))?;
+    }
+    Ok(out)
 }

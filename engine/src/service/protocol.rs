@@ -25,6 +25,10 @@ pub enum Request {
     PullTrades { after: TradeId, max: u32 },
     /// Anyone → any node: its watermarks.
     Status,
+    /// Replica → UBSCore: durable command records after `after`. Unlike
+    /// [`Request::PullRecords`] it moves no retention floor (the replica keeps nothing on
+    /// disk), and records already removed are answered with an error, not a stop.
+    ReplicaRecords { after: UbsSeq, max: u32 },
 }
 
 /// A node's watermarks.

@@ -3,7 +3,7 @@
 //! and the final state.
 
 use super::recovery::RecoveryPoints;
-use super::{Violation, archive, final_state, history};
+use super::{Violation, archive, final_state, history, replica};
 use crate::model::Model;
 use engine::durable::UbsEntry;
 use engine::{Markets, UbsRecord};
@@ -36,6 +36,10 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     history::check_sent(&history, &result.sent)?;
     let model = replay(result, markets, &entries)?;
     history::check_acks(&history, &result.acked)?;
+    // A replica that went wrong may also fail loudly or stall: its chain speaks first.
+    if let Some(seen) = &result.replica {
+        replica::check_links(&seen.links, &model)?;
+    }
     if let Some(problem) = result.problems.first() {
         return Err(match problem.clone() {
             Problem::ServiceError { node, error } => Violation::ServiceError { service: node, error },
@@ -53,7 +57,11 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     let f = result.final_state.as_ref().ok_or_else(|| Violation::Unrecoverable {
         error: "the services could not be recovered from disk".into(),
     })?;
-    final_state::check(&f.ubs, &f.me, &f.settlement, &model)
+    final_state::check(&f.ubs, &f.me, &f.settlement, &model)?;
+    match &result.replica {
+        Some(seen) => replica::check_state(seen.last_state.as_ref(), &model),
+        None => Ok(()),
+    }
 }
 
 /// Replays the history into the model. UBSCore's WAL interleaves commands with the ME

@@ -9,6 +9,7 @@ pub mod history;
 mod invariants;
 #[cfg(madsim)]
 pub mod recovery;
+pub mod replica;
 mod view;
 mod violation;
 

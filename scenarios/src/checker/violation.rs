@@ -134,6 +134,16 @@ pub enum Violation {
         /// The first difference.
         detail: String,
     },
+    /// The hot-standby replica disagrees with the model: its chained hash at an event, or
+    /// its state once it caught up.
+    ReplicaDiverged {
+        /// The first event id whose link differs (0: its final state differs).
+        event_id: u64,
+        /// The model's (event, link), or the model's state field.
+        expected: String,
+        /// The replica's link, or its state field.
+        actual: String,
+    },
 }
 
 impl Violation {
@@ -157,6 +167,7 @@ impl Violation {
             Violation::Unrecoverable { .. } => "unrecoverable",
             Violation::Panic { .. } => "panic",
             Violation::Divergence { .. } => "divergence",
+            Violation::ReplicaDiverged { .. } => "replica-diverged",
         }
     }
 
@@ -175,6 +186,7 @@ impl Violation {
                 | Violation::StateMismatch { .. }
                 | Violation::LogMismatch { .. }
                 | Violation::Invariant { .. }
+                | Violation::ReplicaDiverged { .. }
         )
     }
 }
@@ -221,6 +233,14 @@ impl fmt::Display for Violation {
             Violation::Unrecoverable { error } => write!(f, "recovery failed: {error}"),
             Violation::Panic { message } => write!(f, "panicked: {message}"),
             Violation::Divergence { detail } => f.write_str(detail),
+            Violation::ReplicaDiverged { event_id: 0, expected, actual } => write!(
+                f,
+                "the replica's state once caught up differs from the model\n  expected (model):   {expected}\n  actual (replica):   {actual}"
+            ),
+            Violation::ReplicaDiverged { event_id, expected, actual } => write!(
+                f,
+                "the replica's chained hash first differs at event {event_id}\n  expected (model):   {expected}\n  actual (replica):   {actual}"
+            ),
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use super::{STOPPED_ITSELF, World, network_of};
 use crate::fs::{CrashPoint, Death, PinnedCrash};
-use crate::plan::{FaultPlan, PlanEvent, PlannedFault, Planner, RecoveryFault, Service, describe_fault};
+use crate::plan::{
+    ChaosRates, FaultPlan, PlanEvent, PlannedFault, Planner, RecoveryFault, Service, describe_fault,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -47,7 +49,9 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
     executed.clients = w.cfg.plan.as_ref().and_then(|p| p.clients);
     let mut source: Box<dyn Iterator<Item = PlanEvent>> = match &w.cfg.plan {
         Some(p) => Box::new(p.events.clone().into_iter()),
-        None => Box::new(Planner::new(w.cfg.seed, w.cfg.chaos.rates())),
+        None => {
+            Box::new(Planner::new(w.cfg.seed, ChaosRates { replica: w.cfg.replica, ..w.cfg.chaos.rates() }))
+        }
     };
     let mut next = source.next();
     let mut due = Due::default();
@@ -116,7 +120,7 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
             w.restart(s, STOPPED_ITSELF, &[]);
         }
     }
-    for s in Service::ALL {
+    for s in w.services() {
         if w.is_dead(s) && !due.restarts.contains_key(&s) {
             // A crash point fired: back after the planned pause, meeting the planned faults.
             w.count_kill();

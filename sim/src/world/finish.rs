@@ -24,7 +24,8 @@ impl World {
         self.trace("world", "liveness phase".into());
         self.net.update_config(|c| c.packet_loss_rate = 0.0);
         engine::service::rpc::set_duplicate_rate(0.0);
-        for s in Service::ALL {
+        let services = self.services();
+        for &s in &services {
             {
                 let disk = self.simfs.disk(self.nodes[&s]);
                 let mut disk = lock(&disk);
@@ -38,7 +39,7 @@ impl World {
             } else if self.is_dead(s) {
                 self.restart(s, "liveness", &[]);
             }
-            for other in Service::ALL {
+            for &other in &services {
                 self.net.unclog_link(self.nodes[&s], self.nodes[&other]);
             }
         }
@@ -93,7 +94,7 @@ impl World {
         let messages = self.net.stat().msg_count;
         // Before the final recovery, whose reads are not the run's.
         let op_counts = self.op_counts();
-        for s in Service::ALL {
+        for s in self.services() {
             self.set_next_death(s, Death::PowerFailure);
             self.handle.kill(self.nodes[&s]);
         }
@@ -107,7 +108,7 @@ impl World {
         let shared = &self.shared;
         let mut acked = std::mem::take(&mut *lock(&shared.acked));
         acked.sort_by_key(|(i, _, _)| *i);
-        let names = Service::ALL.iter().map(|s| s.name()).chain(["world"]);
+        let names: Vec<&str> = self.services().iter().map(|s| s.name()).chain(["world"]).collect();
         WorldResult {
             trace_hash: trace.hash(),
             state_digest,
@@ -125,11 +126,12 @@ impl World {
             final_state,
             ubs_wal_archive: lock(&self.simfs.disk(self.nodes[&Service::Ubscore]))
                 .durable_archive(&PathBuf::from("/data/ubscore/wal")),
-            tails: names.map(|n| (n.to_string(), trace.tail(n))).collect(),
+            tails: names.into_iter().map(|n| (n.to_string(), trace.tail(n))).collect(),
             trace: trace.all_lines(),
             recoveries: std::mem::take(&mut *lock(&shared.recoveries)),
             op_counts,
             plan,
+            replica: self.cfg.replica.then(|| std::mem::take(&mut *lock(&shared.replica))),
         }
     }
 
@@ -199,7 +201,7 @@ impl World {
     fn fault_counts(&self) -> (BTreeMap<String, u64>, BTreeMap<String, u64>) {
         let mut faults: BTreeMap<String, u64> = BTreeMap::new();
         let mut crash_points: BTreeMap<String, u64> = BTreeMap::new();
-        for s in Service::ALL {
+        for s in self.services() {
             let disk = self.simfs.disk(self.nodes[&s]);
             let disk = lock(&disk);
             for f in disk.faults() {

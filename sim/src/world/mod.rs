@@ -16,14 +16,14 @@ mod observer;
 mod result;
 mod services;
 
-pub use result::{FinalState, Problem, RecoveryRecord, WorldResult, state_digest};
+pub use result::{FinalState, Problem, RecoveryRecord, ReplicaSeen, WorldResult, state_digest};
 pub use services::names_damage;
 
 use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, PendingFate, SimFs};
 use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, OpCounts, RecoveryFault, Service};
 use crate::trace::{Tags, Trace};
 use engine::durable::DurableConfig;
-use engine::service::{Recovered, RecoveryHook, Tracer};
+use engine::service::{Recovered, RecoveryHook, ReplicaHook, ReplicaReport, Tracer};
 use engine::{Ack, Command, Markets};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
@@ -101,6 +101,7 @@ impl Chaos {
             crash_in_recovery: self.crash_in_recovery,
             corrupt_snapshot: self.corrupt_snapshot,
             media: self.media,
+            replica: false,
         }
     }
 }
@@ -134,6 +135,9 @@ pub struct WorldConfig {
     /// Set from outside the simulation (a wall-clock watchdog) to stop the run at its next
     /// step with a timeout. Only a run that is already a failure ever reads it as set.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Whether a hot-standby matching replica follows UBSCore's log (it is then killed
+    /// like the others, and judged by its hash chain and its final state).
+    pub replica: bool,
 }
 
 /// Why a node is restarted when it stopped itself (after an I/O error).
@@ -172,6 +176,8 @@ pub(crate) struct Shared {
     pub(crate) converged: AtomicBool,
     pub(crate) rounds: AtomicUsize,
     pub(crate) last_statuses: Mutex<String>,
+    /// What the replica reported: its links, and its last state.
+    pub(crate) replica: Mutex<ReplicaSeen>,
 }
 
 impl Shared {
@@ -186,6 +192,20 @@ impl Shared {
                 state,
                 newest_valid_snapshot,
             });
+        })
+    }
+}
+
+impl Shared {
+    /// The hook the replica reports to.
+    pub(crate) fn replica_hook(self: &Arc<Self>) -> ReplicaHook {
+        let shared = self.clone();
+        Arc::new(move |report: ReplicaReport| {
+            let mut seen = lock(&shared.replica);
+            match report {
+                ReplicaReport::Links(links) => seen.links.extend(links),
+                ReplicaReport::State { state, chain } => seen.last_state = Some((state, chain)),
+            }
         })
     }
 }
@@ -281,13 +301,14 @@ impl World {
             converged: AtomicBool::new(false),
             rounds: AtomicUsize::new(0),
             last_statuses: Mutex::new(String::new()),
+            replica: Mutex::new(ReplicaSeen::default()),
         });
         let hook = shared.recovery_hook(start);
         let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);
         let nodes = services::spawn(&handle, &shared, &cfg, hook, media);
         let keep = cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
         let clients = clients::spawn(&handle, &shared, &cfg.commands, keep.as_deref(), cfg.clients.max(1));
-        observer::spawn(&handle, &shared);
+        observer::spawn(&handle, &shared, cfg.replica);
         World {
             cfg,
             budget_spent: None,
@@ -303,6 +324,11 @@ impl World {
             clients,
             media,
         }
+    }
+
+    /// The world's services: the three durable ones, and the replica if it has one.
+    pub fn services(&self) -> Vec<Service> {
+        Service::of_world(self.cfg.replica).to_vec()
     }
 
     /// Simulated time since the start.

@@ -1,8 +1,8 @@
-//! The observer: asks every service for its status and tells when all three have
-//! converged. `rounds` counts completed observation rounds, so that a verdict formed
+//! The observer: asks every service for its status and tells when all three (and the
+//! replica, if the world has one) have converged. `rounds` counts completed observation rounds, so that a verdict formed
 //! before the last command is not used.
 
-use super::services::addrs;
+use super::services::{addrs, replica_addr};
 use super::{Shared, lock};
 use engine::service::{Request, Response, rpc};
 use madsim::net::Endpoint;
@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Creates the observer node.
-pub(crate) fn spawn(handle: &Handle, shared: &Arc<Shared>) {
+pub(crate) fn spawn(handle: &Handle, shared: &Arc<Shared>, replica: bool) {
     let shared = shared.clone();
     handle
         .create_node()
@@ -21,18 +21,19 @@ pub(crate) fn spawn(handle: &Handle, shared: &Arc<Shared>) {
         .ip([10, 0, 2, 1].into())
         .init(move || {
             let shared = shared.clone();
-            async move { run(shared).await }
+            async move { run(shared, replica).await }
         })
         .build();
 }
 
-async fn run(shared: Arc<Shared>) {
+async fn run(shared: Arc<Shared>, replica: bool) {
     let Ok(ep) = Endpoint::bind(SocketAddr::from(([10, 0, 2, 1], 9000))).await else {
         return;
     };
     loop {
         let mut statuses = Vec::new();
-        for addr in [addrs().ubscore, addrs().matching, addrs().settlement] {
+        let replica = replica.then(replica_addr);
+        for addr in [addrs().ubscore, addrs().matching, addrs().settlement].into_iter().chain(replica) {
             if let Some(Response::Status(s)) =
                 rpc::call(&ep, addr, &Request::Status, Duration::from_millis(100)).await
             {
@@ -40,7 +41,20 @@ async fn run(shared: Arc<Shared>) {
             }
         }
         let ok = match statuses.as_slice() {
-            [u, m, s] => u.ubs_seq == m.ubs_seq && u.event_id == m.event_id && m.trade_id == s.trade_id,
+            [u, m, s] => {
+                replica.is_none()
+                    && u.ubs_seq == m.ubs_seq
+                    && u.event_id == m.event_id
+                    && m.trade_id == s.trade_id
+            }
+            // The replica has consumed UBSCore's whole log and produced the primary's events.
+            [u, m, s, r] => {
+                u.ubs_seq == m.ubs_seq
+                    && u.event_id == m.event_id
+                    && m.trade_id == s.trade_id
+                    && r.ubs_seq == u.ubs_seq
+                    && r.event_id == m.event_id
+            }
             _ => false,
         };
         *lock(&shared.last_statuses) = format!("{statuses:?}");

@@ -27,6 +27,16 @@ pub enum Problem {
     FinalRecovery(String),
 }
 
+/// What the hot-standby replica reported during a run.
+#[derive(Clone, Debug, Default)]
+pub struct ReplicaSeen {
+    /// `(event_id, link)` of every event it produced, in the order produced (a replica that
+    /// restarts produces the same ids again).
+    pub links: Vec<(engine::EventId, u64)>,
+    /// Its state and link as of the last status request that found it changed.
+    pub last_state: Option<(engine::matching::MeState, u64)>,
+}
+
 /// The services recovered from their disks after the run.
 pub struct FinalState {
     /// UBSCore.
@@ -98,6 +108,8 @@ pub struct WorldResult {
     /// The plan the world executed: its rates and the events that happened before the
     /// faults stopped. Replaying it (`WorldConfig::plan`) repeats the run.
     pub plan: FaultPlan,
+    /// What the replica reported, in worlds that have one.
+    pub replica: Option<ReplicaSeen>,
 }
 
 /// xxh3 over the canonical encoding of every service's recovered state: equal states,

@@ -21,6 +21,11 @@ pub(crate) fn addrs() -> Addrs {
     Addrs { ubscore: a(1), matching: a(2), settlement: a(3) }
 }
 
+/// Where the replica listens.
+pub(crate) fn replica_addr() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 4], 7000))
+}
+
 /// Errors that name damaged durable data (a file, an offset, a missing entry): under media
 /// faults, a service that stops with one of these has detected the damage.
 pub fn names_damage(e: &DurableError) -> bool {
@@ -49,7 +54,7 @@ fn expected(e: &DurableError) -> bool {
     }
 }
 
-/// Creates the three service nodes.
+/// Creates the service nodes (the three durable ones, and the replica if the world has one).
 pub(crate) fn spawn(
     handle: &Handle,
     shared: &Arc<Shared>,
@@ -58,7 +63,7 @@ pub(crate) fn spawn(
     media: bool,
 ) -> BTreeMap<Service, NodeId> {
     let mut nodes = BTreeMap::new();
-    for (i, service) in Service::ALL.into_iter().enumerate() {
+    for (i, &service) in Service::of_world(cfg.replica).iter().enumerate() {
         let (shared, markets, storage, hook) =
             (shared.clone(), cfg.markets.clone(), cfg.storage, hook.clone());
         let node = handle
@@ -114,6 +119,7 @@ async fn run(
         Service::Ubscore => engine::service::run_ubscore(env).await,
         Service::Matching => engine::service::run_matching(env).await,
         Service::Settlement => engine::service::run_settlement(env).await,
+        Service::Replica => engine::service::run_replica(env, replica_addr(), shared.replica_hook()).await,
     };
     // Simulated nodes are never asked to shut down (`shutdown: None`).
     let engine::service::Stop::Fatal(err) = stop else {
