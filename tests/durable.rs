@@ -402,3 +402,51 @@ fn outcomes_survive_restarts_for_retries() {
     }
     assert_equals_model(&p, &model, "after retries");
 }
+
+/// A promoted replica's state and log become a matching engine's directory: reopened, it
+/// replays nothing, serves every event, and equals the model; adopting into a directory
+/// that already holds an engine is refused.
+#[test]
+fn an_adopted_replica_reopens_as_the_matching_engine() {
+    use engine::durable::DurableMatching;
+    use engine::durable::pipeline::me_input;
+    let mut rng = sim::seed::rng(11, sim::seed::Stream::Workload);
+    let commands = workload::generate(&mut rng, &WorkloadConfig { commands: 500, users: 30 });
+    let markets = workload::default_markets();
+    let (mut model, mut pipeline) =
+        (Model::new(markets.clone()), engine::Pipeline::with_logs(markets.clone()));
+    for c in &commands {
+        model.submit(*c);
+        pipeline.submit(*c).unwrap();
+    }
+    let mut replica = engine::replica::Replica::new(markets.clone());
+    for r in pipeline.history() {
+        replica.apply(r, &mut Vec::new()).unwrap();
+    }
+    let fs: Arc<dyn FileSystem> = Arc::new(MemFs::new());
+    let dir = root().join("replica");
+    let c = config().matching;
+    let state = replica.engine().export_state();
+    let adopted =
+        DurableMatching::adopt(fs.clone(), &dir, markets.clone(), c, state.clone(), replica.events(), 0)
+            .unwrap();
+    assert_eq!(adopted.durable_event_id(), model.events().len() as u64);
+    drop(adopted);
+    let (mut me, info) = DurableMatching::open(fs.clone(), &dir, markets.clone(), c, 0).unwrap();
+    assert_eq!(
+        info.snapshot_seq,
+        Some(model.events().len() as u64),
+        "it reopens from the handover's snapshot"
+    );
+    assert_eq!(me.events_after(0, usize::MAX).unwrap(), model.events());
+    assert_eq!(me.engine().export_state().books, model.books());
+    // Caught up: UBSCore's history after its watermark adds nothing.
+    let watermark = me.last_ubs_seq();
+    for r in pipeline.history().iter().filter(|r| r.seq > watermark) {
+        me.process(r.seq, me_input(r).as_ref()).unwrap();
+    }
+    assert!(me.caught_up());
+    drop(me);
+    let again = DurableMatching::adopt(fs, &dir, markets, c, state, replica.events(), 0);
+    assert!(matches!(again, Err(DurableError::Divergence(_))), "a second handover into the same directory");
+}

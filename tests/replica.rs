@@ -58,3 +58,27 @@ fn a_wrong_link_or_a_wrong_book_is_named() {
         other => panic!("a wrong book must be named: {other:?}"),
     }
 }
+
+#[test]
+fn after_a_failover_the_promoted_replica_is_the_matching_engine() {
+    let mut cfg = simrun::world_config(Scenario::Failover, 3, 800, &Params::default());
+    cfg.keep_trace = true;
+    let markets = cfg.markets.clone();
+    let result = sim::world::run_world(cfg);
+    simrun::check(&result, &markets).unwrap();
+    assert!(result.replica.as_ref().is_some_and(|r| r.promoted), "the replica was promoted");
+    let lines = result.trace.as_ref().expect("kept");
+    let gone =
+        lines.iter().position(|l| l.contains("the primary is gone for good")).expect("the primary died");
+    let serving = lines.iter().position(|l| l.contains("serving as the matching engine")).expect("promoted");
+    assert!(gone < serving);
+    let starts =
+        |from: &[String]| from.iter().filter(|l| l.contains(" matching ") && l.ends_with(" start")).count();
+    assert!(starts(&lines[..gone]) >= 1, "the primary's starts are traced");
+    assert_eq!(starts(&lines[gone..]), 0, "the primary never came back");
+    // The final state was recovered from the replica's disk and holds every event.
+    let f = result.final_state.as_ref().expect("recovered");
+    let last =
+        lines.iter().rev().find(|l| l.contains("replica") && l.contains(" recovered ")).expect("a recovery");
+    assert!(f.me.durable_event_id() > 0 && last.contains("snapshot="), "{last}");
+}

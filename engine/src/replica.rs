@@ -20,12 +20,14 @@ pub struct Replica {
     me: MatchingEngine,
     chain: u64,
     scratch: Vec<MeEvent>,
+    /// Every event produced: what a promotion hands over as the new primary's log.
+    events: Vec<MeEvent>,
 }
 
 impl Replica {
     /// An empty replica (it starts from UBSCore's first record).
     pub fn new(markets: Markets) -> Replica {
-        Replica { me: MatchingEngine::new(markets), chain: 0, scratch: Vec::new() }
+        Replica { me: MatchingEngine::new(markets), chain: 0, scratch: Vec::new(), events: Vec::new() }
     }
 
     /// Applies one durable UBSCore record in sequence order, and appends `(event_id, link)`
@@ -49,6 +51,7 @@ impl Replica {
             self.chain = chain_link(self.chain, event);
             out.push((event.event_id, self.chain));
         }
+        self.events.extend_from_slice(&self.scratch);
         Ok(applied)
     }
 
@@ -65,6 +68,11 @@ impl Replica {
     /// The link after the last event produced.
     pub fn chain(&self) -> u64 {
         self.chain
+    }
+
+    /// Every event produced, from event 1.
+    pub fn events(&self) -> &[MeEvent] {
+        &self.events
     }
 
     /// The replica's matching engine.

@@ -47,11 +47,14 @@ pub enum Scenario {
     /// A hot-standby matching replica follows UBSCore's log beside the primary, under
     /// kills of all four and network faults; its hash chain is checked at every event.
     Replica,
+    /// As `replica`, and the primary dies for good part-way: the replica is promoted and
+    /// UBSCore and Settlement switch to it.
+    Failover,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -68,6 +71,7 @@ impl Scenario {
         Scenario::Chaos,
         Scenario::Swarm,
         Scenario::Replica,
+        Scenario::Failover,
     ];
 
     /// The scenarios a plain `exsim sweep` runs.
@@ -98,6 +102,7 @@ impl Scenario {
             Scenario::Chaos => "chaos",
             Scenario::Swarm => "swarm",
             Scenario::Replica => "replica",
+            Scenario::Failover => "failover",
         }
     }
 
@@ -140,6 +145,10 @@ impl Scenario {
             Scenario::Replica => {
                 "a hot-standby matching replica beside the primary, killed like the others, with loss \
                  and partitions; its chained state hash checked at every event"
+            }
+            Scenario::Failover => {
+                "as replica, and the primary matching engine dies for good part-way: the replica is \
+                 promoted, UBSCore and Settlement switch to it, no gap and no duplicate downstream"
             }
         }
     }

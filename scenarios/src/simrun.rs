@@ -69,12 +69,18 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             c.duplicate = 0.02;
         }
         Scenario::Swarm => swarm(seed, &mut cfg),
-        Scenario::Replica => {
+        Scenario::Replica | Scenario::Failover => {
             // Retention stays off (as in `crash_world`): the replica keeps nothing on disk
             // and rebuilds from UBSCore's first record after every kill.
             cfg.replica = true;
             c.partitions = true;
             c.loss = 0.01;
+            if scenario == Scenario::Failover {
+                // The primary dies once 10–70 % of the commands are acknowledged.
+                let mut r = sim::seed::rng(seed, sim::seed::Stream::Swarm);
+                let n = cfg.commands.len();
+                cfg.failover_after_acks = Some(r.gen_range(n / 10..=n * 7 / 10).max(1));
+            }
         }
     }
     if let Some(ms) = params.fault_every_ms {
@@ -155,6 +161,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
         plan: None,
         cancel: None,
         replica: false,
+        failover_after_acks: None,
     }
 }
 

@@ -199,6 +199,53 @@ impl DurableMatching {
         Ok(applied)
     }
 
+    /// A matching engine that takes over a replica's state and event log (the promotion of
+    /// a hot standby): opens `dir`, which must hold no engine yet, logs every event (ids
+    /// from 1, dense), commits, and snapshots `state`, so that a restart replays nothing.
+    /// A crash half-way leaves a prefix of the log and no snapshot: the next open recovers
+    /// it as any engine's, re-matching UBSCore's records and verifying the logged events.
+    pub fn adopt(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        markets: Markets,
+        config: DurableConfig,
+        state: MeState,
+        events: &[MeEvent],
+        now_ms: u64,
+    ) -> Result<DurableMatching, DurableError> {
+        let (mut d, _) = DurableMatching::open(fs, dir, markets.clone(), config, now_ms)?;
+        if d.durable_event_id() != 0 || d.last_ubs_seq() != 0 {
+            return Err(DurableError::Divergence(format!(
+                "cannot adopt a replica into {}: it holds events up to {}",
+                dir.display(),
+                d.durable_event_id()
+            )));
+        }
+        if state.next_event_id != events.len() as u64 + 1 {
+            return Err(DurableError::Divergence(format!(
+                "a replica at event {} hands over {} events",
+                state.next_event_id - 1,
+                events.len()
+            )));
+        }
+        for ev in events {
+            let seq = d.wal.append(kind::ME_EVENT, &codec::encode(ev));
+            if seq != ev.event_id {
+                return Err(DurableError::Divergence(format!(
+                    "replica event {} logged at {seq}",
+                    ev.event_id
+                )));
+            }
+            if let MeEventKind::Trade(t) = &ev.kind {
+                d.trades.note(t.trade_id, seq);
+            }
+        }
+        d.me = MatchingEngine::from_state(markets, state).map_err(DurableError::Divergence)?;
+        d.commit()?;
+        d.snapshot(now_ms)?;
+        Ok(d)
+    }
+
     /// Group commit. Returns the durable event id.
     pub fn commit(&mut self) -> Result<EventId, DurableError> {
         Ok(self.wal.commit()?)

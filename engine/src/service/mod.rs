@@ -8,7 +8,7 @@ pub mod rpc;
 pub mod tcp;
 
 pub use node::{
-    Addrs, NodeEnv, Recovered, RecoveryHook, ReplicaHook, ReplicaReport, Stop, Tracer, panic_message,
-    run_matching, run_replica, run_settlement, run_ubscore,
+    Addrs, Directory, NodeEnv, Recovered, RecoveryHook, ReplicaHook, ReplicaReport, Stop, Tracer,
+    panic_message, run_matching, run_replica, run_settlement, run_ubscore,
 };
 pub use protocol::{Request, Response, Status};

@@ -110,9 +110,16 @@ pub struct NodeEnv {
     /// Receives the recovered state after every recovery.
     pub on_recovered: Option<RecoveryHook>,
     /// Set to stop the node gracefully (SIGTERM in the real build): it stops serving,
-    /// commits, takes a snapshot and returns. `None` in simulations.
+    /// commits, takes a snapshot and returns. In simulations only the replica has one: it
+    /// is set to promote it (see [`run_replica`]).
     pub shutdown: Option<Arc<AtomicBool>>,
+    /// Where the matching engine is now, if it can move (a failover promotes the replica):
+    /// UBSCore and Settlement read it before every pull. `None`: always `addrs.matching`.
+    pub directory: Option<Directory>,
 }
+
+/// The services' current addresses, shared by the nodes that follow a failover.
+pub type Directory = Arc<Mutex<Addrs>>;
 
 /// Why a node stopped.
 #[derive(Debug)]
@@ -135,6 +142,11 @@ impl NodeEnv {
 }
 
 impl NodeEnv {
+    /// Where the matching engine is now.
+    fn matching_now(&self) -> SocketAddr {
+        self.directory.as_ref().map_or(self.addrs.matching, |d| lock(d).matching)
+    }
+
     fn trace(&self, event: String) {
         (self.trace)(&self.name, event);
     }
@@ -271,15 +283,15 @@ fn spawn_puller<S: Send + 'static>(
     state: Arc<Mutex<S>>,
     fatal: Arc<Fatal>,
     env: NodeEnv,
-    upstream: SocketAddr,
+    upstream: impl Fn(&NodeEnv) -> SocketAddr + Send + 'static,
     request: impl Fn(&S, u32) -> Request + Send + 'static,
     apply: impl Fn(&mut S, Response) -> Pulled + Send + 'static,
-) {
+) -> madsim::task::JoinHandle<()> {
     madsim::task::spawn(async move {
         let mut idle = Duration::ZERO;
         while !fatal.stopped() {
             let req = request(&lock(&state), env.batch);
-            let pulled = match rpc::call(&ep, upstream, &req, env.rpc_timeout).await {
+            let pulled = match rpc::call(&ep, upstream(&env), &req, env.rpc_timeout).await {
                 Some(response) => {
                     contain(|| Ok(apply(&mut lock(&state), response))).unwrap_or_else(|e| Some(Err(e)))
                 }
@@ -299,7 +311,7 @@ fn spawn_puller<S: Send + 'static>(
                 }
             }
         }
-    });
+    })
 }
 
 /// The result of a disk operation, after its simulated time has passed.
@@ -354,7 +366,7 @@ async fn ubscore(env: NodeEnv) -> Result<Stop, DurableError> {
         state.clone(),
         fatal.clone(),
         env.clone(),
-        env.addrs.matching,
+        NodeEnv::matching_now,
         |s: &DurableUbs, max| Request::PullEvents {
             after: s.core().last_event_id(),
             max,
@@ -437,7 +449,7 @@ async fn matching(env: NodeEnv) -> Result<Stop, DurableError> {
         state.clone(),
         fatal.clone(),
         env.clone(),
-        env.addrs.ubscore,
+        |env: &NodeEnv| env.addrs.ubscore,
         |s: &DurableMatching, max| Request::PullRecords {
             after: s.last_ubs_seq(),
             max,
@@ -499,7 +511,7 @@ async fn settlement(env: NodeEnv) -> Result<Stop, DurableError> {
         state.clone(),
         fatal.clone(),
         env.clone(),
-        env.addrs.matching,
+        NodeEnv::matching_now,
         |s: &DurableSettlement, max| Request::PullTrades { after: s.settlement().last_trade_id(), max },
         move |s, response| match response {
             Response::Trades(trades) if !trades.is_empty() => Some(
@@ -558,8 +570,11 @@ struct ReplicaNode {
     dirty: bool,
 }
 
-/// Runs the hot-standby replica, listening on `listen`, until a fatal error. It keeps
-/// nothing on disk: every start rebuilds it from UBSCore's log.
+/// Runs the hot-standby replica, listening on `listen`, until a fatal error or until asked
+/// to stop ([`NodeEnv::shutdown`]), which promotes it: its state and event log become a
+/// matching engine's directory in `env.dir` ([`DurableMatching::adopt`]) and it returns
+/// `Stop::Graceful` with the last event adopted; the caller then runs the matching engine
+/// there. Until promoted it keeps nothing on disk: every start rebuilds it from UBSCore's log.
 pub async fn run_replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Stop {
     replica(env, listen, hook).await.unwrap_or_else(Stop::Fatal)
 }
@@ -574,12 +589,12 @@ async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<
     env.trace("replica: rebuilding from ubscore's log".into());
     let (ep, state, fatal) = attach(&env, listen, node).await?;
     let (tracer, links) = (env.clone(), hook.clone());
-    spawn_puller(
+    let puller = spawn_puller(
         ep.clone(),
         state.clone(),
         fatal.clone(),
         env.clone(),
-        env.addrs.ubscore,
+        |env: &NodeEnv| env.addrs.ubscore,
         |s: &ReplicaNode, max| {
             let retry = s.asking.replace(true) && crate::bugs::planted(crate::bugs::Bug::ReplicaAppliesTwice);
             let after = if retry { s.batch_start } else { s.replica.last_ubs_seq() };
@@ -620,7 +635,19 @@ async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<
         })
     })
     .await?;
-    Err(DurableError::Engine("the replica was asked to stop".into()))
+    // The puller holds the endpoint until it sees the stop: the engine binds it next.
+    let _ = puller.await;
+    // Asked to stop: the promotion. Its state and every event it produced become a
+    // matching engine's directory on its own disk; the caller then runs that engine.
+    let adopted = {
+        let s = lock(&state);
+        let (fs, markets, state) = (env.fs.clone(), env.markets.clone(), s.replica.engine().export_state());
+        DurableMatching::adopt(fs, &env.dir, markets, env.config, state, s.replica.events(), 0)
+            .map(|me| me.durable_event_id())
+    };
+    let last = after_disk(&env, adopted).await?;
+    env.trace(format!("replica: promoted, events up to {last} adopted"));
+    Ok(Stop::Graceful { snapshot: last })
 }
 
 /// Applies one pulled batch; returns the links of the events it produced.

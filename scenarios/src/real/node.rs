@@ -52,6 +52,7 @@ pub fn run(service: Service, data: &Path, addrs: Addrs, plant: Option<Bug>) -> E
         }),
         on_recovered: None,
         shutdown: Some(shutdown.clone()),
+        directory: None,
     };
     runtime.block_on(async move {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

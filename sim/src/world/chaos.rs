@@ -114,6 +114,7 @@ fn due_at(w: &World, e: &PlanEvent) -> Option<u64> {
 
 /// Restarts what must restart now, heals what must heal.
 fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
+    w.advance_failover();
     let now = ms(w.elapsed());
     for s in w.take_self_stopped() {
         if !due.restarts.contains_key(&s) {
@@ -121,7 +122,7 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
         }
     }
     for s in w.services() {
-        if w.is_dead(s) && !due.restarts.contains_key(&s) {
+        if w.is_dead(s) && !due.restarts.contains_key(&s) && !w.is_retired(s) {
             // A crash point fired: back after the planned pause, meeting the planned faults.
             w.count_kill();
             let fired = w.take_fired_pin(s);
@@ -158,6 +159,9 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
     let ready: Vec<Service> = due.restarts.iter().filter(|(_, r)| r.0 <= now).map(|(s, _)| *s).collect();
     for s in ready {
         let (_, recovery) = due.restarts.remove(&s).expect("listed");
+        if w.is_retired(s) {
+            continue;
+        }
         let rest = w.restart(s, "planned", &recovery);
         if !rest.is_empty() || recovery.iter().any(|r| matches!(r, RecoveryFault::CrashInRecovery { .. })) {
             due.armed.insert(s, (1, rest, None));

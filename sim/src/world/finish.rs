@@ -2,7 +2,9 @@
 //! final power-off and recovery of every service from its disk, and the result.
 
 use super::services::{damaged_media, names_damage};
-use super::{FinalState, Problem, STOPPED_ITSELF, World, WorldResult, data_dir, lock, state_digest};
+use super::{
+    FinalState, Problem, ReplicaSeen, STOPPED_ITSELF, World, WorldResult, data_dir, lock, state_digest,
+};
 use crate::fs::{Death, Fault, NodeFs};
 use crate::plan::{FaultPlan, Service};
 use engine::durable::pipeline::me_input;
@@ -34,7 +36,9 @@ impl World {
                 disk.set_config(self.cfg.faults.healed());
             }
             let stopped_itself = lock(&self.shared.stopped).remove(&s);
-            if stopped_itself {
+            if self.is_retired(s) {
+                // Gone for good (the primary after a failover).
+            } else if stopped_itself {
                 self.restart(s, STOPPED_ITSELF, &[]);
             } else if self.is_dead(s) {
                 self.restart(s, "liveness", &[]);
@@ -82,6 +86,7 @@ impl World {
             for s in self.take_self_stopped() {
                 self.restart(s, STOPPED_ITSELF, &[]);
             }
+            self.advance_failover();
             self.step(Duration::from_millis(50)).await;
         }
         let verdict = if self.halted() { "halted: corruption detected" } else { "converged" };
@@ -131,7 +136,10 @@ impl World {
             recoveries: std::mem::take(&mut *lock(&shared.recoveries)),
             op_counts,
             plan,
-            replica: self.cfg.replica.then(|| std::mem::take(&mut *lock(&shared.replica))),
+            replica: self.cfg.replica.then(|| ReplicaSeen {
+                promoted: self.failed_over(),
+                ..std::mem::take(&mut *lock(&shared.replica))
+            }),
         }
     }
 
@@ -159,22 +167,26 @@ impl World {
     /// the checker judges each one at its point.
     fn open_all(&self) -> Result<FinalState, DurableError> {
         let hook = self.shared.recovery_hook(self.start);
-        let fs = |s: Service| -> Arc<dyn FileSystem> {
+        // `s`'s disk, for the recovery reported as `role`'s.
+        let disk_of = |s: Service, role: Service| -> Arc<dyn FileSystem> {
             let disk = self.simfs.disk(self.nodes[&s]);
             let valid = {
                 let mut d = lock(&disk);
                 d.revive();
                 crate::snapshots::newest_valid(&d, &data_dir(s))
             };
-            lock(&self.shared.newest_valid).insert(s.name().to_string(), valid);
+            lock(&self.shared.newest_valid).insert(role.name().to_string(), valid);
             Arc::new(NodeFs::detached(disk))
         };
+        let fs = |s: Service| disk_of(s, s);
         let (markets, storage) = (self.cfg.markets.clone(), self.cfg.storage);
         let (ubs, info) =
             DurableUbs::open(fs(Service::Ubscore), &data_dir(Service::Ubscore), markets.clone(), storage, 0)?;
         hook("ubscore", Recovered::of_ubs(&ubs, info.snapshot_seq));
-        let (mut me, info) =
-            DurableMatching::open(fs(Service::Matching), &data_dir(Service::Matching), markets, storage, 0)?;
+        // After a failover the matching engine's data is on the promoted replica's disk.
+        let matching = if self.failed_over() { Service::Replica } else { Service::Matching };
+        let me_fs = disk_of(matching, Service::Matching);
+        let (mut me, info) = DurableMatching::open(me_fs, &data_dir(matching), markets, storage, 0)?;
         hook("matching", Recovered::of_matching(&me, info.snapshot_seq));
         let (settlement, info) =
             DurableSettlement::open(fs(Service::Settlement), &data_dir(Service::Settlement), storage, 0)?;

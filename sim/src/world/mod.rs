@@ -23,7 +23,7 @@ use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, PendingFate, SimFs}
 use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, OpCounts, RecoveryFault, Service};
 use crate::trace::{Tags, Trace};
 use engine::durable::DurableConfig;
-use engine::service::{Recovered, RecoveryHook, ReplicaHook, ReplicaReport, Tracer};
+use engine::service::{Directory, Recovered, RecoveryHook, ReplicaHook, ReplicaReport, Status, Tracer};
 use engine::{Ack, Command, Markets};
 use madsim::net::NetSim;
 use madsim::runtime::Handle;
@@ -138,6 +138,23 @@ pub struct WorldConfig {
     /// Whether a hot-standby matching replica follows UBSCore's log (it is then killed
     /// like the others, and judged by its hash chain and its final state).
     pub replica: bool,
+    /// A failover (needs the replica): once this many commands are acknowledged, the
+    /// primary matching engine dies for good and the replica is promoted.
+    pub failover_after_acks: Option<usize>,
+}
+
+/// Where a failover stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failover {
+    /// None planned, or done.
+    Idle,
+    /// The primary dies once this many commands are acknowledged.
+    Pending(usize),
+    /// The primary is dead; the replica is promoted once a status round that started after
+    /// round `after_round` shows it has every event UBSCore applied.
+    PrimaryDead { after_round: usize },
+    /// Promotion asked for; waiting for the replica to hand over.
+    Promoting,
 }
 
 /// Why a node is restarted when it stopped itself (after an I/O error).
@@ -178,6 +195,15 @@ pub(crate) struct Shared {
     pub(crate) last_statuses: Mutex<String>,
     /// What the replica reported: its links, and its last state.
     pub(crate) replica: Mutex<ReplicaSeen>,
+    /// Where the services are now (the matching engine moves at a failover).
+    pub(crate) directory: Directory,
+    /// Set to promote the replica (its nodes then run the matching engine).
+    pub(crate) promote: Arc<AtomicBool>,
+    /// The replica has handed its state over and runs as the matching engine.
+    pub(crate) promoted: AtomicBool,
+    /// The statuses of the observer's last complete round (`None`: no answer), in the
+    /// order ubscore, matching, settlement (, replica), and the round they belong to.
+    pub(crate) statuses: Mutex<(usize, Vec<Option<Status>>)>,
 }
 
 impl Shared {
@@ -268,6 +294,9 @@ pub struct World {
     clients: usize,
     /// Whether media faults can strike (only then may a refusal to start be detection).
     media: bool,
+    /// Services dead for good (the primary after a failover): never restarted.
+    retired: BTreeSet<Service>,
+    failover: Failover,
 }
 
 impl World {
@@ -302,9 +331,15 @@ impl World {
             rounds: AtomicUsize::new(0),
             last_statuses: Mutex::new(String::new()),
             replica: Mutex::new(ReplicaSeen::default()),
+            directory: Arc::new(Mutex::new(services::addrs())),
+            promote: Arc::new(AtomicBool::new(false)),
+            promoted: AtomicBool::new(false),
+            statuses: Mutex::new((0, Vec::new())),
         });
         let hook = shared.recovery_hook(start);
         let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);
+        assert!(cfg.replica || cfg.failover_after_acks.is_none(), "a failover needs the replica");
+        let cfg_failover = cfg.failover_after_acks.map_or(Failover::Idle, Failover::Pending);
         let nodes = services::spawn(&handle, &shared, &cfg, hook, media);
         let keep = cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
         let clients = clients::spawn(&handle, &shared, &cfg.commands, keep.as_deref(), cfg.clients.max(1));
@@ -323,6 +358,8 @@ impl World {
             damaged_snapshots: BTreeSet::new(),
             clients,
             media,
+            retired: BTreeSet::new(),
+            failover: cfg_failover,
         }
     }
 
@@ -407,6 +444,53 @@ impl World {
     pub fn heal(&mut self, a: Service, b: Service) {
         self.net.unclog_link(self.nodes[&a], self.nodes[&b]);
         self.trace_fault(a.name(), "heal", format!("heal from {b}"));
+    }
+
+    /// Whether `s` is dead for good (the primary after a failover): never restarted.
+    pub fn is_retired(&self, s: Service) -> bool {
+        self.retired.contains(&s)
+    }
+
+    /// Takes the failover one step further, if one is planned: kills the primary for good
+    /// when its moment comes, then promotes the replica once it has every event UBSCore
+    /// applied (UBSCore can apply no more: their only source is dead) and points UBSCore,
+    /// Settlement and the observer at it.
+    pub fn advance_failover(&mut self) {
+        let rounds = self.shared.rounds.load(Ordering::SeqCst);
+        match self.failover {
+            Failover::Pending(acks) if lock(&self.shared.ack_times).len() >= acks => {
+                if !self.is_dead(Service::Matching) {
+                    self.crash(Service::Matching, Death::PowerFailure);
+                }
+                self.retired.insert(Service::Matching);
+                self.trace_fault("matching", "failover", "failover: the primary is gone for good".into());
+                self.failover = Failover::PrimaryDead { after_round: rounds + 1 };
+            }
+            Failover::PrimaryDead { after_round } => {
+                let (round, statuses) = lock(&self.shared.statuses).clone();
+                let field = |i: usize| statuses.get(i).copied().flatten().map(|s| s.event_id);
+                let (Some(applied), Some(replica)) = (field(0), field(3)) else { return };
+                if round > after_round && replica >= applied {
+                    lock(&self.shared.directory).matching = services::replica_addr();
+                    self.shared.promote.store(true, Ordering::SeqCst);
+                    let line =
+                        format!("failover: promoted (it has event {replica}, ubscore applied {applied})");
+                    self.trace_fault("replica", "promotion", line);
+                    self.failover = Failover::Promoting;
+                }
+            }
+            Failover::Promoting if self.shared.promoted.load(Ordering::SeqCst) => {
+                self.trace("replica", "failover: serving as the matching engine".into());
+                self.failover = Failover::Idle;
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the replica was asked to take over (the matching engine's data is then on
+    /// the replica's disk).
+    pub fn failed_over(&self) -> bool {
+        self.shared.promote.load(Ordering::SeqCst)
     }
 
     /// Whether `s` is dead (killed, or a crash point fired) and not restarted.

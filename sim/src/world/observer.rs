@@ -2,7 +2,7 @@
 //! replica, if the world has one) have converged. `rounds` counts completed observation rounds, so that a verdict formed
 //! before the last command is not used.
 
-use super::services::{addrs, replica_addr};
+use super::services::replica_addr;
 use super::{Shared, lock};
 use engine::service::{Request, Response, rpc};
 use madsim::net::Endpoint;
@@ -33,13 +33,17 @@ async fn run(shared: Arc<Shared>, replica: bool) {
     loop {
         let mut statuses = Vec::new();
         let replica = replica.then(replica_addr);
-        for addr in [addrs().ubscore, addrs().matching, addrs().settlement].into_iter().chain(replica) {
-            if let Some(Response::Status(s)) =
-                rpc::call(&ep, addr, &Request::Status, Duration::from_millis(100)).await
-            {
-                statuses.push(s);
-            }
+        let now = *lock(&shared.directory);
+        let mut answers = Vec::new();
+        for addr in [now.ubscore, now.matching, now.settlement].into_iter().chain(replica) {
+            let answer = match rpc::call(&ep, addr, &Request::Status, Duration::from_millis(100)).await {
+                Some(Response::Status(s)) => Some(s),
+                _ => None,
+            };
+            answers.push(answer);
+            statuses.extend(answer);
         }
+        *lock(&shared.statuses) = (shared.rounds.load(Ordering::SeqCst) + 1, answers);
         let ok = match statuses.as_slice() {
             [u, m, s] => {
                 replica.is_none()

@@ -35,6 +35,9 @@ pub struct ReplicaSeen {
     pub links: Vec<(engine::EventId, u64)>,
     /// Its state and link as of the last status request that found it changed.
     pub last_state: Option<(engine::matching::MeState, u64)>,
+    /// Whether it was promoted (a failover): its last state as a replica is then not the
+    /// end of the run; the matching engine it became is judged as the matching engine.
+    pub promoted: bool,
 }
 
 /// The services recovered from their disks after the run.

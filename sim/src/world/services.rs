@@ -13,6 +13,7 @@ use madsim::task::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The services' addresses.
@@ -80,6 +81,28 @@ pub(crate) fn spawn(
     nodes
 }
 
+/// The replica's life: a replica until promoted, the matching engine on its own disk after
+/// (from any start once a promotion was asked for: a replica killed while handing over has
+/// only what reached its disk, which the matching engine's recovery completes from UBSCore).
+async fn run_replica(mut env: NodeEnv, shared: &Arc<Shared>) -> engine::service::Stop {
+    let promote = shared.promote.clone();
+    env.addrs.matching = replica_addr();
+    if !promote.load(Ordering::SeqCst) {
+        env.shutdown = Some(promote);
+        let stop = engine::service::run_replica(env.clone(), replica_addr(), shared.replica_hook()).await;
+        if matches!(stop, engine::service::Stop::Fatal(_)) {
+            return stop;
+        }
+        shared.promoted.store(true, Ordering::SeqCst);
+        env.shutdown = None;
+        // The handover wrote a snapshot: the recovery that follows must load it.
+        let disk = SimFs::current().disk(madsim::plugin::node());
+        let valid = crate::snapshots::newest_valid(&lock(&disk), &env.dir);
+        lock(&shared.newest_valid).insert(env.name.clone(), valid);
+    }
+    engine::service::run_matching(env).await
+}
+
 /// One life of a service node: revive its disk, run the service until it stops itself.
 async fn run(
     service: Service,
@@ -113,15 +136,17 @@ async fn run(
         trace: tracer.clone(),
         on_recovered: Some(hook),
         shutdown: None,
+        directory: Some(shared.directory.clone()),
     };
     tracer(name, "start".into());
     let stop = match service {
         Service::Ubscore => engine::service::run_ubscore(env).await,
         Service::Matching => engine::service::run_matching(env).await,
         Service::Settlement => engine::service::run_settlement(env).await,
-        Service::Replica => engine::service::run_replica(env, replica_addr(), shared.replica_hook()).await,
+        Service::Replica => run_replica(env, &shared).await,
     };
-    // Simulated nodes are never asked to shut down (`shutdown: None`).
+    // Simulated nodes are never asked to shut down but the replica, whose graceful stop
+    // is its promotion, after which it runs as the matching engine until it stops.
     let engine::service::Stop::Fatal(err) = stop else {
         unreachable!("{name}: stopped gracefully without being asked")
     };
