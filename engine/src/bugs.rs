@@ -49,11 +49,14 @@ pub enum Bug {
     /// got no reply asks again from the start of the batch before: a record delivered
     /// twice is applied twice.
     ReplicaAppliesTwice,
+    /// A promoted replica starts its log at its handover snapshot: the events before it,
+    /// which UBSCore and Settlement may not have pulled yet, are removed.
+    PromotionForgetsDownstream,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 16] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -69,6 +72,7 @@ impl Bug {
         Bug::RetentionBatchedUnlinks,
         Bug::NoSnapshotFallback,
         Bug::ReplicaAppliesTwice,
+        Bug::PromotionForgetsDownstream,
     ];
 
     /// Kebab-case name.
@@ -89,6 +93,7 @@ impl Bug {
             Bug::RetentionBatchedUnlinks => "retention-batched-unlinks",
             Bug::NoSnapshotFallback => "no-snapshot-fallback",
             Bug::ReplicaAppliesTwice => "replica-applies-twice",
+            Bug::PromotionForgetsDownstream => "promotion-forgets-downstream",
         }
     }
 }

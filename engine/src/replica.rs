@@ -12,7 +12,14 @@ use crate::{Applied, EventId, Markets, MeEvent, UbsRecord, UbsSeq};
 /// The chained hash after `event`, given the link before it (0 before the first event):
 /// xxh3-64 of the event's bytes (the codec's encoding) seeded with the previous link.
 pub fn chain_link(prev: u64, event: &MeEvent) -> u64 {
-    xxhash_rust::xxh3::xxh3_64_with_seed(&codec::encode(event), prev)
+    link_with(prev, event, &mut Vec::new())
+}
+
+/// [`chain_link`] encoding into `buf` (reused, so that hashing allocates nothing).
+fn link_with(prev: u64, event: &MeEvent, buf: &mut Vec<u8>) -> u64 {
+    buf.clear();
+    codec::encode_into(event, buf);
+    xxhash_rust::xxh3::xxh3_64_with_seed(buf, prev)
 }
 
 /// A replica of the matching engine with its hash chain.
@@ -20,6 +27,7 @@ pub struct Replica {
     me: MatchingEngine,
     chain: u64,
     scratch: Vec<MeEvent>,
+    bytes: Vec<u8>,
     /// Every event produced: what a promotion hands over as the new primary's log.
     events: Vec<MeEvent>,
 }
@@ -27,7 +35,13 @@ pub struct Replica {
 impl Replica {
     /// An empty replica (it starts from UBSCore's first record).
     pub fn new(markets: Markets) -> Replica {
-        Replica { me: MatchingEngine::new(markets), chain: 0, scratch: Vec::new(), events: Vec::new() }
+        Replica {
+            me: MatchingEngine::new(markets),
+            chain: 0,
+            scratch: Vec::new(),
+            bytes: Vec::new(),
+            events: Vec::new(),
+        }
     }
 
     /// Applies one durable UBSCore record in sequence order, and appends `(event_id, link)`
@@ -48,7 +62,7 @@ impl Replica {
         let applied = self.me.process(seq, &input, &mut self.scratch)?;
         for (i, event) in self.scratch.iter().enumerate() {
             assert_eq!(event.event_id, first + i as u64, "the replica's events are dense");
-            self.chain = chain_link(self.chain, event);
+            self.chain = link_with(self.chain, event, &mut self.bytes);
             out.push((event.event_id, self.chain));
         }
         self.events.extend_from_slice(&self.scratch);

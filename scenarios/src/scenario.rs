@@ -418,6 +418,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::RetentionBatchedUnlinks => Scenario::Retention,
         Bug::NoSnapshotFallback => Scenario::CorruptSnapshot,
         Bug::ReplicaAppliesTwice => Scenario::Replica,
+        Bug::PromotionForgetsDownstream => Scenario::Failover,
         _ => Scenario::Crash,
     }
 }

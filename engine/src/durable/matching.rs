@@ -243,6 +243,9 @@ impl DurableMatching {
         d.me = MatchingEngine::from_state(markets, state).map_err(DurableError::Divergence)?;
         d.commit()?;
         d.snapshot(now_ms)?;
+        if crate::bugs::planted(crate::bugs::Bug::PromotionForgetsDownstream) {
+            d.wal.retain_from(d.wal.durable_seq() + 1)?;
+        }
         Ok(d)
     }
 

@@ -125,6 +125,25 @@ fn run_matching(markets: &Markets, inputs: &[(UbsSeq, MeInput)]) -> u64 {
     me.next_trade_id() - 1
 }
 
+/// The hot-standby replica over the same inputs: matching plus an xxh3 link per event
+/// (and the event log it keeps for a promotion). Its cost over `run_matching` is the
+/// replica's overhead.
+fn run_replica(markets: &Markets, inputs: &[(UbsSeq, MeInput)]) -> u64 {
+    let mut replica = engine::replica::Replica::new(markets.clone());
+    let mut links = Vec::with_capacity(64);
+    for (seq, input) in inputs {
+        let command = match *input {
+            MeInput::Place(order) => Command::Place(order),
+            MeInput::Cancel { order_id, user } => Command::Cancel { order_id, user },
+        };
+        let record = engine::UbsRecord { seq: *seq, command, outcome: engine::Outcome::Accepted };
+        links.clear();
+        replica.apply(&record, &mut links).expect("valid input");
+        black_box(&links);
+    }
+    replica.engine().next_trade_id() - 1
+}
+
 /// Runs the benchmark; `fixture` is the golden 100k set's directory (skipped if absent).
 pub fn run_pipeline_bench(
     fixture: Option<&Path>,
@@ -163,6 +182,10 @@ pub fn run_pipeline_bench(
         let inputs = me_inputs(&f.markets, &f.commands);
         rows.push(measure("matching alone, golden 100k", runs, inputs.len() as u64, || {
             run_matching(&f.markets, &inputs)
+        }));
+        progress("replica (matching + hash chain), golden 100k");
+        rows.push(measure("replica (matching + hash chain), golden 100k", runs, inputs.len() as u64, || {
+            run_replica(&f.markets, &inputs)
         }));
     }
     if let (Some(commands), Some(n)) = (&largest, sizes.last()) {
