@@ -82,3 +82,31 @@ fn after_a_failover_the_promoted_replica_is_the_matching_engine() {
         lines.iter().rev().find(|l| l.contains("replica") && l.contains(" recovered ")).expect("a recovery");
     assert!(f.me.durable_event_id() > 0 && last.contains("snapshot="), "{last}");
 }
+
+/// A kill between the promotion and the end of the handover: the node starts again as a
+/// replica, clears what the handover left, rebuilds, and hands over once it holds every
+/// event UBSCore applied (the matching engine it becomes must not be behind downstream).
+#[test]
+fn a_handover_cut_short_by_a_kill_is_done_again() {
+    let mut cut_short = 0;
+    for seed in 0..16 {
+        let mut cfg = simrun::world_config(Scenario::Failover, seed, 2_000, &Params::default());
+        cfg.keep_trace = true;
+        let markets = cfg.markets.clone();
+        let result = sim::world::run_world(cfg);
+        if let Err(v) = simrun::check(&result, &markets) {
+            panic!("failover seed {seed}: {v}");
+        }
+        let lines = result.trace.as_ref().expect("kept");
+        let at = |text: &str| lines.iter().position(|l| l.contains(text));
+        let (Some(promoted), Some(serving)) =
+            (at("failover: promoted"), at("serving as the matching engine"))
+        else {
+            panic!("failover seed {seed}: no promotion")
+        };
+        if lines[promoted..serving].iter().any(|l| l.contains("replica: rebuilding")) {
+            cut_short += 1;
+        }
+    }
+    assert!(cut_short >= 1, "no handover of 16 seeds was cut short by a kill");
+}

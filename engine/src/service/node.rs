@@ -586,6 +586,7 @@ async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<
         batch_start: 0,
         dirty: true,
     };
+    clear_handover(&env)?;
     env.trace("replica: rebuilding from ubscore's log".into());
     let (ep, state, fatal) = attach(&env, listen, node).await?;
     let (tracer, links) = (env.clone(), hook.clone());
@@ -648,6 +649,22 @@ async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<
     let last = after_disk(&env, adopted).await?;
     env.trace(format!("replica: promoted, events up to {last} adopted"));
     Ok(Stop::Graceful { snapshot: last })
+}
+
+/// Removes what a handover cut short left in the replica's directory: a replica keeps
+/// nothing on disk, and a handover is written whole, from a replica that holds everything.
+fn clear_handover(env: &NodeEnv) -> Result<(), DurableError> {
+    let io = |op: &'static str, path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| DurableError::Wal(crate::wal::WalError::Io { op, path, source })
+    };
+    if env.fs.exists(&env.dir).map_err(io("exists", &env.dir))? {
+        env.fs.remove_dir_all(&env.dir).map_err(io("remove", &env.dir))?;
+        if let Some(parent) = env.dir.parent() {
+            env.fs.sync_dir(parent).map_err(io("fsync_dir", parent))?;
+        }
+    }
+    Ok(())
 }
 
 /// Applies one pulled batch; returns the links of the events it produced.

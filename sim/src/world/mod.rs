@@ -197,8 +197,11 @@ pub(crate) struct Shared {
     pub(crate) replica: Mutex<ReplicaSeen>,
     /// Where the services are now (the matching engine moves at a failover).
     pub(crate) directory: Directory,
-    /// Set to promote the replica (its nodes then run the matching engine).
-    pub(crate) promote: Arc<AtomicBool>,
+    /// Once a promotion is asked for: the event id the replica must hold before it hands
+    /// over (every event UBSCore applied).
+    pub(crate) promote_at: Mutex<Option<u64>>,
+    /// The handover signal of the replica's current life (its `NodeEnv::shutdown`).
+    pub(crate) handover: Mutex<Option<Arc<AtomicBool>>>,
     /// The replica has handed its state over and runs as the matching engine.
     pub(crate) promoted: AtomicBool,
     /// The statuses of the observer's last complete round (`None`: no answer), in the
@@ -229,10 +232,25 @@ impl Shared {
         Arc::new(move |report: ReplicaReport| {
             let mut seen = lock(&shared.replica);
             match report {
-                ReplicaReport::Links(links) => seen.links.extend(links),
+                ReplicaReport::Links(links) => {
+                    // A promoted replica rebuilding after a kill hands over once it holds
+                    // every event UBSCore applied.
+                    let last = links.last().map(|(id, _)| *id);
+                    if last.zip(*lock(&shared.promote_at)).is_some_and(|(id, at)| id >= at) {
+                        shared.hand_over();
+                    }
+                    seen.links.extend(links);
+                }
                 ReplicaReport::State { state, chain } => seen.last_state = Some((state, chain)),
             }
         })
+    }
+
+    /// Tells the replica's current life to hand over.
+    pub(crate) fn hand_over(&self) {
+        if let Some(flag) = &*lock(&self.handover) {
+            flag.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -332,7 +350,8 @@ impl World {
             last_statuses: Mutex::new(String::new()),
             replica: Mutex::new(ReplicaSeen::default()),
             directory: Arc::new(Mutex::new(services::addrs())),
-            promote: Arc::new(AtomicBool::new(false)),
+            promote_at: Mutex::new(None),
+            handover: Mutex::new(None),
             promoted: AtomicBool::new(false),
             statuses: Mutex::new((0, Vec::new())),
         });
@@ -472,7 +491,8 @@ impl World {
                 let (Some(applied), Some(replica)) = (field(0), field(3)) else { return };
                 if round > after_round && replica >= applied {
                     lock(&self.shared.directory).matching = services::replica_addr();
-                    self.shared.promote.store(true, Ordering::SeqCst);
+                    *lock(&self.shared.promote_at) = Some(applied);
+                    self.shared.hand_over();
                     let line =
                         format!("failover: promoted (it has event {replica}, ubscore applied {applied})");
                     self.trace_fault("replica", "promotion", line);
@@ -490,7 +510,7 @@ impl World {
     /// Whether the replica was asked to take over (the matching engine's data is then on
     /// the replica's disk).
     pub fn failed_over(&self) -> bool {
-        self.shared.promote.load(Ordering::SeqCst)
+        lock(&self.shared.promote_at).is_some()
     }
 
     /// Whether `s` is dead (killed, or a crash point fired) and not restarted.

@@ -13,7 +13,7 @@ use madsim::task::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// The services' addresses.
@@ -81,14 +81,16 @@ pub(crate) fn spawn(
     nodes
 }
 
-/// The replica's life: a replica until promoted, the matching engine on its own disk after
-/// (from any start once a promotion was asked for: a replica killed while handing over has
-/// only what reached its disk, which the matching engine's recovery completes from UBSCore).
+/// The replica's life: a replica until it has handed over, the matching engine on its own
+/// disk after. A replica killed before its handover was whole starts again as a replica
+/// (clearing what the handover left) and hands over once it holds every event UBSCore
+/// applied; one killed after runs the matching engine on its disk.
 async fn run_replica(mut env: NodeEnv, shared: &Arc<Shared>) -> engine::service::Stop {
-    let promote = shared.promote.clone();
     env.addrs.matching = replica_addr();
-    if !promote.load(Ordering::SeqCst) {
-        env.shutdown = Some(promote);
+    if !shared.promoted.load(Ordering::SeqCst) {
+        let handover = Arc::new(AtomicBool::new(*lock(&shared.promote_at) == Some(0)));
+        *lock(&shared.handover) = Some(handover.clone());
+        env.shutdown = Some(handover);
         let stop = engine::service::run_replica(env.clone(), replica_addr(), shared.replica_hook()).await;
         if matches!(stop, engine::service::Stop::Fatal(_)) {
             return stop;
