@@ -161,6 +161,11 @@ impl Scenario {
         })
     }
 
+    /// Whether its world has the hot-standby replica.
+    pub fn has_replica(self) -> bool {
+        matches!(self, Scenario::Replica | Scenario::Failover)
+    }
+
     /// Whether it needs the simulation build.
     pub fn needs_simulation(self) -> bool {
         self != Scenario::Differential

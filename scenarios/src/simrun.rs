@@ -72,14 +72,13 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
         Scenario::Replica | Scenario::Failover => {
             // Retention stays off (as in `crash_world`): the replica keeps nothing on disk
             // and rebuilds from UBSCore's first record after every kill.
-            cfg.replica = true;
+            cfg.replica = scenario.has_replica();
             c.partitions = true;
             c.loss = 0.01;
             if scenario == Scenario::Failover {
                 // The primary dies once 10–70 % of the commands are acknowledged.
                 let mut r = sim::seed::rng(seed, sim::seed::Stream::Swarm);
-                let n = cfg.commands.len();
-                cfg.failover_after_acks = Some(r.gen_range(n / 10..=n * 7 / 10).max(1));
+                cfg.failover_at = Some(r.gen_range(0.1..=0.7));
             }
         }
     }
@@ -161,7 +160,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
         plan: None,
         cancel: None,
         replica: false,
-        failover_after_acks: None,
+        failover_at: None,
     }
 }
 

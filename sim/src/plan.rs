@@ -233,6 +233,13 @@ pub enum InvalidPlan {
         /// The first place out of order.
         index: usize,
     },
+    /// An event names the replica in a scenario that has none.
+    NoReplica {
+        /// `event` or `io-error`.
+        what: &'static str,
+        /// Its index in the plan's list.
+        index: usize,
+    },
 }
 
 impl fmt::Display for InvalidPlan {
@@ -242,6 +249,9 @@ impl fmt::Display for InvalidPlan {
                 write!(f, "{what} #{index} names operation 0 (operations are counted from 1)")
             }
             InvalidPlan::NoClients => write!(f, "clients is 0 (at least one client sends the commands)"),
+            InvalidPlan::NoReplica { what, index } => {
+                write!(f, "{what} #{index} names the replica, and this scenario has none")
+            }
             InvalidPlan::UnsortedCommands { index } => {
                 write!(
                     f,
@@ -586,6 +596,27 @@ impl FaultPlan {
         }
     }
 
+    /// Checks that every event names a service the world has (the replica only in worlds
+    /// with one).
+    pub fn validate_services(&self, replica: bool) -> Result<(), InvalidPlan> {
+        if replica {
+            return Ok(());
+        }
+        let names = |f: &PlannedFault| match *f {
+            PlannedFault::Kill { service, .. }
+            | PlannedFault::CrashPoint { service, .. }
+            | PlannedFault::CrashAt { service, .. } => service == Service::Replica,
+            PlannedFault::Partition { a, b, .. } => a == Service::Replica || b == Service::Replica,
+        };
+        if let Some(index) = self.events.iter().position(|e| names(&e.fault)) {
+            return Err(InvalidPlan::NoReplica { what: "event", index });
+        }
+        match self.io_errors.iter().position(|e| e.service == Service::Replica) {
+            Some(index) => Err(InvalidPlan::NoReplica { what: "io-error", index }),
+            None => Ok(()),
+        }
+    }
+
     /// Its faults: the events, the pinned I/O errors and the named power-failure fates.
     pub fn faults(&self) -> usize {
         let fates = |f: &PlannedFault| match f {
@@ -787,6 +818,27 @@ mod tests {
         let back: FaultPlan = serde_json::from_str(&json).expect("parses");
         assert_eq!(back, plan);
         assert_eq!(plan.describe().lines().count(), 52);
+    }
+
+    #[test]
+    fn the_replica_is_a_victim_only_in_worlds_with_one_and_never_of_a_crash_point() {
+        let with = ChaosRates { replica: true, ..rates() };
+        let events: Vec<PlanEvent> = Planner::new(3, with).take(400).collect();
+        let replica = |e: &PlanEvent| match e.fault {
+            PlannedFault::Kill { service, .. } => service == Service::Replica,
+            PlannedFault::CrashPoint { service, .. } => {
+                assert_ne!(service, Service::Replica, "the replica has no disk to crash on");
+                false
+            }
+            _ => false,
+        };
+        assert!(events.iter().any(replica), "the replica is killed too");
+        let plan = FaultPlan { events, ..FaultPlan::new(FaultConfig::default(), NetworkFaults::default()) };
+        assert_eq!(plan.validate_services(true), Ok(()));
+        assert!(matches!(plan.validate_services(false), Err(InvalidPlan::NoReplica { what: "event", .. })));
+        let without: Vec<PlanEvent> = Planner::new(3, rates()).take(400).collect();
+        let plan = FaultPlan { events: without, ..plan };
+        assert_eq!(plan.validate_services(false), Ok(()));
     }
 
     #[test]

@@ -202,8 +202,10 @@ impl DurableMatching {
     /// A matching engine that takes over a replica's state and event log (the promotion of
     /// a hot standby): opens `dir`, which must hold no engine yet, logs every event (ids
     /// from 1, dense), commits, and snapshots `state`, so that a restart replays nothing.
-    /// A crash half-way leaves a prefix of the log and no snapshot: the next open recovers
-    /// it as any engine's, re-matching UBSCore's records and verifying the logged events.
+    /// A crash half-way leaves a prefix of the log and no snapshot; the replica's node
+    /// clears it at its next start and hands over again once it holds enough (opened as a
+    /// matching engine instead, it would recover like any other, but behind what the
+    /// services downstream took from the old primary).
     pub fn adopt(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -224,7 +226,7 @@ impl DurableMatching {
         if state.next_event_id != events.len() as u64 + 1 {
             return Err(DurableError::Divergence(format!(
                 "a replica at event {} hands over {} events",
-                state.next_event_id - 1,
+                state.next_event_id.saturating_sub(1),
                 events.len()
             )));
         }

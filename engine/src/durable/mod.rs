@@ -102,6 +102,15 @@ pub enum DurableError {
         /// The last durable entry here.
         durable: u64,
     },
+    /// Entries after `after` were removed by retention (the oldest kept is `oldest`).
+    Compacted {
+        /// The log.
+        log: &'static str,
+        /// The watermark asked after.
+        after: u64,
+        /// The oldest entry still kept.
+        oldest: u64,
+    },
     /// A pull reply that does not continue the puller's watermark (a gap or a repeat).
     PullGap {
         /// The link, e.g. `ubscore → matching`.
@@ -129,6 +138,9 @@ impl fmt::Display for DurableError {
             ),
             DurableError::PullGap { link, expected, found } => {
                 write!(f, "pull {link}: reply starts at {found}, expected {expected}; refused")
+            }
+            DurableError::Compacted { log, after, oldest } => {
+                write!(f, "{log} after {after} were compacted away (oldest kept: {oldest})")
             }
         }
     }

@@ -192,10 +192,7 @@ impl DurableUbs {
             wanted.then(|| codec::decode::<UbsRecord>(payload))
         })?;
         if out.first().is_some_and(|r| r.seq != after + 1) {
-            return Err(DurableError::Divergence(format!(
-                "records after ubs_seq {after} were compacted away (oldest kept: {})",
-                out[0].seq
-            )));
+            return Err(DurableError::Compacted { log: "ubscore records", after, oldest: out[0].seq });
         }
         Ok(out)
     }

@@ -12,7 +12,7 @@ use crate::durable::{DurableConfig, DurableError, DurableMatching, DurableSettle
 use crate::storage::FileSystem;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -198,6 +198,10 @@ impl Fatal {
     }
     fn take(&self) -> DurableError {
         lock(&self.error).take().unwrap_or_else(|| DurableError::Engine("stopped".into()))
+    }
+    /// The error a task stopped the node with, if one did (not a shutdown).
+    fn error(&self) -> Option<DurableError> {
+        lock(&self.error).take()
     }
 }
 
@@ -423,7 +427,7 @@ fn replica_records(s: &DurableUbs, after: u64, max: u32) -> Result<Response, Dur
     }
     match s.records_after(after, max as usize) {
         Ok(records) => Ok(Response::Records(records)),
-        Err(DurableError::Divergence(gone)) => Ok(Response::Error(gone)),
+        Err(gone @ DurableError::Compacted { .. }) => Ok(Response::Error(gone.to_string())),
         Err(e) => Err(e),
     }
 }
@@ -570,16 +574,37 @@ struct ReplicaNode {
     dirty: bool,
 }
 
-/// Runs the hot-standby replica, listening on `listen`, until a fatal error or until asked
-/// to stop ([`NodeEnv::shutdown`]), which promotes it: its state and event log become a
-/// matching engine's directory in `env.dir` ([`DurableMatching::adopt`]) and it returns
-/// `Stop::Graceful` with the last event adopted; the caller then runs the matching engine
-/// there. Until promoted it keeps nothing on disk: every start rebuilds it from UBSCore's log.
-pub async fn run_replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Stop {
-    replica(env, listen, hook).await.unwrap_or_else(Stop::Fatal)
+/// Runs the hot-standby replica, listening on `listen`, until a fatal error or until it
+/// holds event `handover_at` (`u64::MAX`: never; it may be lowered while it runs), which
+/// promotes it: its state and event log become a matching engine's directory in `env.dir`
+/// ([`DurableMatching::adopt`]) and it returns `Stop::Graceful` with the last event
+/// adopted; the caller then runs the matching engine there. Until then it keeps nothing
+/// on disk: every start clears its directory (what a handover cut short left) and rebuilds
+/// from UBSCore's log.
+pub async fn run_replica(
+    env: NodeEnv,
+    listen: SocketAddr,
+    hook: ReplicaHook,
+    handover_at: Arc<AtomicU64>,
+) -> Stop {
+    replica(env, listen, hook, handover_at).await.unwrap_or_else(Stop::Fatal)
 }
 
-async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<Stop, DurableError> {
+async fn replica(
+    mut env: NodeEnv,
+    listen: SocketAddr,
+    hook: ReplicaHook,
+    handover_at: Arc<AtomicU64>,
+) -> Result<Stop, DurableError> {
+    // The replica decides itself, from its own state, when it holds enough to hand over.
+    let handover = Arc::new(AtomicBool::new(false));
+    env.shutdown = Some(handover.clone());
+    let due = move |s: &ReplicaNode| {
+        if s.replica.last_event_id() >= handover_at.load(Ordering::SeqCst) {
+            handover.store(true, Ordering::SeqCst);
+        }
+    };
+    let due_after_pull = due.clone();
     let node = ReplicaNode {
         replica: crate::replica::Replica::new(env.markets.clone()),
         asking: std::cell::Cell::new(false),
@@ -589,6 +614,7 @@ async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<
     clear_handover(&env)?;
     env.trace("replica: rebuilding from ubscore's log".into());
     let (ep, state, fatal) = attach(&env, listen, node).await?;
+    let fatal_after = fatal.clone();
     let (tracer, links) = (env.clone(), hook.clone());
     let puller = spawn_puller(
         ep.clone(),
@@ -605,7 +631,9 @@ async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<
             s.asking.set(false);
             match response {
                 Response::Records(records) if !records.is_empty() => {
-                    Some(replica_batch(s, &records).map(|out| links(ReplicaReport::Links(out))))
+                    let applied = replica_batch(s, &records).map(|out| links(ReplicaReport::Links(out)));
+                    due_after_pull(s);
+                    Some(applied)
                 }
                 Response::Error(why) => {
                     tracer.trace(format!("replica: ubscore refused: {why}"));
@@ -620,6 +648,7 @@ async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<
         let mut s = lock(&served);
         Ok(match request {
             Request::Status => {
+                due(&s);
                 if std::mem::take(&mut s.dirty) {
                     hook(ReplicaReport::State {
                         state: s.replica.engine().export_state(),
@@ -636,8 +665,12 @@ async fn replica(env: NodeEnv, listen: SocketAddr, hook: ReplicaHook) -> Result<
         })
     })
     .await?;
-    // The puller holds the endpoint until it sees the stop: the engine binds it next.
+    // The puller holds the endpoint until it sees the stop: the engine binds it next. A
+    // batch it failed half-way must not be handed over.
     let _ = puller.await;
+    if let Some(e) = fatal_after.error() {
+        return Err(e);
+    }
     // Asked to stop: the promotion. Its state and every event it produced become a
     // matching engine's directory on its own disk; the caller then runs that engine.
     let adopted = {

@@ -38,7 +38,7 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
     crate::require_simulation(&[scenario])?;
     let params = a.params.params()?;
     a.trace.install_if_asked()?;
-    let plan = a.plan.as_deref().map(read_plan).transpose()?;
+    let plan = a.plan.as_deref().map(|p| read_plan(p, scenario)).transpose()?;
     if let Some(path) = &a.save_plan {
         crate::check_writable(path)?;
     }
@@ -81,12 +81,14 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
     }
 }
 
-fn read_plan(path: &std::path::Path) -> Result<sim::plan::FaultPlan, Failure> {
+fn read_plan(path: &std::path::Path, scenario: Scenario) -> Result<sim::plan::FaultPlan, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Usage(format!("{}: cannot read plan: {e}", path.display())))?;
     let plan: sim::plan::FaultPlan = serde_json::from_str(&text)
         .map_err(|e| Failure::Usage(format!("{}: not a fault plan: {e}", path.display())))?;
-    plan.validate().map_err(|e| Failure::Usage(format!("{}: invalid plan: {e}", path.display())))?;
+    plan.validate()
+        .and_then(|()| plan.validate_services(scenario.has_replica()))
+        .map_err(|e| Failure::Usage(format!("{}: invalid plan: {e}", path.display())))?;
     Ok(plan)
 }
 

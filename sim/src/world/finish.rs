@@ -63,7 +63,9 @@ impl World {
             if self.clients_done() && first_valid_round == usize::MAX {
                 first_valid_round = rounds() + 2;
             }
-            if rounds() >= first_valid_round && self.shared.converged.load(Ordering::SeqCst) {
+            // A failover under way is not convergence, even when every status agrees.
+            let converged = self.shared.converged.load(Ordering::SeqCst) && self.failover_settled();
+            if rounds() >= first_valid_round && converged {
                 break;
             }
             if self.elapsed() > deadline {
@@ -78,6 +80,10 @@ impl World {
                 // both are liveness failures; the detail says which budget ran out.
                 let detail = match &self.budget_spent {
                     Some(spent) => format!("{spent}, then {detail}"),
+                    None => detail,
+                };
+                let detail = match self.failover_state() {
+                    Some(state) => format!("{detail}; the failover is still {state}"),
                     None => detail,
                 };
                 lock(&self.shared.errors).push(Problem::Liveness(detail));
@@ -137,7 +143,7 @@ impl World {
             op_counts,
             plan,
             replica: self.cfg.replica.then(|| ReplicaSeen {
-                promoted: self.failed_over(),
+                promoted: self.promoted(),
                 ..std::mem::take(&mut *lock(&shared.replica))
             }),
         }

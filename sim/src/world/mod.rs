@@ -30,7 +30,7 @@ use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -138,9 +138,11 @@ pub struct WorldConfig {
     /// Whether a hot-standby matching replica follows UBSCore's log (it is then killed
     /// like the others, and judged by its hash chain and its final state).
     pub replica: bool,
-    /// A failover (needs the replica): once this many commands are acknowledged, the
-    /// primary matching engine dies for good and the replica is promoted.
-    pub failover_after_acks: Option<usize>,
+    /// A failover (needs the replica): once this share (0 to 1) of the commands sent is
+    /// acknowledged, the primary matching engine dies for good and the replica is promoted.
+    /// A share, not a count, so that a run with fewer commands (a shrunk plan) still fails
+    /// over at the same point of its workload.
+    pub failover_at: Option<f64>,
 }
 
 /// Where a failover stands.
@@ -197,11 +199,9 @@ pub(crate) struct Shared {
     pub(crate) replica: Mutex<ReplicaSeen>,
     /// Where the services are now (the matching engine moves at a failover).
     pub(crate) directory: Directory,
-    /// Once a promotion is asked for: the event id the replica must hold before it hands
-    /// over (every event UBSCore applied).
-    pub(crate) promote_at: Mutex<Option<u64>>,
-    /// The handover signal of the replica's current life (its `NodeEnv::shutdown`).
-    pub(crate) handover: Mutex<Option<Arc<AtomicBool>>>,
+    /// The event id the replica must hold to hand over (every event UBSCore applied), once
+    /// a promotion is asked for; `u64::MAX` before. Every life of the replica reads it.
+    pub(crate) promote_at: Arc<AtomicU64>,
     /// The replica has handed its state over and runs as the matching engine.
     pub(crate) promoted: AtomicBool,
     /// The statuses of the observer's last complete round (`None`: no answer), in the
@@ -232,25 +232,10 @@ impl Shared {
         Arc::new(move |report: ReplicaReport| {
             let mut seen = lock(&shared.replica);
             match report {
-                ReplicaReport::Links(links) => {
-                    // A promoted replica rebuilding after a kill hands over once it holds
-                    // every event UBSCore applied.
-                    let last = links.last().map(|(id, _)| *id);
-                    if last.zip(*lock(&shared.promote_at)).is_some_and(|(id, at)| id >= at) {
-                        shared.hand_over();
-                    }
-                    seen.links.extend(links);
-                }
+                ReplicaReport::Links(links) => seen.links.extend(links),
                 ReplicaReport::State { state, chain } => seen.last_state = Some((state, chain)),
             }
         })
-    }
-
-    /// Tells the replica's current life to hand over.
-    pub(crate) fn hand_over(&self) {
-        if let Some(flag) = &*lock(&self.handover) {
-            flag.store(true, Ordering::SeqCst);
-        }
     }
 }
 
@@ -350,15 +335,18 @@ impl World {
             last_statuses: Mutex::new(String::new()),
             replica: Mutex::new(ReplicaSeen::default()),
             directory: Arc::new(Mutex::new(services::addrs())),
-            promote_at: Mutex::new(None),
-            handover: Mutex::new(None),
+            promote_at: Arc::new(AtomicU64::new(u64::MAX)),
             promoted: AtomicBool::new(false),
             statuses: Mutex::new((0, Vec::new())),
         });
         let hook = shared.recovery_hook(start);
         let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);
-        assert!(cfg.replica || cfg.failover_after_acks.is_none(), "a failover needs the replica");
-        let cfg_failover = cfg.failover_after_acks.map_or(Failover::Idle, Failover::Pending);
+        assert!(cfg.replica || cfg.failover_at.is_none(), "a failover needs the replica");
+        let acks = |share: f64| {
+            assert!((0.0..=1.0).contains(&share), "failover share {share} is not within 0 to 1");
+            ((share * cfg.commands.len() as f64).ceil() as usize).max(1)
+        };
+        let cfg_failover = cfg.failover_at.map_or(Failover::Idle, |s| Failover::Pending(acks(s)));
         let nodes = services::spawn(&handle, &shared, &cfg, hook, media);
         let keep = cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
         let clients = clients::spawn(&handle, &shared, &cfg.commands, keep.as_deref(), cfg.clients.max(1));
@@ -482,6 +470,8 @@ impl World {
                     self.crash(Service::Matching, Death::PowerFailure);
                 }
                 self.retired.insert(Service::Matching);
+                // It may have stopped itself just before: it stays down all the same.
+                lock(&self.shared.stopped).remove(&Service::Matching);
                 self.trace_fault("matching", "failover", "failover: the primary is gone for good".into());
                 self.failover = Failover::PrimaryDead { after_round: rounds + 1 };
             }
@@ -491,8 +481,7 @@ impl World {
                 let (Some(applied), Some(replica)) = (field(0), field(3)) else { return };
                 if round > after_round && replica >= applied {
                     lock(&self.shared.directory).matching = services::replica_addr();
-                    *lock(&self.shared.promote_at) = Some(applied);
-                    self.shared.hand_over();
+                    self.shared.promote_at.store(applied, Ordering::SeqCst);
                     let line =
                         format!("failover: promoted (it has event {replica}, ubscore applied {applied})");
                     self.trace_fault("replica", "promotion", line);
@@ -510,7 +499,29 @@ impl World {
     /// Whether the replica was asked to take over (the matching engine's data is then on
     /// the replica's disk).
     pub fn failed_over(&self) -> bool {
-        lock(&self.shared.promote_at).is_some()
+        self.shared.promote_at.load(Ordering::SeqCst) != u64::MAX
+    }
+
+    /// Whether the replica has handed over and runs as the matching engine.
+    pub fn promoted(&self) -> bool {
+        self.shared.promoted.load(Ordering::SeqCst)
+    }
+
+    /// Whether no failover is planned or under way (one that is done counts as none).
+    pub fn failover_settled(&self) -> bool {
+        self.failover == Failover::Idle
+    }
+
+    /// Where a failover under way stands, described (`None`: none is).
+    pub fn failover_state(&self) -> Option<&'static str> {
+        match self.failover {
+            Failover::Idle => None,
+            Failover::Pending(_) => Some("waiting for its moment"),
+            Failover::PrimaryDead { .. } => {
+                Some("waiting for the replica to hold every event UBSCore applied")
+            }
+            Failover::Promoting => Some("waiting for the replica to hand over"),
+        }
     }
 
     /// Whether `s` is dead (killed, or a crash point fired) and not restarted.
@@ -518,9 +529,10 @@ impl World {
         lock(&self.simfs.disk(self.nodes[&s])).is_dead()
     }
 
-    /// Services that stopped themselves since the last call.
+    /// Services that stopped themselves since the last call (never a retired one).
     pub fn take_self_stopped(&self) -> Vec<Service> {
-        std::mem::take(&mut *lock(&self.shared.stopped)).into_iter().collect()
+        let stopped = std::mem::take(&mut *lock(&self.shared.stopped));
+        stopped.into_iter().filter(|s| !self.is_retired(*s)).collect()
     }
 
     /// Whether every client has every command acknowledged.
@@ -595,7 +607,7 @@ impl World {
     /// Every I/O error the services' disks returned so far.
     pub fn io_errors(&self) -> Vec<crate::plan::PlannedIoError> {
         let mut out = Vec::new();
-        for s in Service::ALL {
+        for s in self.services() {
             let disk = self.simfs.disk(self.nodes[&s]);
             let errors = lock(&disk).io_errors().to_vec();
             out.extend(errors.into_iter().map(|at| crate::plan::PlannedIoError { service: s, at }));
@@ -606,7 +618,7 @@ impl World {
     /// Each service's operations of each (kind, phase) so far.
     pub fn op_counts(&self) -> OpCounts {
         let count = |s: &Service| lock(&self.simfs.disk(self.nodes[s])).lifetime_ops().clone();
-        Service::ALL.iter().map(|s| (*s, count(s))).collect()
+        self.services().iter().map(|s| (*s, count(s))).collect()
     }
 
     /// The id of the pinned crash point that killed `s` last, once.

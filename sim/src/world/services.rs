@@ -13,7 +13,7 @@ use madsim::task::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// The services' addresses.
@@ -34,7 +34,10 @@ pub fn names_damage(e: &DurableError) -> bool {
         DurableError::Wal(WalError::Corrupt { .. } | WalError::Gap { .. }) => true,
         DurableError::Wal(WalError::Io { op, .. }) => *op == "read",
         DurableError::Snapshot(s) => s.op == "read",
-        DurableError::Codec { .. } | DurableError::Divergence(_) | DurableError::WitnessAhead { .. } => true,
+        DurableError::Codec { .. }
+        | DurableError::Divergence(_)
+        | DurableError::WitnessAhead { .. }
+        | DurableError::Compacted { .. } => true,
         _ => false,
     }
 }
@@ -88,15 +91,12 @@ pub(crate) fn spawn(
 async fn run_replica(mut env: NodeEnv, shared: &Arc<Shared>) -> engine::service::Stop {
     env.addrs.matching = replica_addr();
     if !shared.promoted.load(Ordering::SeqCst) {
-        let handover = Arc::new(AtomicBool::new(*lock(&shared.promote_at) == Some(0)));
-        *lock(&shared.handover) = Some(handover.clone());
-        env.shutdown = Some(handover);
-        let stop = engine::service::run_replica(env.clone(), replica_addr(), shared.replica_hook()).await;
+        let (hook, at) = (shared.replica_hook(), shared.promote_at.clone());
+        let stop = engine::service::run_replica(env.clone(), replica_addr(), hook, at).await;
         if matches!(stop, engine::service::Stop::Fatal(_)) {
             return stop;
         }
         shared.promoted.store(true, Ordering::SeqCst);
-        env.shutdown = None;
         // The handover wrote a snapshot: the recovery that follows must load it.
         let disk = SimFs::current().disk(madsim::plugin::node());
         let valid = crate::snapshots::newest_valid(&lock(&disk), &env.dir);
