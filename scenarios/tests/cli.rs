@@ -386,6 +386,14 @@ fn a_saved_plan_replays_to_the_same_hash_and_an_edited_one_does_not() {
     let bad = exsim(&[&base[..], &["--plan", quiet.to_str().unwrap()]].concat());
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
     assert!(text(&bad.stderr).contains("names operation 0"), "{}", text(&bad.stderr));
+    // A plan that kills the replica, for a scenario that has none.
+    let replica = zero
+        .replace(r#""service": "ubscore""#, r#""service": "replica""#)
+        .replace(r#""nth": 0"#, r#""nth": 3"#);
+    std::fs::write(&quiet, replica).unwrap();
+    let bad = exsim(&[&base[..], &["--plan", quiet.to_str().unwrap()]].concat());
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    assert!(text(&bad.stderr).contains("names the replica"), "{}", text(&bad.stderr));
     let twice = exsim(&[&base[..], &["--check-determinism"]].concat());
     assert!(text(&twice.stdout).contains("deterministic: two runs"), "{}", text(&twice.stdout));
 }
