@@ -604,7 +604,6 @@ async fn replica(
             handover.store(true, Ordering::SeqCst);
         }
     };
-    let due_after_pull = due.clone();
     let node = ReplicaNode {
         replica: crate::replica::Replica::new(env.markets.clone()),
         asking: std::cell::Cell::new(false),
@@ -614,37 +613,9 @@ async fn replica(
     clear_handover(&env)?;
     env.trace("replica: rebuilding from ubscore's log".into());
     let (ep, state, fatal) = attach(&env, listen, node).await?;
-    let fatal_after = fatal.clone();
-    let (tracer, links) = (env.clone(), hook.clone());
-    let puller = spawn_puller(
-        ep.clone(),
-        state.clone(),
-        fatal.clone(),
-        env.clone(),
-        |env: &NodeEnv| env.addrs.ubscore,
-        |s: &ReplicaNode, max| {
-            let retry = s.asking.replace(true) && crate::bugs::planted(crate::bugs::Bug::ReplicaAppliesTwice);
-            let after = if retry { s.batch_start } else { s.replica.last_ubs_seq() };
-            Request::ReplicaRecords { after, max }
-        },
-        move |s, response| {
-            s.asking.set(false);
-            match response {
-                Response::Records(records) if !records.is_empty() => {
-                    let applied = replica_batch(s, &records).map(|out| links(ReplicaReport::Links(out)));
-                    due_after_pull(s);
-                    Some(applied)
-                }
-                Response::Error(why) => {
-                    tracer.trace(format!("replica: ubscore refused: {why}"));
-                    None
-                }
-                _ => None,
-            }
-        },
-    );
+    let puller = spawn_replica_puller(&ep, &state, &fatal, &env, hook.clone(), due.clone());
     let served = state.clone();
-    serve(ep, fatal, &env, move |request| {
+    serve(ep, fatal.clone(), &env, move |request| {
         let mut s = lock(&served);
         Ok(match request {
             Request::Status => {
@@ -668,20 +639,66 @@ async fn replica(
     // The puller holds the endpoint until it sees the stop: the engine binds it next. A
     // batch it failed half-way must not be handed over.
     let _ = puller.await;
-    if let Some(e) = fatal_after.error() {
+    if let Some(e) = fatal.error() {
         return Err(e);
     }
-    // Asked to stop: the promotion. Its state and every event it produced become a
-    // matching engine's directory on its own disk; the caller then runs that engine.
-    let adopted = {
-        let s = lock(&state);
-        let (fs, markets, state) = (env.fs.clone(), env.markets.clone(), s.replica.engine().export_state());
-        DurableMatching::adopt(fs, &env.dir, markets, env.config, state, s.replica.events(), 0)
-            .map(|me| me.durable_event_id())
-    };
-    let last = after_disk(&env, adopted).await?;
+    let last = hand_over(&env, &state).await?;
     env.trace(format!("replica: promoted, events up to {last} adopted"));
     Ok(Stop::Graceful { snapshot: last })
+}
+
+/// The replica's puller: UBSCore's records after its watermark (after an unanswered pull,
+/// under the planted bug, from the start of its last batch); the links of what it
+/// produced go to `hook`, and `due` checks after each batch whether it may hand over.
+fn spawn_replica_puller(
+    ep: &Arc<Endpoint>,
+    state: &Arc<Mutex<ReplicaNode>>,
+    fatal: &Arc<Fatal>,
+    env: &NodeEnv,
+    hook: ReplicaHook,
+    due: impl Fn(&ReplicaNode) + Send + 'static,
+) -> madsim::task::JoinHandle<()> {
+    let tracer = env.clone();
+    spawn_puller(
+        ep.clone(),
+        state.clone(),
+        fatal.clone(),
+        env.clone(),
+        |env: &NodeEnv| env.addrs.ubscore,
+        |s: &ReplicaNode, max| {
+            let retry = s.asking.replace(true) && crate::bugs::planted(crate::bugs::Bug::ReplicaAppliesTwice);
+            let after = if retry { s.batch_start } else { s.replica.last_ubs_seq() };
+            Request::ReplicaRecords { after, max }
+        },
+        move |s, response| {
+            s.asking.set(false);
+            match response {
+                Response::Records(records) if !records.is_empty() => {
+                    let applied = replica_batch(s, &records).map(|out| hook(ReplicaReport::Links(out)));
+                    due(s);
+                    Some(applied)
+                }
+                Response::Error(why) => {
+                    tracer.trace(format!("replica: ubscore refused: {why}"));
+                    None
+                }
+                _ => None,
+            }
+        },
+    )
+}
+
+/// The promotion: the replica's state and every event it produced become a matching
+/// engine's directory on its own disk (the caller then runs that engine). Returns the
+/// last event adopted.
+async fn hand_over(env: &NodeEnv, state: &Arc<Mutex<ReplicaNode>>) -> Result<u64, DurableError> {
+    let adopted = {
+        let s = lock(state);
+        let (fs, markets, me) = (env.fs.clone(), env.markets.clone(), s.replica.engine().export_state());
+        DurableMatching::adopt(fs, &env.dir, markets, env.config, me, s.replica.events(), 0)
+            .map(|me| me.durable_event_id())
+    };
+    after_disk(env, adopted).await
 }
 
 /// Removes what a handover cut short left in the replica's directory: a replica keeps
