@@ -110,3 +110,19 @@ fn a_handover_cut_short_by_a_kill_is_done_again() {
     }
     assert!(cut_short >= 1, "no handover of 16 seeds was cut short by a kill");
 }
+
+/// Swarm seeds draw the replica (only without retention: it rebuilds from UBSCore's whole
+/// log) and, in some of them, a failover; the other rates of a seed do not depend on it.
+#[test]
+fn some_swarm_seeds_run_the_replica_and_some_fail_over() {
+    let (mut replicas, mut failovers) = (0, 0);
+    for seed in 0..60 {
+        let cfg = simrun::world_config(Scenario::Swarm, seed, 100, &Params::default());
+        assert!(!(cfg.replica && cfg.storage.retention), "seed {seed}: a replica with retention on");
+        assert!(cfg.replica || cfg.failover_at.is_none(), "seed {seed}: a failover without a replica");
+        replicas += usize::from(cfg.replica);
+        failovers += usize::from(cfg.failover_at.is_some());
+    }
+    assert!((5..=30).contains(&replicas), "{replicas} of 60 swarm seeds have the replica");
+    assert!(failovers >= 2 && failovers < replicas, "{failovers} of {replicas} fail over");
+}

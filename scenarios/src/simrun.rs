@@ -132,6 +132,13 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     cfg.storage.snapshots = SnapshotPolicy::every(snapshot_every, 0);
     cfg.storage.retention = retention;
     cfg.storage.wal.tail_cache_bytes = tail_cache_bytes;
+    // Drawn last, so that every rate above stays what it was for each seed: the replica
+    // (it rebuilds from UBSCore's whole log, so only without retention), and half of
+    // those runs fail over.
+    cfg.replica = !retention && r.gen_bool(0.3);
+    if cfg.replica && r.gen_bool(0.5) {
+        cfg.failover_at = Some(r.gen_range(0.1..=0.7));
+    }
 }
 
 /// A world with the seeded workload, crashes of every service, torn and lost writes.
