@@ -438,6 +438,7 @@ fn an_adopted_replica_reopens_as_the_matching_engine() {
         Some(model.events().len() as u64),
         "it reopens from the handover's snapshot"
     );
+    assert_eq!(info.replayed, 0, "and replays nothing after it");
     assert_eq!(me.events_after(0, usize::MAX).unwrap(), model.events());
     assert_eq!(me.engine().export_state().books, model.books());
     // Caught up: UBSCore's history after its watermark adds nothing.

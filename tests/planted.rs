@@ -45,7 +45,7 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // The replica's chain differs from the model's at the first event after the record
         // it applied twice, or the replica itself refuses an order that already rests.
         Bug::ReplicaAppliesTwice => &["replica-diverged", "service-error"],
-        // Downstream services find a gap in the new primary's log, or stall before it.
+        // Downstream services find a gap in the new primary's log.
         Bug::PromotionForgetsDownstream => &["service-error"],
     }
 }

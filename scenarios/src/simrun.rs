@@ -69,24 +69,27 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             c.duplicate = 0.02;
         }
         Scenario::Swarm => swarm(seed, &mut cfg),
-        Scenario::Replica | Scenario::Failover => {
-            // Retention stays off (as in `crash_world`): the replica keeps nothing on disk
-            // and rebuilds from UBSCore's first record after every kill.
-            cfg.replica = scenario.has_replica();
-            c.partitions = true;
-            c.loss = 0.01;
-            if scenario == Scenario::Failover {
-                // The primary dies once 10–70 % of the commands are acknowledged.
-                let mut r = sim::seed::rng(seed, sim::seed::Stream::Swarm);
-                cfg.failover_at = Some(r.gen_range(0.1..=0.7));
-            }
-        }
+        Scenario::Replica | Scenario::Failover => replica_world(scenario, seed, &mut cfg),
     }
     if let Some(ms) = params.fault_every_ms {
         cfg.chaos.fault_every_ms = ms;
     }
     cfg.planted = params.planted;
     cfg
+}
+
+/// The `replica` and `failover` worlds: the crash world with the replica, loss and
+/// partitions. Retention stays off (as in `crash_world`): the replica keeps nothing on disk
+/// and rebuilds from UBSCore's first record after every kill.
+fn replica_world(scenario: Scenario, seed: u64, cfg: &mut WorldConfig) {
+    cfg.replica = scenario.has_replica();
+    cfg.chaos.partitions = true;
+    cfg.chaos.loss = 0.01;
+    if scenario == Scenario::Failover {
+        // The primary dies once 10–70 % of the commands are acknowledged.
+        let mut r = sim::seed::rng(seed, sim::seed::Stream::Swarm);
+        cfg.failover_at = Some(r.gen_range(0.1..=0.7));
+    }
 }
 
 /// Swarm testing: every rate drawn from the seed's swarm stream, so that a sweep covers

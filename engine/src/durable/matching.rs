@@ -202,10 +202,9 @@ impl DurableMatching {
     /// A matching engine that takes over a replica's state and event log (the promotion of
     /// a hot standby): opens `dir`, which must hold no engine yet, logs every event (ids
     /// from 1, dense), commits, and snapshots `state`, so that a restart replays nothing.
-    /// A crash half-way leaves a prefix of the log and no snapshot; the replica's node
-    /// clears it at its next start and hands over again once it holds enough (opened as a
-    /// matching engine instead, it would recover like any other, but behind what the
-    /// services downstream took from the old primary).
+    /// An I/O error half-way leaves a prefix of the log and no snapshot; the replica's
+    /// node clears its directory at its next start and hands over again once it holds
+    /// enough.
     pub fn adopt(
         fs: Arc<dyn FileSystem>,
         dir: &Path,

@@ -110,8 +110,8 @@ pub struct NodeEnv {
     /// Receives the recovered state after every recovery.
     pub on_recovered: Option<RecoveryHook>,
     /// Set to stop the node gracefully (SIGTERM in the real build): it stops serving,
-    /// commits, takes a snapshot and returns. In simulations only the replica has one: it
-    /// is set to promote it (see [`run_replica`]).
+    /// commits, takes a snapshot and returns. `None` in simulations (the replica sets its
+    /// own, to hand over: see [`run_replica`]).
     pub shutdown: Option<Arc<AtomicBool>>,
     /// Where the matching engine is now, if it can move (a failover promotes the replica):
     /// UBSCore and Settlement read it before every pull. `None`: always `addrs.matching`.

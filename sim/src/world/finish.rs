@@ -69,23 +69,7 @@ impl World {
                 break;
             }
             if self.elapsed() > deadline {
-                let detail = format!(
-                    "not converged 120 s after faults stopped ({} of {} clients done); \
-                     last statuses (ubscore, matching, settlement): {}",
-                    self.shared.done.load(Ordering::SeqCst),
-                    self.clients,
-                    lock(&self.shared.last_statuses)
-                );
-                // A stall and a run too slow for its budget look the same in a simulation:
-                // both are liveness failures; the detail says which budget ran out.
-                let detail = match &self.budget_spent {
-                    Some(spent) => format!("{spent}, then {detail}"),
-                    None => detail,
-                };
-                let detail = match self.failover_state() {
-                    Some(state) => format!("{detail}; the failover is still {state}"),
-                    None => detail,
-                };
+                let detail = self.not_converged();
                 lock(&self.shared.errors).push(Problem::Liveness(detail));
                 break;
             }
@@ -97,6 +81,28 @@ impl World {
         }
         let verdict = if self.halted() { "halted: corruption detected" } else { "converged" };
         self.trace("world", verdict.into());
+    }
+
+    /// Why the liveness phase failed: clients done, the last statuses, the budget spent and
+    /// any failover still under way.
+    fn not_converged(&self) -> String {
+        let detail = format!(
+            "not converged 120 s after faults stopped ({} of {} clients done); \
+             last statuses (ubscore, matching, settlement): {}",
+            self.shared.done.load(Ordering::SeqCst),
+            self.clients,
+            lock(&self.shared.last_statuses)
+        );
+        // A stall and a run too slow for its budget look the same in a simulation: both
+        // are liveness failures; the detail says which budget ran out.
+        let detail = match &self.budget_spent {
+            Some(spent) => format!("{spent}, then {detail}"),
+            None => detail,
+        };
+        match self.failover_state() {
+            Some(state) => format!("{detail}; the failover is still {state}"),
+            None => detail,
+        }
     }
 
     /// Powers every service off, recovers each from its disk, and gathers the result.
@@ -159,7 +165,7 @@ impl World {
             .map_err(|e| {
                 if self.media
                     && names_damage(&e)
-                    && Service::ALL.iter().any(|s| damaged_media(&self.simfs, self.nodes[s]))
+                    && self.services().iter().any(|s| damaged_media(&self.simfs, self.nodes[s]))
                 {
                     lock(&self.shared.detected).push(("final recovery".into(), e.to_string()));
                 } else {
@@ -252,7 +258,7 @@ impl World {
 
     /// WAL segments made durable once and gone at the end, all services.
     fn segments_removed(&self) -> u64 {
-        Service::ALL
+        self.services()
             .iter()
             .map(|s| {
                 let disk = self.simfs.disk(self.nodes[s]);

@@ -459,9 +459,10 @@ impl World {
     }
 
     /// Takes the failover one step further, if one is planned: kills the primary for good
-    /// when its moment comes, then promotes the replica once it has every event UBSCore
-    /// applied (UBSCore can apply no more: their only source is dead) and points UBSCore,
-    /// Settlement and the observer at it.
+    /// when its moment comes; once a status shows the replica has every event UBSCore
+    /// applied (UBSCore can apply no more: their only source is dead), asks for the
+    /// promotion by publishing that event id and points UBSCore, Settlement and the
+    /// observer at the replica's address (it serves them once it has handed over).
     pub fn advance_failover(&mut self) {
         let rounds = self.shared.rounds.load(Ordering::SeqCst);
         match self.failover {

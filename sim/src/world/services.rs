@@ -85,9 +85,9 @@ pub(crate) fn spawn(
 }
 
 /// The replica's life: a replica until it has handed over, the matching engine on its own
-/// disk after. A replica killed before its handover was whole starts again as a replica
-/// (clearing what the handover left) and hands over once it holds every event UBSCore
-/// applied; one killed after runs the matching engine on its disk.
+/// disk after. A life that dies before it marked the handover done starts again as a
+/// replica (clearing whatever its directory holds) and hands over once it holds every
+/// event UBSCore applied; one that dies after runs the matching engine on its disk.
 async fn run_replica(mut env: NodeEnv, shared: &Arc<Shared>) -> engine::service::Stop {
     env.addrs.matching = replica_addr();
     if !shared.promoted.load(Ordering::SeqCst) {
