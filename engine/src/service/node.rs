@@ -734,3 +734,45 @@ fn replica_batch(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemFs;
+
+    fn env(fs: Arc<dyn FileSystem>) -> NodeEnv {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        NodeEnv {
+            name: "replica".into(),
+            fs,
+            dir: PathBuf::from("/data/replica"),
+            markets: crate::Markets::default(),
+            config: DurableConfig::matching(),
+            addrs: Addrs { ubscore: addr, matching: addr, settlement: addr },
+            pull_interval: Duration::from_millis(1),
+            rpc_timeout: Duration::from_millis(1),
+            batch: 1,
+            trace: Arc::new(|_: &str, _: String| {}),
+            on_recovered: None,
+            shutdown: None,
+            directory: None,
+        }
+    }
+
+    #[test]
+    fn a_replica_starts_from_an_empty_directory_whatever_a_handover_left() {
+        let fs: Arc<dyn FileSystem> = Arc::new(MemFs::new());
+        let env = env(fs.clone());
+        // Nothing there: nothing to do.
+        clear_handover(&env).unwrap();
+        assert!(!fs.exists(&env.dir).unwrap());
+        // What a handover cut short leaves: part of a WAL, no snapshot.
+        let wal = env.dir.join("wal");
+        fs.create_dir_all(&wal).unwrap();
+        fs.create_new(&wal.join("wal-00001-00000000000000000001.wal")).unwrap();
+        fs.append(&wal.join("wal-00001-00000000000000000001.wal"), b"partial").unwrap();
+        clear_handover(&env).unwrap();
+        assert!(!fs.exists(&env.dir).unwrap(), "the directory is gone");
+        assert!(fs.exists(&PathBuf::from("/data")).unwrap(), "its parent stays");
+    }
+}
