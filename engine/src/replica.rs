@@ -10,12 +10,8 @@ use crate::matching::{MatchingEngine, MeError};
 use crate::{Applied, EventId, Markets, MeEvent, UbsRecord, UbsSeq};
 
 /// The chained hash after `event`, given the link before it (0 before the first event):
-/// xxh3-64 of the event's bytes (the codec's encoding) seeded with the previous link.
-pub fn chain_link(prev: u64, event: &MeEvent) -> u64 {
-    link_with(prev, event, &mut Vec::new())
-}
-
-/// [`chain_link`] encoding into `buf` (reused, so that hashing allocates nothing).
+/// xxh3-64 of the event's bytes (the codec's encoding) seeded with the previous link,
+/// encoded into `buf` (reused, so that hashing allocates nothing).
 fn link_with(prev: u64, event: &MeEvent, buf: &mut Vec<u8>) -> u64 {
     buf.clear();
     codec::encode_into(event, buf);
