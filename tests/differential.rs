@@ -218,6 +218,7 @@ fn the_strategy_covers_trades_rejections_duplicates_and_cancels() {
                 engine::MeEventKind::OrderClosed { reason: engine::CloseReason::Expired, .. } => "expired",
                 engine::MeEventKind::OrderClosed { .. } => "filled",
                 engine::MeEventKind::CancelRejected { .. } => "cancel rejected",
+                engine::MeEventKind::Rested { .. } => "rested",
             };
             *seen.entry(key).or_default() += 1;
         }

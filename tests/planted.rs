@@ -47,6 +47,8 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::ReplicaAppliesTwice => &["replica-diverged", "service-error"],
         // Downstream services find a gap in the new primary's log.
         Bug::PromotionForgetsDownstream => &["service-error"],
+        // A recovered market data lacks a tick the model derives at its point.
+        Bug::TickLostOnRecovery => &["market-data-diverged"],
     }
 }
 

@@ -52,11 +52,14 @@ pub enum Bug {
     /// A promoted replica starts its log at its handover snapshot: the events before it,
     /// which UBSCore and Settlement may not have pulled yet, are removed.
     PromotionForgetsDownstream,
+    /// Market data's recovery re-derives the first trade after its snapshot into the book
+    /// but does not publish its tick again: a tick served before the crash is gone.
+    TickLostOnRecovery,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 16] = [
+    pub const ALL: [Bug; 17] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -73,6 +76,7 @@ impl Bug {
         Bug::NoSnapshotFallback,
         Bug::ReplicaAppliesTwice,
         Bug::PromotionForgetsDownstream,
+        Bug::TickLostOnRecovery,
     ];
 
     /// Kebab-case name.
@@ -94,6 +98,7 @@ impl Bug {
             Bug::NoSnapshotFallback => "no-snapshot-fallback",
             Bug::ReplicaAppliesTwice => "replica-applies-twice",
             Bug::PromotionForgetsDownstream => "promotion-forgets-downstream",
+            Bug::TickLostOnRecovery => "tick-lost-on-recovery",
         }
     }
 }

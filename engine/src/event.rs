@@ -74,6 +74,10 @@ pub enum MeEventKind {
     OrderClosed { order_id: OrderId, user: UserId, reason: CloseReason },
     /// A cancel found nothing to cancel.
     CancelRejected { order_id: OrderId, user: UserId, reason: CancelRejectReason },
+    /// An order (or its remainder after fills) now rests in the book. Logged only when the
+    /// markets publish book events ([`crate::Markets::with_book_events`]): market data
+    /// needs them to build the book; the other services ignore them.
+    Rested { order_id: OrderId, user: UserId, symbol: SymbolId, side: Side, price: Price, qty: Qty },
 }
 
 /// One entry of the ME's event log.

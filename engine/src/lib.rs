@@ -1,12 +1,14 @@
-//! The exsim exchange: domain types and the three services (UBSCore, Matching,
-//! Settlement) and the hot-standby matching replica as pure, synchronous state machines (inputs in, events out, no I/O), and the
-//! storage layer they persist through: the filesystem trait, the codec and the WAL.
+//! The exsim exchange: domain types; the three services (UBSCore, Matching, Settlement),
+//! market data and the hot-standby matching replica as pure, synchronous state machines
+//! (inputs in, events out, no I/O); and the storage layer they persist through: the
+//! filesystem trait, the codec and the WAL.
 
 pub mod bugs;
 pub mod codec;
 pub mod command;
 pub mod durable;
 pub mod event;
+pub mod market_data;
 pub mod matching;
 pub mod math;
 pub mod pages;

@@ -150,6 +150,9 @@ impl std::error::Error for MarketsError {}
 pub struct Markets {
     assets: BTreeMap<AssetId, Asset>,
     symbols: BTreeMap<SymbolId, Symbol>,
+    /// Whether the matching engine logs a `Rested` event when an order rests (the
+    /// market-data service builds its book from them). Off by default.
+    book_events: bool,
 }
 
 impl Markets {
@@ -206,6 +209,17 @@ impl Markets {
     /// All symbols in id order.
     pub fn symbols(&self) -> impl Iterator<Item = &Symbol> {
         self.symbols.values()
+    }
+
+    /// The same markets, with `Rested` events logged (`true`) or not.
+    pub fn with_book_events(mut self, on: bool) -> Markets {
+        self.book_events = on;
+        self
+    }
+
+    /// Whether the matching engine logs a `Rested` event when an order rests.
+    pub fn book_events(&self) -> bool {
+        self.book_events
     }
 }
 

@@ -50,11 +50,14 @@ pub enum Scenario {
     /// As `replica`, and the primary dies for good part-way: the replica is promoted and
     /// UBSCore and Settlement switch to it.
     Failover,
+    /// Market data pulls the matching engine's events and publishes ticks, L2 books and
+    /// top-of-book deltas, under kills of all four and network faults.
+    MarketData,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 17] = [
+    pub const ALL: [Scenario; 18] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -72,6 +75,7 @@ impl Scenario {
         Scenario::Swarm,
         Scenario::Replica,
         Scenario::Failover,
+        Scenario::MarketData,
     ];
 
     /// The scenarios a plain `exsim sweep` runs.
@@ -103,6 +107,7 @@ impl Scenario {
             Scenario::Swarm => "swarm",
             Scenario::Replica => "replica",
             Scenario::Failover => "failover",
+            Scenario::MarketData => "market-data",
         }
     }
 
@@ -150,6 +155,9 @@ impl Scenario {
                 "as replica, and the primary matching engine dies for good part-way: the replica is \
                  promoted, UBSCore and Settlement switch to it, no gap and no duplicate downstream"
             }
+            Scenario::MarketData => {
+                "market data as a fourth durable service (ticks, L2 books, top-of-book deltas), killed                  like the others, with loss and partitions; everything it publishes derived again by the oracle"
+            }
         }
     }
 
@@ -164,6 +172,26 @@ impl Scenario {
     /// Whether its world has the hot-standby replica.
     pub fn has_replica(self) -> bool {
         matches!(self, Scenario::Replica | Scenario::Failover)
+    }
+
+    /// Whether its world has market data (swarm seeds may draw it too).
+    pub fn has_market_data(self) -> bool {
+        self == Scenario::MarketData
+    }
+
+    /// The services of its world at `seed`: what a plan may name (a swarm seed draws the
+    /// replica and market data).
+    pub fn services(self, seed: u64) -> &'static [sim::plan::Service] {
+        #[cfg(madsim)]
+        {
+            let cfg = crate::simrun::world_config(self, seed, 1, &Params::default());
+            sim::plan::Service::of_world(cfg.replica, cfg.market_data.is_some())
+        }
+        #[cfg(not(madsim))]
+        {
+            let _ = seed;
+            sim::plan::Service::of_world(self.has_replica(), self.has_market_data())
+        }
     }
 
     /// Whether it needs the simulation build.
@@ -424,6 +452,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::NoSnapshotFallback => Scenario::CorruptSnapshot,
         Bug::ReplicaAppliesTwice => Scenario::Replica,
         Bug::PromotionForgetsDownstream => Scenario::Failover,
+        Bug::TickLostOnRecovery => Scenario::MarketData,
         _ => Scenario::Crash,
     }
 }

@@ -6,6 +6,7 @@ use crate::scenario::{Params, Scenario};
 use crate::workload::{self, WorkloadConfig};
 use engine::Markets;
 use engine::durable::{DurableConfig, SnapshotPolicy};
+use engine::market_data::MdConfig;
 use engine::wal::WalConfig;
 use rand::Rng;
 use sim::fs::{CrashTarget, FaultConfig, OpKind};
@@ -70,6 +71,12 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
         }
         Scenario::Swarm => swarm(seed, &mut cfg),
         Scenario::Replica | Scenario::Failover => replica_world(scenario, seed, &mut cfg),
+        Scenario::MarketData => {
+            with_market_data(&mut cfg);
+            cfg.storage.snapshots = SnapshotPolicy::every(100, 0);
+            cfg.chaos.partitions = true;
+            cfg.chaos.loss = 0.01;
+        }
     }
     if let Some(ms) = params.fault_every_ms {
         cfg.chaos.fault_every_ms = ms;
@@ -90,6 +97,15 @@ fn replica_world(scenario: Scenario, seed: u64, cfg: &mut WorldConfig) {
         let mut r = sim::seed::rng(seed, sim::seed::Stream::Swarm);
         cfg.failover_at = Some(r.gen_range(0.1..=0.7));
     }
+}
+
+/// Adds market data to a world: the matching engine then logs book events, and market
+/// data publishes often enough for short runs to have many L2 books. Needs retention off:
+/// the matching engine's retention keeps only what UBSCore and Settlement may re-pull.
+pub fn with_market_data(cfg: &mut WorldConfig) {
+    assert!(!cfg.storage.retention, "market data worlds keep the matching engine's whole log");
+    cfg.markets = cfg.markets.clone().with_book_events(true);
+    cfg.market_data = Some(MdConfig { depth: 10, l2_every: 50, move_bps: 100 });
 }
 
 /// Swarm testing: every rate drawn from the seed's swarm stream, so that a sweep covers
@@ -142,6 +158,10 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     if cfg.replica && r.gen_bool(0.5) {
         cfg.failover_at = Some(r.gen_range(0.1..=0.7));
     }
+    // Market data, drawn after everything else for the same reason, only without retention.
+    if !retention && r.gen_bool(0.3) {
+        with_market_data(cfg);
+    }
 }
 
 /// A world with the seeded workload, crashes of every service, torn and lost writes.
@@ -171,6 +191,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
         cancel: None,
         replica: false,
         failover_at: None,
+        market_data: None,
     }
 }
 

@@ -21,7 +21,7 @@ use std::fmt;
 /// crashes count.
 pub type OpCounts = BTreeMap<Service, BTreeMap<(OpKind, Phase), u64>>;
 
-/// One of the three services.
+/// One of the services.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Service {
@@ -33,6 +33,8 @@ pub enum Service {
     Settlement,
     /// The hot-standby matching replica (worlds that have one): nothing on disk.
     Replica,
+    /// Market data (worlds that have it): ticks, L2 books and top-of-book deltas.
+    MarketData,
 }
 
 impl Service {
@@ -43,9 +45,33 @@ impl Service {
     pub const WITH_REPLICA: [Service; 4] =
         [Service::Ubscore, Service::Matching, Service::Settlement, Service::Replica];
 
-    /// The services of a world with or without the replica.
-    pub fn of_world(replica: bool) -> &'static [Service] {
-        if replica { &Service::WITH_REPLICA } else { &Service::ALL }
+    /// The durable services and market data, in start order.
+    pub const WITH_MARKET_DATA: [Service; 4] =
+        [Service::Ubscore, Service::Matching, Service::Settlement, Service::MarketData];
+
+    /// Every service.
+    pub const WITH_BOTH: [Service; 5] =
+        [Service::Ubscore, Service::Matching, Service::Settlement, Service::Replica, Service::MarketData];
+
+    /// The services of a world with or without the replica and market data.
+    pub fn of_world(replica: bool, market_data: bool) -> &'static [Service] {
+        match (replica, market_data) {
+            (false, false) => &Service::ALL,
+            (true, false) => &Service::WITH_REPLICA,
+            (false, true) => &Service::WITH_MARKET_DATA,
+            (true, true) => &Service::WITH_BOTH,
+        }
+    }
+
+    /// The last byte of its IP address (10.0.0.x), fixed whatever else the world has.
+    pub fn host(self) -> u8 {
+        match self {
+            Service::Ubscore => 1,
+            Service::Matching => 2,
+            Service::Settlement => 3,
+            Service::Replica => 4,
+            Service::MarketData => 5,
+        }
     }
 
     /// The node's name.
@@ -55,6 +81,7 @@ impl Service {
             Service::Matching => "matching",
             Service::Settlement => "settlement",
             Service::Replica => "replica",
+            Service::MarketData => "market-data",
         }
     }
 }
@@ -233,12 +260,14 @@ pub enum InvalidPlan {
         /// The first place out of order.
         index: usize,
     },
-    /// An event names the replica in a scenario that has none.
-    NoReplica {
+    /// An event names a service the scenario does not have (the replica, market data).
+    AbsentService {
         /// `event` or `io-error`.
         what: &'static str,
         /// Its index in the plan's list.
         index: usize,
+        /// The service named.
+        service: Service,
     },
 }
 
@@ -249,8 +278,8 @@ impl fmt::Display for InvalidPlan {
                 write!(f, "{what} #{index} names operation 0 (operations are counted from 1)")
             }
             InvalidPlan::NoClients => write!(f, "clients is 0 (at least one client sends the commands)"),
-            InvalidPlan::NoReplica { what, index } => {
-                write!(f, "{what} #{index} names the replica, and this scenario has none")
+            InvalidPlan::AbsentService { what, index, service } => {
+                write!(f, "{what} #{index} names the {service}, and this scenario has none")
             }
             InvalidPlan::UnsortedCommands { index } => {
                 write!(
@@ -350,6 +379,8 @@ pub struct ChaosRates {
     pub media: f64,
     /// Whether the world has the replica (it is then a victim too).
     pub replica: bool,
+    /// Whether the world has market data (it is then a victim too).
+    pub market_data: bool,
 }
 
 /// The longest chain of crash points one recovery meets.
@@ -412,7 +443,7 @@ impl Planner {
     }
 
     fn victim(&mut self) -> Service {
-        let services = Service::of_world(self.rates.replica);
+        let services = Service::of_world(self.rates.replica, self.rates.market_data);
         services[self.chaos.gen_range(0..services.len())]
     }
 }
@@ -596,23 +627,23 @@ impl FaultPlan {
         }
     }
 
-    /// Checks that every event names a service the world has (the replica only in worlds
-    /// with one).
-    pub fn validate_services(&self, replica: bool) -> Result<(), InvalidPlan> {
-        if replica {
-            return Ok(());
-        }
+    /// Checks that every event names a service the world has (`services`, e.g. the replica
+    /// only in worlds with one).
+    pub fn validate_services(&self, services: &[Service]) -> Result<(), InvalidPlan> {
+        let absent = |s: Service| (!services.contains(&s)).then_some(s);
         let names = |f: &PlannedFault| match *f {
             PlannedFault::Kill { service, .. }
             | PlannedFault::CrashPoint { service, .. }
-            | PlannedFault::CrashAt { service, .. } => service == Service::Replica,
-            PlannedFault::Partition { a, b, .. } => a == Service::Replica || b == Service::Replica,
+            | PlannedFault::CrashAt { service, .. } => absent(service),
+            PlannedFault::Partition { a, b, .. } => absent(a).or(absent(b)),
         };
-        if let Some(index) = self.events.iter().position(|e| names(&e.fault)) {
-            return Err(InvalidPlan::NoReplica { what: "event", index });
+        if let Some((index, service)) =
+            self.events.iter().enumerate().find_map(|(i, e)| Some((i, names(&e.fault)?)))
+        {
+            return Err(InvalidPlan::AbsentService { what: "event", index, service });
         }
-        match self.io_errors.iter().position(|e| e.service == Service::Replica) {
-            Some(index) => Err(InvalidPlan::NoReplica { what: "io-error", index }),
+        match self.io_errors.iter().enumerate().find_map(|(i, e)| Some((i, absent(e.service)?))) {
+            Some((index, service)) => Err(InvalidPlan::AbsentService { what: "io-error", index, service }),
             None => Ok(()),
         }
     }
@@ -802,6 +833,7 @@ mod tests {
             corrupt_snapshot: 0.3,
             media: 0.3,
             replica: false,
+            market_data: false,
         }
     }
 
@@ -835,11 +867,15 @@ mod tests {
         assert!(kills > 10, "the replica is killed too ({kills} of 400 events)");
         assert_eq!(crash_points, 0, "the replica has no disk for a crash point to fire on");
         let plan = FaultPlan { events, ..FaultPlan::new(FaultConfig::default(), NetworkFaults::default()) };
-        assert_eq!(plan.validate_services(true), Ok(()));
-        assert!(matches!(plan.validate_services(false), Err(InvalidPlan::NoReplica { what: "event", .. })));
+        assert_eq!(plan.validate_services(&Service::WITH_REPLICA), Ok(()));
+        let refused = plan.validate_services(&Service::WITH_MARKET_DATA);
+        assert!(matches!(
+            refused,
+            Err(InvalidPlan::AbsentService { what: "event", service: Service::Replica, .. })
+        ));
         let without: Vec<PlanEvent> = Planner::new(3, rates()).take(400).collect();
         let plan = FaultPlan { events: without, ..plan };
-        assert_eq!(plan.validate_services(false), Ok(()));
+        assert_eq!(plan.validate_services(&Service::ALL), Ok(()));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! Event order for one incoming order (the reference model follows the same rule):
 //! for each execution, `Trade`, then `OrderClosed(Filled)` of the maker if it is done;
 //! afterwards `OrderClosed(Filled)` of the taker if it is done, else
-//! `OrderClosed(Expired)` for an IOC or market order, else (GTC) it rests silently.
+//! `OrderClosed(Expired)` for an IOC or market order, else (GTC) it rests: silently, or
+//! with a `Rested` event when the markets publish book events.
 //! A cancel yields `OrderClosed(Cancelled)` or `CancelRejected`.
 
 mod book;
@@ -181,6 +182,7 @@ impl MatchingEngine {
         if self.index.contains_key(&order.order_id) {
             return Err(MeError::DuplicateOrder { ubs_seq, order_id: order.order_id });
         }
+        let book_events = self.markets.book_events();
         let Self { books, index, next_trade_id, next_event_id, .. } = self;
         let book = books.get_mut(&order.symbol).expect("a book exists for every symbol");
         let remaining = book.take(order.side, order.price, order.qty, |fill| {
@@ -234,6 +236,17 @@ impl MatchingEngine {
             };
             let slot = book.insert(&resting);
             index.insert(order.order_id, Locator { symbol: order.symbol, slot });
+            if book_events {
+                let kind = MeEventKind::Rested {
+                    order_id: order.order_id,
+                    user: order.user,
+                    symbol: order.symbol,
+                    side: order.side,
+                    price: order.price,
+                    qty: remaining,
+                };
+                push(out, next_event_id, ubs_seq, kind);
+            }
         }
         Ok(())
     }

@@ -45,6 +45,8 @@ pub enum Recovered {
     },
     /// Settlement: its ledger and its watermark (the last trade it settled).
     Settlement { ledger: Vec<crate::Trade>, last_trade_id: crate::TradeId, snapshot: Option<u64> },
+    /// Market data: its whole derived state.
+    MarketData { state: crate::market_data::MdState, snapshot: Option<u64> },
 }
 
 impl Recovered {
@@ -76,7 +78,8 @@ impl Recovered {
         match self {
             Recovered::Ubs { snapshot, .. }
             | Recovered::Matching { snapshot, .. }
-            | Recovered::Settlement { snapshot, .. } => *snapshot,
+            | Recovered::Settlement { snapshot, .. }
+            | Recovered::MarketData { snapshot, .. } => *snapshot,
         }
     }
 }
@@ -143,15 +146,15 @@ impl NodeEnv {
 
 impl NodeEnv {
     /// Where the matching engine is now.
-    fn matching_now(&self) -> SocketAddr {
+    pub(super) fn matching_now(&self) -> SocketAddr {
         self.directory.as_ref().map_or(self.addrs.matching, |d| lock(d).matching)
     }
 
-    fn trace(&self, event: String) {
+    pub(super) fn trace(&self, event: String) {
         (self.trace)(&self.name, event);
     }
 
-    fn recovered(&self, state: impl FnOnce() -> Recovered) {
+    pub(super) fn recovered(&self, state: impl FnOnce() -> Recovered) {
         if let Some(hook) = &self.on_recovered {
             hook(&self.name, state());
         }
@@ -159,18 +162,18 @@ impl NodeEnv {
 }
 
 /// Milliseconds since `start` (simulated time in a simulation).
-fn ms_since(start: madsim::time::Instant) -> u64 {
+pub(super) fn ms_since(start: madsim::time::Instant) -> u64 {
     start.elapsed().as_millis() as u64
 }
 
-async fn settle_disk(fs: &dyn FileSystem) {
+pub(super) async fn settle_disk(fs: &dyn FileSystem) {
     let us = fs.take_latency_us();
     if us > 0 {
         madsim::time::sleep(Duration::from_micros(us)).await;
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -183,7 +186,7 @@ async fn bind(env: &NodeEnv, addr: SocketAddr) -> Result<Arc<Endpoint>, DurableE
 
 /// A fatal error seen by one task of a node stops all of them.
 #[derive(Default)]
-struct Fatal {
+pub(super) struct Fatal {
     stop: AtomicBool,
     error: Mutex<Option<DurableError>>,
 }
@@ -207,7 +210,7 @@ impl Fatal {
 
 /// Serves requests with `handle` until a fatal error, or until asked to shut down (`Ok`:
 /// the node's other tasks are stopped too).
-async fn serve(
+pub(super) async fn serve(
     ep: Arc<Endpoint>,
     fatal: Arc<Fatal>,
     env: &NodeEnv,
@@ -255,7 +258,7 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// A downstream service asking for entries after `after` has consumed them: if this log
 /// ends before, durable entries were lost here.
-fn witness(log: &'static str, after: u64, durable: u64) -> Result<(), DurableError> {
+pub(super) fn witness(log: &'static str, after: u64, durable: u64) -> Result<(), DurableError> {
     if after > durable {
         return Err(DurableError::WitnessAhead { log, downstream: after, durable });
     }
@@ -263,7 +266,7 @@ fn witness(log: &'static str, after: u64, durable: u64) -> Result<(), DurableErr
 }
 
 /// A pull reply must continue the puller's watermark exactly: ids `watermark + 1`, `+ 2` …
-fn contiguous(
+pub(super) fn contiguous(
     link: &'static str,
     watermark: u64,
     ids: impl Iterator<Item = u64>,
@@ -282,7 +285,7 @@ type Pulled = Option<Result<(), DurableError>>;
 /// Spawns the node's puller: asks `upstream` for durable entries after the node's own
 /// watermark (`request`), applies and commits what arrives (`apply`), and backs off while
 /// nothing is new. A fatal error stops every task of the node.
-fn spawn_puller<S: Send + 'static>(
+pub(super) fn spawn_puller<S: Send + 'static>(
     ep: Arc<Endpoint>,
     state: Arc<Mutex<S>>,
     fatal: Arc<Fatal>,
@@ -319,14 +322,14 @@ fn spawn_puller<S: Send + 'static>(
 }
 
 /// The result of a disk operation, after its simulated time has passed.
-async fn after_disk<T>(env: &NodeEnv, result: Result<T, DurableError>) -> Result<T, DurableError> {
+pub(super) async fn after_disk<T>(env: &NodeEnv, result: Result<T, DurableError>) -> Result<T, DurableError> {
     settle_disk(env.fs.as_ref()).await;
     result
 }
 
 /// Binds the node's endpoint and shares the recovered service between the serving and
 /// pulling tasks.
-async fn attach<S>(
+pub(super) async fn attach<S>(
     env: &NodeEnv,
     addr: SocketAddr,
     service: S,
@@ -483,6 +486,14 @@ async fn matching(env: NodeEnv) -> Result<Stop, DurableError> {
             Request::PullTrades { after, max } => {
                 s.set_trade_floor(after);
                 Response::Trades(s.trades_after(after, max as usize)?)
+            }
+            Request::MarketEvents { after, max } => {
+                witness("matching wal", after, s.durable_event_id())?;
+                match s.events_after(after, max as usize) {
+                    Ok(events) => Response::Events(events),
+                    Err(gone @ DurableError::Compacted { .. }) => Response::Error(gone.to_string()),
+                    Err(e) => return Err(e),
+                }
             }
             Request::Status => Response::Status(Status {
                 ubs_seq: s.last_ubs_seq(),

@@ -2,7 +2,8 @@
 //! Requests go to tag [`REQUEST_TAG`] with a random reply tag in front; the reply comes
 //! back on that tag.
 
-use crate::{Ack, Command, EventId, MeEvent, Trade, TradeId, UbsRecord, UbsSeq};
+use crate::market_data::{L2Book, Tick, Top};
+use crate::{Ack, Command, EventId, MeEvent, SymbolId, Trade, TradeId, UbsRecord, UbsSeq};
 use serde::{Deserialize, Serialize};
 
 /// Tag on which every node receives requests.
@@ -29,6 +30,17 @@ pub enum Request {
     /// [`Request::PullRecords`] it moves no retention floor (the replica keeps nothing on
     /// disk), and records already removed are answered with an error, not a stop.
     ReplicaRecords { after: UbsSeq, max: u32 },
+    /// Market data → Matching: durable events after `after`. It moves no retention floor
+    /// (market data worlds keep the matching engine's whole log), and events already
+    /// removed are answered with an error, not a stop.
+    MarketEvents { after: EventId, max: u32 },
+    /// Anyone → Market data: durable ticks after trade `after`.
+    Ticks { after: TradeId, max: u32 },
+    /// Anyone → Market data: the L2 book of `symbol` last published at or before event
+    /// `as_of`.
+    Book { symbol: SymbolId, as_of: EventId },
+    /// Anyone → Market data: the current top of `symbol`'s book.
+    Top { symbol: SymbolId },
 }
 
 /// A node's watermarks.
@@ -38,7 +50,8 @@ pub struct Status {
     pub ubs_seq: UbsSeq,
     /// UBSCore: last applied event; Matching: last durable event.
     pub event_id: EventId,
-    /// Matching: last durable trade; Settlement: last settled trade.
+    /// Matching: last durable trade; Settlement: last settled trade; Market data: its last
+    /// durable tick's trade (its last durable event is in `event_id`).
     pub trade_id: TradeId,
 }
 
@@ -55,6 +68,12 @@ pub enum Response {
     Trades(Vec<Trade>),
     /// Watermarks.
     Status(Status),
+    /// Ticks.
+    Ticks(Vec<Tick>),
+    /// An L2 book, if one was published.
+    Book(Option<L2Book>),
+    /// A top of book (`None`: no such symbol).
+    Top(Option<Top>),
     /// The node cannot serve this request.
     Error(String),
 }

@@ -323,7 +323,7 @@ impl UbsCore {
                     .unfreeze(lock.user, lock.asset, lock.remaining_lock)
                     .map_err(|what| UbsError::Inconsistent { event_id: event.event_id, what })?;
             }
-            MeEventKind::CancelRejected { .. } => {}
+            MeEventKind::CancelRejected { .. } | MeEventKind::Rested { .. } => {}
         }
         self.last_event_id = event.event_id;
         Ok(Applied::Applied)

@@ -3,7 +3,7 @@
 //! and the final state.
 
 use super::recovery::RecoveryPoints;
-use super::{Violation, archive, final_state, history, replica};
+use super::{Violation, archive, final_state, history, market_data, replica};
 use crate::model::Model;
 use engine::durable::UbsEntry;
 use engine::{Markets, UbsRecord};
@@ -40,6 +40,10 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     if let Some(seen) = &result.replica {
         replica::check_links(&seen.links, &model)?;
     }
+    // So may market data: what it recovered and served speaks first too.
+    if let Some(seen) = &result.market_data {
+        market_data::check(&result.recoveries, &seen.served_ticks, seen.config, &model)?;
+    }
     if let Some(problem) = result.problems.first() {
         return Err(match problem.clone() {
             Problem::ServiceError { node, error } => Violation::ServiceError { service: node, error },
@@ -58,6 +62,9 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
         error: "the services could not be recovered from disk".into(),
     })?;
     final_state::check(&f.ubs, &f.me, &f.settlement, &model)?;
+    if let Some(md) = &f.market_data {
+        market_data::check_complete(md.market_data().state(), &model)?;
+    }
     match &result.replica {
         Some(seen) if !seen.promoted => replica::check_state(seen.last_state.as_ref(), &model),
         _ => Ok(()),

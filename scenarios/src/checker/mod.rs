@@ -8,6 +8,8 @@ pub mod final_state;
 pub mod history;
 mod invariants;
 #[cfg(madsim)]
+pub mod market_data;
+#[cfg(madsim)]
 pub mod recovery;
 pub mod replica;
 mod view;

@@ -105,6 +105,8 @@ impl<'r> RecoveryPoints<'r> {
                 Recovered::Settlement { ledger, last_trade_id, .. } => {
                     p.settlement.push((i, ledger, *last_trade_id))
                 }
+                // Judged by `checker::market_data`, against the model's event log.
+                Recovered::MarketData { .. } => {}
             }
         }
         Ok(p)

@@ -144,6 +144,20 @@ pub enum Violation {
         /// The replica's link, or its state field.
         actual: String,
     },
+    /// Market data recovered or served something the model's event log does not derive.
+    MarketDataDiverged {
+        /// Which recovery (index among the run's recoveries); `None`: a tick served, or
+        /// the end state.
+        recovery: Option<usize>,
+        /// The event id it holds state as of (0: not known).
+        at: u64,
+        /// The first field that differs.
+        field: String,
+        /// The model's.
+        expected: String,
+        /// Market data's.
+        actual: String,
+    },
 }
 
 impl Violation {
@@ -168,6 +182,7 @@ impl Violation {
             Violation::Panic { .. } => "panic",
             Violation::Divergence { .. } => "divergence",
             Violation::ReplicaDiverged { .. } => "replica-diverged",
+            Violation::MarketDataDiverged { .. } => "market-data-diverged",
         }
     }
 
@@ -187,6 +202,7 @@ impl Violation {
                 | Violation::LogMismatch { .. }
                 | Violation::Invariant { .. }
                 | Violation::ReplicaDiverged { .. }
+                | Violation::MarketDataDiverged { .. }
         )
     }
 }
@@ -241,6 +257,13 @@ impl fmt::Display for Violation {
                 f,
                 "the replica's chained hash first differs at event {event_id}\n  expected (model):   {expected}\n  actual (replica):   {actual}"
             ),
+            Violation::MarketDataDiverged { recovery, at, field, expected, actual } => {
+                match recovery {
+                    Some(i) => write!(f, "market data recovery #{i} (as of event {at}) differs in {field}")?,
+                    None => write!(f, "market data differs in {field}")?,
+                }
+                write!(f, "\n  expected (model):       {expected}\n  actual (market data):  {actual}")
+            }
         }
     }
 }

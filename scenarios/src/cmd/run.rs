@@ -38,7 +38,7 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
     crate::require_simulation(&[scenario])?;
     let params = a.params.params()?;
     a.trace.install_if_asked()?;
-    let plan = a.plan.as_deref().map(|p| read_plan(p, scenario)).transpose()?;
+    let plan = a.plan.as_deref().map(|p| read_plan(p, scenario, a.seed)).transpose()?;
     if let Some(path) = &a.save_plan {
         crate::check_writable(path)?;
     }
@@ -81,13 +81,13 @@ pub fn run(a: RunArgs) -> Result<(), Failure> {
     }
 }
 
-fn read_plan(path: &std::path::Path, scenario: Scenario) -> Result<sim::plan::FaultPlan, Failure> {
+fn read_plan(path: &std::path::Path, scenario: Scenario, seed: u64) -> Result<sim::plan::FaultPlan, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Usage(format!("{}: cannot read plan: {e}", path.display())))?;
     let plan: sim::plan::FaultPlan = serde_json::from_str(&text)
         .map_err(|e| Failure::Usage(format!("{}: not a fault plan: {e}", path.display())))?;
     plan.validate()
-        .and_then(|()| plan.validate_services(scenario.has_replica()))
+        .and_then(|()| plan.validate_services(scenario.services(seed)))
         .map_err(|e| Failure::Usage(format!("{}: invalid plan: {e}", path.display())))?;
     Ok(plan)
 }

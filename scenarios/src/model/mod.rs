@@ -284,7 +284,13 @@ impl Model {
             self.arrivals += 1;
             let key = priority_key(&order, self.arrivals);
             self.where_is.insert(order.order_id, key);
+            let qty = order.qty - taker.filled;
             self.book.insert(key, taker);
+            if self.markets.book_events() {
+                let (order_id, user, symbol, side, price) =
+                    (order.order_id, order.user, order.symbol, order.side, order.price);
+                self.emit(seq, MeEventKind::Rested { order_id, user, symbol, side, price, qty });
+            }
         }
         Outcome::Accepted
     }

@@ -131,8 +131,8 @@ impl Cluster {
             Service::Ubscore => self.addrs.ubscore,
             Service::Matching => self.addrs.matching,
             Service::Settlement => self.addrs.settlement,
-            // Real clusters run the three durable services only.
-            Service::Replica => return None,
+            // Real clusters run the three core services only.
+            Service::Replica | Service::MarketData => return None,
         };
         while start.elapsed() < within {
             if let Some(Response::Status(_)) =

@@ -272,7 +272,7 @@ fn replayed_since(log: &Path, from: u64, s: Service) -> Option<u64> {
             let from = checkpoint.and_then(|c| c.parse().ok()).unwrap_or(0);
             field("last_trade_id").map(|last| last.saturating_sub(from))
         }
-        Service::Replica => None,
+        Service::Replica | Service::MarketData => None,
     }
 }
 

@@ -69,7 +69,9 @@ pub fn run(service: Service, data: &Path, addrs: Addrs, plant: Option<Bug>) -> E
             Service::Ubscore => run_ubscore(env).await,
             Service::Matching => run_matching(env).await,
             Service::Settlement => run_settlement(env).await,
-            Service::Replica => return Ended::Fatal("the replica runs in simulations only".into()),
+            Service::Replica | Service::MarketData => {
+                return Ended::Fatal(format!("{service} runs in simulations only"));
+            }
         };
         match stop {
             Stop::Graceful { snapshot } => Ended::Graceful(snapshot),

@@ -49,9 +49,14 @@ pub(super) async fn safety_phase(w: &mut World) -> FaultPlan {
     executed.clients = w.cfg.plan.as_ref().and_then(|p| p.clients);
     let mut source: Box<dyn Iterator<Item = PlanEvent>> = match &w.cfg.plan {
         Some(p) => Box::new(p.events.clone().into_iter()),
-        None => {
-            Box::new(Planner::new(w.cfg.seed, ChaosRates { replica: w.cfg.replica, ..w.cfg.chaos.rates() }))
-        }
+        None => Box::new(Planner::new(
+            w.cfg.seed,
+            ChaosRates {
+                replica: w.cfg.replica,
+                market_data: w.cfg.market_data.is_some(),
+                ..w.cfg.chaos.rates()
+            },
+        )),
     };
     let mut next = source.next();
     let mut due = Due::default();

@@ -3,12 +3,13 @@
 
 use super::services::{damaged_media, names_damage};
 use super::{
-    FinalState, Problem, ReplicaSeen, STOPPED_ITSELF, World, WorldResult, data_dir, lock, state_digest,
+    FinalState, MarketDataSeen, Problem, ReplicaSeen, STOPPED_ITSELF, World, WorldResult, data_dir, lock,
+    state_digest,
 };
 use crate::fs::{Death, Fault, NodeFs};
 use crate::plan::{FaultPlan, Service};
 use engine::durable::pipeline::me_input;
-use engine::durable::{DurableError, DurableMatching, DurableSettlement, DurableUbs};
+use engine::durable::{DurableError, DurableMarketData, DurableMatching, DurableSettlement, DurableUbs};
 use engine::service::Recovered;
 use engine::storage::FileSystem;
 use std::collections::BTreeMap;
@@ -152,6 +153,10 @@ impl World {
                 promoted: self.promoted(),
                 ..std::mem::take(&mut *lock(&shared.replica))
             }),
+            market_data: self.cfg.market_data.map(|config| MarketDataSeen {
+                config,
+                served_ticks: std::mem::take(&mut *lock(&shared.served_ticks)),
+            }),
         }
     }
 
@@ -198,11 +203,22 @@ impl World {
         // After a failover the matching engine's data is on the promoted replica's disk.
         let matching = if self.failed_over() { Service::Replica } else { Service::Matching };
         let me_fs = disk_of(matching, Service::Matching);
-        let (mut me, info) = DurableMatching::open(me_fs, &data_dir(matching), markets, storage, 0)?;
+        let (mut me, info) = DurableMatching::open(me_fs, &data_dir(matching), markets.clone(), storage, 0)?;
         hook("matching", Recovered::of_matching(&me, info.snapshot_seq));
         let (settlement, info) =
             DurableSettlement::open(fs(Service::Settlement), &data_dir(Service::Settlement), storage, 0)?;
         hook("settlement", Recovered::of_settlement(&settlement, info.snapshot_seq));
+        let market_data = match self.cfg.market_data {
+            Some(config) => {
+                let dir = data_dir(Service::MarketData);
+                let (md, info) =
+                    DurableMarketData::open(fs(Service::MarketData), &dir, &markets, config, storage, 0)?;
+                hook("market-data", Recovered::of_market_data(&md, info.snapshot_seq));
+                md.wal().scrub()?;
+                Some(md)
+            }
+            None => None,
+        };
         // Recovery reads only what it replays; the end of a run scrubs every log, so
         // damage at rest below a snapshot is refused here, loudly, or not at all.
         ubs.wal().scrub()?;
@@ -218,7 +234,7 @@ impl World {
                 "matching has logged events UBSCore's history does not produce".into(),
             ));
         }
-        Ok(FinalState { ubs, me, settlement })
+        Ok(FinalState { ubs, me, settlement, market_data })
     }
 
     /// Faults by kind and crash points by coverage cell, every fault absorbed into the hash.

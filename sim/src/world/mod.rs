@@ -16,7 +16,9 @@ mod observer;
 mod result;
 mod services;
 
-pub use result::{FinalState, Problem, RecoveryRecord, ReplicaSeen, WorldResult, state_digest};
+pub use result::{
+    FinalState, MarketDataSeen, Problem, RecoveryRecord, ReplicaSeen, WorldResult, state_digest,
+};
 pub use services::names_damage;
 
 use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, PendingFate, SimFs};
@@ -102,6 +104,7 @@ impl Chaos {
             corrupt_snapshot: self.corrupt_snapshot,
             media: self.media,
             replica: false,
+            market_data: false,
         }
     }
 }
@@ -143,6 +146,9 @@ pub struct WorldConfig {
     /// A share, not a count, so that a run with fewer commands (a shrunk plan) still fails
     /// over at the same point of its workload.
     pub failover_at: Option<f64>,
+    /// Market data, with its publication settings (`None`: the world has none). It needs
+    /// markets that publish book events.
+    pub market_data: Option<engine::market_data::MdConfig>,
 }
 
 /// Where a failover stands.
@@ -207,6 +213,8 @@ pub(crate) struct Shared {
     /// The statuses of the observer's last complete round (`None`: no answer), in the
     /// order ubscore, matching, settlement (, replica), and the round they belong to.
     pub(crate) statuses: Mutex<(usize, Vec<Option<Status>>)>,
+    /// Every tick market data served to the observer, in the order served.
+    pub(crate) served_ticks: Mutex<Vec<engine::market_data::Tick>>,
 }
 
 impl Shared {
@@ -338,10 +346,15 @@ impl World {
             promote_at: Arc::new(AtomicU64::new(u64::MAX)),
             promoted: AtomicBool::new(false),
             statuses: Mutex::new((0, Vec::new())),
+            served_ticks: Mutex::new(Vec::new()),
         });
         let hook = shared.recovery_hook(start);
         let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);
         assert!(cfg.replica || cfg.failover_at.is_none(), "a failover needs the replica");
+        if let Some(md) = cfg.market_data {
+            assert!(cfg.markets.book_events(), "market data needs markets that publish book events");
+            assert_eq!(md.validate(), Ok(()), "market data settings");
+        }
         let acks = |share: f64| {
             assert!((0.0..=1.0).contains(&share), "failover share {share} is not within 0 to 1");
             ((share * cfg.commands.len() as f64).ceil() as usize).max(1)
@@ -350,7 +363,7 @@ impl World {
         let nodes = services::spawn(&handle, &shared, &cfg, hook, media);
         let keep = cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
         let clients = clients::spawn(&handle, &shared, &cfg.commands, keep.as_deref(), cfg.clients.max(1));
-        observer::spawn(&handle, &shared, cfg.replica);
+        observer::spawn(&handle, &shared, cfg.replica, cfg.market_data.is_some());
         World {
             cfg,
             budget_spent: None,
@@ -370,9 +383,10 @@ impl World {
         }
     }
 
-    /// The world's services: the three durable ones, and the replica if it has one.
+    /// The world's services: the three durable ones, and the replica and market data if
+    /// it has them.
     pub fn services(&self) -> Vec<Service> {
-        Service::of_world(self.cfg.replica).to_vec()
+        Service::of_world(self.cfg.replica, self.cfg.market_data.is_some()).to_vec()
     }
 
     /// Simulated time since the start.

@@ -3,7 +3,7 @@
 
 use crate::fs::ArchivedVersion;
 use crate::plan::{FaultPlan, OpCounts};
-use engine::durable::{DurableMatching, DurableSettlement, DurableUbs};
+use engine::durable::{DurableMarketData, DurableMatching, DurableSettlement, DurableUbs};
 use engine::service::Recovered;
 use engine::{Ack, Command};
 use std::collections::BTreeMap;
@@ -48,6 +48,8 @@ pub struct FinalState {
     pub me: DurableMatching,
     /// Settlement.
     pub settlement: DurableSettlement,
+    /// Market data, in worlds that have it.
+    pub market_data: Option<DurableMarketData>,
 }
 
 /// One recovery of one service, as the world saw it.
@@ -69,8 +71,8 @@ pub struct WorldResult {
     /// The trace hash (equal for equal seeds, code and parameters); it covers the state
     /// digest too.
     pub trace_hash: u64,
-    /// xxh3 digest of the state of all three services as recovered at the end (balances,
-    /// locks, de-dup table, counters; books; ledger), if they could be recovered.
+    /// xxh3 digest of the state of all services as recovered at the end (balances, locks,
+    /// de-dup table, counters; books; ledger; market data), if they could be recovered.
     pub state_digest: Option<u64>,
     /// Trace lines.
     pub trace_lines: u64,
@@ -113,6 +115,17 @@ pub struct WorldResult {
     pub plan: FaultPlan,
     /// What the replica reported, in worlds that have one.
     pub replica: Option<ReplicaSeen>,
+    /// What market data served, in worlds that have it.
+    pub market_data: Option<MarketDataSeen>,
+}
+
+/// What market data served during a run, and the settings it was run with.
+#[derive(Clone, Debug)]
+pub struct MarketDataSeen {
+    /// Its publication settings (the world's, for the oracle's own derivation).
+    pub config: engine::market_data::MdConfig,
+    /// Every tick it served to the observer, in the order served.
+    pub served_ticks: Vec<engine::market_data::Tick>,
 }
 
 /// xxh3 over the canonical encoding of every service's recovered state: equal states,
@@ -121,5 +134,8 @@ pub fn state_digest(f: &FinalState) -> u64 {
     let mut bytes = engine::codec::encode(&f.ubs.core().export_state());
     engine::codec::encode_into(&f.me.engine().export_state(), &mut bytes);
     engine::codec::encode_into(&f.settlement.settlement().ledger(), &mut bytes);
+    if let Some(md) = &f.market_data {
+        engine::codec::encode_into(md.market_data().state(), &mut bytes);
+    }
     xxhash_rust::xxh3::xxh3_64(&bytes)
 }

@@ -24,7 +24,12 @@ pub(crate) fn addrs() -> Addrs {
 
 /// Where the replica listens.
 pub(crate) fn replica_addr() -> SocketAddr {
-    SocketAddr::from(([10, 0, 0, 4], 7000))
+    SocketAddr::from(([10, 0, 0, Service::Replica.host()], 7000))
+}
+
+/// Where market data listens.
+pub(crate) fn market_data_addr() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, Service::MarketData.host()], 7000))
 }
 
 /// Errors that name damaged durable data (a file, an offset, a missing entry): under media
@@ -67,16 +72,17 @@ pub(crate) fn spawn(
     media: bool,
 ) -> BTreeMap<Service, NodeId> {
     let mut nodes = BTreeMap::new();
-    for (i, &service) in Service::of_world(cfg.replica).iter().enumerate() {
-        let (shared, markets, storage, hook) =
-            (shared.clone(), cfg.markets.clone(), cfg.storage, hook.clone());
+    for &service in Service::of_world(cfg.replica, cfg.market_data.is_some()) {
+        let (shared, hook) = (shared.clone(), hook.clone());
+        let life =
+            Life { markets: cfg.markets.clone(), storage: cfg.storage, market_data: cfg.market_data, media };
         let node = handle
             .create_node()
             .name(service.name())
-            .ip([10, 0, 0, i as u8 + 1].into())
+            .ip([10, 0, 0, service.host()].into())
             .init(move || {
-                let (shared, markets, hook) = (shared.clone(), markets.clone(), hook.clone());
-                async move { run(service, shared, markets, storage, hook, media).await }
+                let (shared, life, hook) = (shared.clone(), life.clone(), hook.clone());
+                async move { run(service, shared, life, hook).await }
             })
             .build();
         nodes.insert(service, node.id());
@@ -105,15 +111,19 @@ async fn run_replica(mut env: NodeEnv, shared: &Arc<Shared>) -> engine::service:
     engine::service::run_matching(env).await
 }
 
-/// One life of a service node: revive its disk, run the service until it stops itself.
-async fn run(
-    service: Service,
-    shared: Arc<Shared>,
+/// What every life of a service node is started with.
+#[derive(Clone)]
+struct Life {
     markets: engine::Markets,
     storage: engine::durable::DurableConfig,
-    hook: RecoveryHook,
+    market_data: Option<engine::market_data::MdConfig>,
+    /// Whether media faults can strike.
     media: bool,
-) {
+}
+
+/// One life of a service node: revive its disk, run the service until it stops itself.
+async fn run(service: Service, shared: Arc<Shared>, life: Life, hook: RecoveryHook) {
+    let Life { markets, storage, market_data, media } = life;
     let name = service.name();
     let id = madsim::plugin::node();
     let simfs = SimFs::current();
@@ -146,6 +156,10 @@ async fn run(
         Service::Matching => engine::service::run_matching(env).await,
         Service::Settlement => engine::service::run_settlement(env).await,
         Service::Replica => run_replica(env, &shared).await,
+        Service::MarketData => {
+            let config = market_data.expect("market data runs only in worlds configured with it");
+            engine::service::run_market_data(env, market_data_addr(), config).await
+        }
     };
     // Simulated nodes are never asked to shut down but the replica, whose graceful stop
     // is its promotion, after which it runs as the matching engine until it stops.
