@@ -136,8 +136,12 @@ fn funding() -> Vec<Command> {
 }
 
 fn run_differential(commands: &[Command]) -> Result<(), TestCaseError> {
-    let mut engine = Pipeline::with_logs(markets());
-    let mut model = Model::new(markets());
+    run_differential_on(markets(), commands)
+}
+
+fn run_differential_on(markets: Markets, commands: &[Command]) -> Result<(), TestCaseError> {
+    let mut engine = Pipeline::with_logs(markets.clone());
+    let mut model = Model::new(markets);
     // Σ accepted deposits − withdrawals, from the acks alone.
     let mut net: BTreeMap<u32, u128> = BTreeMap::new();
     for (i, command) in commands.iter().enumerate() {
@@ -184,6 +188,37 @@ proptest! {
     fn engine_equals_model_without_funding(ops in prop::collection::vec(op(), 1..120)) {
         run_differential(&materialize(&ops))?;
     }
+
+    /// With order events on, both also log `Rested` and `Rejected` at the same places.
+    #[test]
+    fn engine_equals_model_with_order_events(ops in prop::collection::vec(op(), 1..200)) {
+        let mut commands = funding();
+        commands.extend(materialize(&ops));
+        run_differential_on(markets().with_order_events(true), &commands)?;
+    }
+}
+
+/// Order events appear where the strategy makes orders rest and get refused.
+#[test]
+fn order_events_are_logged_only_when_asked_for() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let ops = prop::collection::vec(op(), 200).new_tree(&mut runner).unwrap().current();
+    let mut commands = funding();
+    commands.extend(materialize(&ops));
+    let count = |on: bool| {
+        let mut engine = Pipeline::with_logs(markets().with_order_events(on));
+        for c in &commands {
+            engine.submit(*c).unwrap();
+        }
+        let rested =
+            engine.events().iter().filter(|e| matches!(e.kind, engine::MeEventKind::Rested { .. })).count();
+        let rejected =
+            engine.events().iter().filter(|e| matches!(e.kind, engine::MeEventKind::Rejected { .. })).count();
+        (rested, rejected)
+    };
+    assert_eq!(count(false), (0, 0));
+    let (rested, rejected) = count(true);
+    assert!(rested > 5 && rejected > 5, "{rested} rested, {rejected} rejected");
 }
 
 /// The generated streams reach the cases the property is about (else it proves little).
@@ -219,6 +254,7 @@ fn the_strategy_covers_trades_rejections_duplicates_and_cancels() {
                 engine::MeEventKind::OrderClosed { .. } => "filled",
                 engine::MeEventKind::CancelRejected { .. } => "cancel rejected",
                 engine::MeEventKind::Rested { .. } => "rested",
+                engine::MeEventKind::Rejected { .. } => "rejected",
             };
             *seen.entry(key).or_default() += 1;
         }

@@ -5,11 +5,13 @@
 
 #![cfg(madsim)]
 
+use engine::audit::AuditEntry;
 use engine::market_data::MdState;
 use engine::service::Recovered;
 use scenarios::checker::Violation;
 use scenarios::scenario::{Params, Scenario};
 use scenarios::simrun;
+use sim::world::Served;
 
 fn market_data_world(seed: u64, commands: usize) -> sim::world::WorldConfig {
     simrun::world_config(Scenario::MarketData, seed, commands, &Params::default())
@@ -39,7 +41,7 @@ fn market_data_follows_every_event_through_kills() {
     let result = sim::world::run_world(cfg);
     simrun::check(&result, &markets).unwrap();
     let f = result.final_state.as_ref().expect("recovered");
-    let md = f.market_data.as_ref().expect("a market-data world recovers market data").market_data();
+    let md = f.market_data.as_ref().expect("a market-data world recovers market data").inner();
     let events = f.me.durable_event_id();
     assert!(events > 100, "the workload made events ({events})");
     assert_eq!(md.last_event_id(), events, "market data holds every event at the end");
@@ -73,6 +75,29 @@ fn a_wrong_tick_book_or_top_is_named() {
     seen.served_ticks[0].price += 1;
     expect_named(&result, "served");
     result.market_data.as_mut().expect("seen").served_ticks[0].price -= 1;
+    // A top of book and an L2 book served wrong.
+    let tops = result.served.iter().filter(|q| matches!(q, Served::Top { top: Some(t), .. } if t.bid.is_some())).count();
+    let books = result.served.iter().filter(|q| matches!(q, Served::Book { book: Some(_), .. })).count();
+    assert!(tops > 10 && books > 10, "queries were answered ({tops} tops, {books} books)");
+    for (what, pick) in [("top of book", 0), ("L2 book", 1)] {
+        let i = result
+            .served
+            .iter()
+            .position(|q| match q {
+                Served::Top { top: Some(t), .. } => pick == 0 && t.bid.is_some(),
+                Served::Book { book: Some(b), .. } => pick == 1 && !b.bids.is_empty(),
+                _ => false,
+            })
+            .expect("an answer to tamper with");
+        let before = result.served[i].clone();
+        match &mut result.served[i] {
+            Served::Top { top: Some(t), .. } => t.bid = None,
+            Served::Book { book: Some(b), .. } => b.bids.clear(),
+            _ => unreachable!("picked above"),
+        }
+        expect_named(&result, what);
+        result.served[i] = before;
+    }
     // The final recovery losing a tick, with an L2 book off, with a top of book off.
     let last = *md_recoveries(&result).last().expect("the final recovery");
     let tampers: [(&str, Tamper); 3] = [
@@ -99,9 +124,73 @@ fn some_swarm_seeds_run_market_data() {
         seeds += 1;
         if cfg.market_data.is_some() {
             with += 1;
-            assert!(cfg.markets.book_events(), "seed {seed}: market data without book events");
+            assert!(cfg.markets.order_events(), "seed {seed}: market data without order events");
             assert!(!cfg.storage.retention, "seed {seed}: market data with retention on");
         }
     }
     assert!(with > 0 && with < seeds, "{with} of {seeds} swarm seeds draw market data");
+}
+
+#[test]
+fn settlement_keeps_the_audit_trail_and_a_wrong_entry_is_named() {
+    let cfg = market_data_world(4, 600);
+    let markets = cfg.markets.clone();
+    let mut result = sim::world::run_world(cfg);
+    simrun::check(&result, &markets).unwrap();
+    let audits: Vec<usize> = result
+        .recoveries
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r.state, Recovered::Audit { .. }))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(audits.len() >= 2, "settlement recovered its audit trail ({} times)", audits.len());
+    let last = *audits.last().expect("the final recovery");
+    let Recovered::Audit { state, ledger_trade_id, .. } = &mut result.recoveries[last].state else {
+        unreachable!("an audit recovery")
+    };
+    let ends = state
+        .orders
+        .values()
+        .filter(|o| o.entries.iter().any(|(_, e)| !matches!(e, AuditEntry::Fill { .. })))
+        .count();
+    assert!(
+        ends > 50 && state.last_trade_id == *ledger_trade_id,
+        "{ends} orders with an end; trail complete"
+    );
+    let rejected = state
+        .orders
+        .values()
+        .any(|o| o.entries.iter().any(|(_, e)| matches!(e, AuditEntry::Rejected { .. })));
+    assert!(rejected, "refused orders are in the trail");
+    // One fill dropped from one order: named with the order.
+    let (id, order) =
+        state.orders.iter_mut().find(|(_, o)| o.entries.len() > 1).expect("an order with a story");
+    let id = *id;
+    order.entries.remove(0);
+    match simrun::check(&result, &markets) {
+        Err(Violation::AuditDiverged { field, .. }) => assert_eq!(field, format!("order {id}")),
+        other => panic!("a wrong audit entry must be named: {other:?}"),
+    }
+    // An order's trail served wrong, and a user's orders served wrong.
+    let (orders, users) = (
+        result.served.iter().filter(|q| matches!(q, Served::AuditOrder { order: Some(_), .. })).count(),
+        result.served.iter().filter(|q| matches!(q, Served::AuditUser { ids, .. } if !ids.is_empty())).count(),
+    );
+    assert!(orders > 10 && users > 10, "the audit was queried ({orders} orders, {users} users)");
+    let i = result.served.iter().position(|q| matches!(q, Served::AuditUser { ids, .. } if !ids.is_empty())).expect("one");
+    if let Served::AuditUser { ids, .. } = &mut result.served[i] {
+        ids.pop();
+    }
+    match simrun::check(&result, &markets) {
+        Err(Violation::AuditDiverged { field, .. }) => assert!(field.starts_with("orders of user"), "{field}"),
+        other => panic!("a wrong answer must be named: {other:?}"),
+    }
+    // A trail speaking of a trade beyond the ledger beside it.
+    let Recovered::Audit { ledger_trade_id, .. } = &mut result.recoveries[last].state else { unreachable!() };
+    *ledger_trade_id -= 1;
+    match simrun::check(&result, &markets) {
+        Err(Violation::AuditDiverged { field, .. }) => assert_eq!(field, "last trade in the trail"),
+        other => panic!("a trail ahead of its ledger must be named: {other:?}"),
+    }
 }

@@ -49,6 +49,8 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::PromotionForgetsDownstream => &["service-error"],
         // A recovered market data lacks a tick the model derives at its point.
         Bug::TickLostOnRecovery => &["market-data-diverged"],
+        // A recovered audit trail speaks of a trade the ledger beside it does not hold.
+        Bug::AuditBeforeLedger => &["audit-diverged"],
     }
 }
 

@@ -55,11 +55,14 @@ pub enum Bug {
     /// Market data's recovery re-derives the first trade after its snapshot into the book
     /// but does not publish its tick again: a tick served before the crash is gone.
     TickLostOnRecovery,
+    /// Settlement commits the audit trail's records before the ledger holding their trades:
+    /// a crash in between leaves the trail speaking of trades the ledger lost.
+    AuditBeforeLedger,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -77,6 +80,7 @@ impl Bug {
         Bug::ReplicaAppliesTwice,
         Bug::PromotionForgetsDownstream,
         Bug::TickLostOnRecovery,
+        Bug::AuditBeforeLedger,
     ];
 
     /// Kebab-case name.
@@ -99,6 +103,7 @@ impl Bug {
             Bug::ReplicaAppliesTwice => "replica-applies-twice",
             Bug::PromotionForgetsDownstream => "promotion-forgets-downstream",
             Bug::TickLostOnRecovery => "tick-lost-on-recovery",
+            Bug::AuditBeforeLedger => "audit-before-ledger",
         }
     }
 }

@@ -153,4 +153,7 @@ pub enum MeInput {
     Place(Order),
     /// A cancel request.
     Cancel { order_id: OrderId, user: UserId },
+    /// A place UBSCore refused: only the watermark moves, and, when the markets publish
+    /// order events, a `Rejected` event is logged (the audit trail's end of the order).
+    Reject { order_id: OrderId, user: UserId, reason: RejectReason },
 }

@@ -75,9 +75,12 @@ pub enum MeEventKind {
     /// A cancel found nothing to cancel.
     CancelRejected { order_id: OrderId, user: UserId, reason: CancelRejectReason },
     /// An order (or its remainder after fills) now rests in the book. Logged only when the
-    /// markets publish book events ([`crate::Markets::with_book_events`]): market data
+    /// markets publish order events ([`crate::Markets::with_order_events`]): market data
     /// needs them to build the book; the other services ignore them.
     Rested { order_id: OrderId, user: UserId, symbol: SymbolId, side: Side, price: Price, qty: Qty },
+    /// UBSCore refused the order (logged only when the markets publish order events): its
+    /// end, for the audit trail.
+    Rejected { order_id: OrderId, user: UserId, reason: crate::command::RejectReason },
 }
 
 /// One entry of the ME's event log.

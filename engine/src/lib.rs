@@ -3,6 +3,7 @@
 //! (inputs in, events out, no I/O); and the storage layer they persist through: the
 //! filesystem trait, the codec and the WAL.
 
+pub mod audit;
 pub mod bugs;
 pub mod codec;
 pub mod command;

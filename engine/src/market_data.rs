@@ -275,7 +275,9 @@ impl MarketData {
                     return Err(MdError::TradeGap { event_id: id, expected, got: t.trade_id });
                 }
                 let maker = if t.taker_side == Side::Buy { t.sell_order_id } else { t.buy_order_id };
-                self.take(id, maker, Some(t.qty))?;
+                if self.take(id, maker, Some(t.qty))? != t.symbol {
+                    return Err(MdError::NotResting { event_id: id, order_id: maker });
+                }
                 let (symbol, price, qty, taker_side) = (t.symbol, t.price, t.qty, t.taker_side);
                 self.state.ticks.push(Tick {
                     trade_id: t.trade_id,
@@ -295,7 +297,9 @@ impl MarketData {
                 // Filled makers leave with their last trade; takers never rested.
                 return Err(MdError::NotResting { event_id: id, order_id });
             }
-            MeEventKind::OrderClosed { .. } | MeEventKind::CancelRejected { .. } => None,
+            MeEventKind::OrderClosed { .. }
+            | MeEventKind::CancelRejected { .. }
+            | MeEventKind::Rejected { .. } => None,
         };
         self.state.last_event_id = id;
         self.publish(id, touched);
@@ -403,7 +407,7 @@ mod tests {
         let asset = |id, code: &str| Asset { id, code: code.into(), decimals: 2 };
         Markets::new(vec![asset(1, "BTC"), asset(2, "USD")], vec![(1, "BTC/USD".into(), 1, 2)])
             .expect("valid markets")
-            .with_book_events(true)
+            .with_order_events(true)
     }
 
     fn ev(event_id: EventId, kind: MeEventKind) -> MeEvent {

@@ -152,7 +152,7 @@ pub struct Markets {
     symbols: BTreeMap<SymbolId, Symbol>,
     /// Whether the matching engine logs a `Rested` event when an order rests (the
     /// market-data service builds its book from them). Off by default.
-    book_events: bool,
+    order_events: bool,
 }
 
 impl Markets {
@@ -212,14 +212,14 @@ impl Markets {
     }
 
     /// The same markets, with `Rested` events logged (`true`) or not.
-    pub fn with_book_events(mut self, on: bool) -> Markets {
-        self.book_events = on;
+    pub fn with_order_events(mut self, on: bool) -> Markets {
+        self.order_events = on;
         self
     }
 
     /// Whether the matching engine logs a `Rested` event when an order rests.
-    pub fn book_events(&self) -> bool {
-        self.book_events
+    pub fn order_events(&self) -> bool {
+        self.order_events
     }
 }
 

@@ -452,7 +452,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::NoSnapshotFallback => Scenario::CorruptSnapshot,
         Bug::ReplicaAppliesTwice => Scenario::Replica,
         Bug::PromotionForgetsDownstream => Scenario::Failover,
-        Bug::TickLostOnRecovery => Scenario::MarketData,
+        Bug::TickLostOnRecovery | Bug::AuditBeforeLedger => Scenario::MarketData,
         _ => Scenario::Crash,
     }
 }

@@ -99,12 +99,12 @@ fn replica_world(scenario: Scenario, seed: u64, cfg: &mut WorldConfig) {
     }
 }
 
-/// Adds market data to a world: the matching engine then logs book events, and market
+/// Adds market data to a world: the matching engine then logs order events, and market
 /// data publishes often enough for short runs to have many L2 books. Needs retention off:
 /// the matching engine's retention keeps only what UBSCore and Settlement may re-pull.
 pub fn with_market_data(cfg: &mut WorldConfig) {
     assert!(!cfg.storage.retention, "market data worlds keep the matching engine's whole log");
-    cfg.markets = cfg.markets.clone().with_book_events(true);
+    cfg.markets = cfg.markets.clone().with_order_events(true);
     cfg.market_data = Some(MdConfig { depth: 10, l2_every: 50, move_bps: 100 });
 }
 

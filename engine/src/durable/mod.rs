@@ -5,12 +5,12 @@
 //! | UBSCore | every fresh command with its outcome; every applied ME event | the whole state | snapshot + own WAL, re-applying and verifying each entry |
 //! | Matching | its events (WAL seq = `event_id`) | one file per book + counters | snapshot; re-match UBSCore's orders after `last_ubs_seq`, verifying against its own WAL |
 //! | Settlement | the ledger of trades (WAL seq = `trade_id`) | a checkpoint (`last_trade_id`) | checkpoint, then the ledger's true tail |
-//! | Market data | the ME's events as pulled (WAL seq = `event_id`) | the whole derived state | snapshot, then re-derive from the events after it |
+//! | Market data, audit trail | the ME's events as pulled (WAL seq = `event_id`) | the whole derived state | snapshot, then re-derive from the events after it |
 //!
 //! Nothing a service produces may leave it before the `commit` that covers it returned.
 
+mod follower;
 mod index;
-mod market_data;
 mod matching;
 pub mod pipeline;
 mod policy;
@@ -19,7 +19,7 @@ mod ubscore;
 
 pub use pipeline::DurablePipeline;
 
-pub use market_data::DurableMarketData;
+pub use follower::{DurableAudit, DurableFollower, DurableMarketData, Follower};
 pub use matching::DurableMatching;
 pub use policy::SnapshotPolicy;
 pub use settlement::DurableSettlement;
@@ -41,8 +41,8 @@ pub mod kind {
     pub const ME_EVENT: u8 = 3;
     /// Settlement: one settled trade (`Trade`).
     pub const TRADE: u8 = 4;
-    /// Market data: one pulled ME event (`MeEvent`).
-    pub const MD_EVENT: u8 = 5;
+    /// Market data, the audit trail: one pulled ME event (`MeEvent`).
+    pub const FOLLOWED_EVENT: u8 = 5;
 }
 
 /// Storage settings of one service.

@@ -49,6 +49,9 @@ pub fn me_input(record: &UbsRecord) -> Option<MeInput> {
     match (record.command, record.outcome) {
         (Command::Place(order), Outcome::Accepted) => Some(MeInput::Place(order)),
         (Command::Cancel { order_id, user }, Outcome::Accepted) => Some(MeInput::Cancel { order_id, user }),
+        (Command::Place(o), Outcome::Rejected(reason)) => {
+            Some(MeInput::Reject { order_id: o.order_id, user: o.user, reason })
+        }
         _ => None,
     }
 }
@@ -99,14 +102,7 @@ impl DurablePipeline {
             let mut moved = false;
             // Matching pulls UBSCore's durable records.
             for rec in self.ubs.records_after(self.me.last_ubs_seq(), BATCH)? {
-                let input = match (rec.command, rec.outcome) {
-                    (Command::Place(order), Outcome::Accepted) => Some(MeInput::Place(order)),
-                    (Command::Cancel { order_id, user }, Outcome::Accepted) => {
-                        Some(MeInput::Cancel { order_id, user })
-                    }
-                    _ => None,
-                };
-                self.me.process(rec.seq, input.as_ref())?;
+                self.me.process(rec.seq, me_input(&rec).as_ref())?;
                 moved = true;
             }
             self.me.commit()?;

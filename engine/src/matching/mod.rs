@@ -5,8 +5,9 @@
 //! for each execution, `Trade`, then `OrderClosed(Filled)` of the maker if it is done;
 //! afterwards `OrderClosed(Filled)` of the taker if it is done, else
 //! `OrderClosed(Expired)` for an IOC or market order, else (GTC) it rests: silently, or
-//! with a `Rested` event when the markets publish book events.
-//! A cancel yields `OrderClosed(Cancelled)` or `CancelRejected`.
+//! with a `Rested` event when the markets publish order events.
+//! A cancel yields `OrderClosed(Cancelled)` or `CancelRejected`. A place UBSCore refused
+//! yields `Rejected` when the markets publish order events, nothing otherwise.
 
 mod book;
 
@@ -159,6 +160,16 @@ impl MatchingEngine {
         match *input {
             MeInput::Place(order) => self.place(ubs_seq, &order, out)?,
             MeInput::Cancel { order_id, user } => self.cancel(ubs_seq, order_id, user, out),
+            MeInput::Reject { order_id, user, reason } => {
+                if self.markets.order_events() {
+                    push(
+                        out,
+                        &mut self.next_event_id,
+                        ubs_seq,
+                        MeEventKind::Rejected { order_id, user, reason },
+                    );
+                }
+            }
         }
         self.last_ubs_seq = ubs_seq;
         Ok(Applied::Applied)
@@ -182,7 +193,7 @@ impl MatchingEngine {
         if self.index.contains_key(&order.order_id) {
             return Err(MeError::DuplicateOrder { ubs_seq, order_id: order.order_id });
         }
-        let book_events = self.markets.book_events();
+        let order_events = self.markets.order_events();
         let Self { books, index, next_trade_id, next_event_id, .. } = self;
         let book = books.get_mut(&order.symbol).expect("a book exists for every symbol");
         let remaining = book.take(order.side, order.price, order.qty, |fill| {
@@ -236,7 +247,7 @@ impl MatchingEngine {
             };
             let slot = book.insert(&resting);
             index.insert(order.order_id, Locator { symbol: order.symbol, slot });
-            if book_events {
+            if order_events {
                 let kind = MeEventKind::Rested {
                     order_id: order.order_id,
                     user: order.user,

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 impl Recovered {
     /// Market data as just recovered from `snapshot`.
     pub fn of_market_data(md: &DurableMarketData, snapshot: Option<u64>) -> Recovered {
-        Recovered::MarketData { state: md.market_data().state().clone(), snapshot }
+        Recovered::MarketData { state: md.inner().state().clone(), snapshot }
     }
 }
 
@@ -24,7 +24,8 @@ pub async fn run_market_data(env: NodeEnv, listen: SocketAddr, config: MdConfig)
 
 async fn market_data(env: NodeEnv, listen: SocketAddr, config: MdConfig) -> Result<Stop, DurableError> {
     let start = madsim::time::Instant::now();
-    let opened = DurableMarketData::open(env.fs.clone(), &env.dir, &env.markets, config, env.config, 0);
+    let opened =
+        DurableMarketData::open_market_data(env.fs.clone(), &env.dir, &env.markets, config, env.config, 0);
     let (md, info) = after_disk(&env, opened).await?;
     env.trace(format!(
         "recovered last_event_id={} snapshot={:?} replayed={}",
@@ -41,12 +42,12 @@ async fn market_data(env: NodeEnv, listen: SocketAddr, config: MdConfig) -> Resu
         fatal.clone(),
         env.clone(),
         NodeEnv::matching_now,
-        |s: &DurableMarketData, max| Request::MarketEvents { after: s.market_data().last_event_id(), max },
+        |s: &DurableMarketData, max| Request::MarketEvents { after: s.inner().last_event_id(), max },
         move |s, response| match response {
             Response::Events(events) if !events.is_empty() => Some(
                 contiguous(
                     "matching → market data",
-                    s.market_data().last_event_id(),
+                    s.inner().last_event_id(),
                     events.iter().map(|e| e.event_id),
                 )
                 .and_then(|()| events.iter().try_for_each(|e| s.apply(e).map(|_| ())))
@@ -67,7 +68,7 @@ async fn market_data(env: NodeEnv, listen: SocketAddr, config: MdConfig) -> Resu
 /// which stops the node: until it has, queries are refused.
 fn answer(s: &DurableMarketData, request: Request) -> Response {
     let durable = s.durable_event_id();
-    let md = s.market_data();
+    let md = s.inner();
     if md.last_event_id() != durable && request != Request::Status {
         return Response::Error(format!("market data holds events after its durable {durable}"));
     }
@@ -79,8 +80,11 @@ fn answer(s: &DurableMarketData, request: Request) -> Response {
                 .copied()
                 .collect(),
         ),
-        Request::Book { symbol, as_of } => Response::Book(md.l2_as_of(symbol, as_of.min(durable)).cloned()),
-        Request::Top { symbol } => Response::Top(md.top(symbol)),
+        Request::Book { symbol, as_of } => {
+            let as_of = as_of.min(durable);
+            Response::Book { as_of, book: md.l2_as_of(symbol, as_of).cloned() }
+        }
+        Request::Top { symbol } => Response::Top { as_of: durable, top: md.top(symbol) },
         Request::Status => {
             Response::Status(Status { ubs_seq: 0, event_id: durable, trade_id: md.state().last_trade_id })
         }

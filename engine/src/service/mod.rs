@@ -2,6 +2,7 @@
 //! `madsim::net::Endpoint`, and the async loops of the three service nodes, market data
 //! and the matching replica.
 
+pub mod audit;
 pub mod market_data;
 pub mod node;
 pub mod protocol;

@@ -47,6 +47,9 @@ pub enum Recovered {
     Settlement { ledger: Vec<crate::Trade>, last_trade_id: crate::TradeId, snapshot: Option<u64> },
     /// Market data: its whole derived state.
     MarketData { state: crate::market_data::MdState, snapshot: Option<u64> },
+    /// Settlement's audit trail (reported as `<node>-audit`, right after the ledger's
+    /// recovery), with the last trade of the ledger recovered beside it.
+    Audit { state: crate::audit::AuditState, ledger_trade_id: crate::TradeId, snapshot: Option<u64> },
 }
 
 impl Recovered {
@@ -79,7 +82,8 @@ impl Recovered {
             Recovered::Ubs { snapshot, .. }
             | Recovered::Matching { snapshot, .. }
             | Recovered::Settlement { snapshot, .. }
-            | Recovered::MarketData { snapshot, .. } => *snapshot,
+            | Recovered::MarketData { snapshot, .. }
+            | Recovered::Audit { snapshot, .. } => *snapshot,
         }
     }
 }
@@ -348,9 +352,15 @@ pub async fn run_matching(env: NodeEnv) -> Stop {
     matching(env).await.unwrap_or_else(Stop::Fatal)
 }
 
-/// Runs settlement until a fatal error or a graceful shutdown.
+/// Runs settlement until a fatal error or a graceful shutdown; when the markets publish
+/// order events it keeps the audit trail too (see [`super::audit`]).
 pub async fn run_settlement(env: NodeEnv) -> Stop {
-    settlement(env).await.unwrap_or_else(Stop::Fatal)
+    let run = if env.markets.order_events() {
+        super::audit::settlement_with_audit(env).await
+    } else {
+        settlement(env).await
+    };
+    run.unwrap_or_else(Stop::Fatal)
 }
 
 /// UBSCore's node: recovery, the puller of ME events, the server.
@@ -488,7 +498,15 @@ async fn matching(env: NodeEnv) -> Result<Stop, DurableError> {
                 Response::Trades(s.trades_after(after, max as usize)?)
             }
             Request::MarketEvents { after, max } => {
-                witness("matching wal", after, s.durable_event_id())?;
+                // Not a witness of lost data: after a failover the new primary may still
+                // be behind events its followers took from the old one (it will make them
+                // again, identically). A follower ahead waits.
+                if after > s.durable_event_id() {
+                    return Ok(Response::Error(format!(
+                        "follower at event {after} is ahead of the durable log at {}",
+                        s.durable_event_id()
+                    )));
+                }
                 match s.events_after(after, max as usize) {
                     Ok(events) => Response::Events(events),
                     Err(gone @ DurableError::Compacted { .. }) => Response::Error(gone.to_string()),

@@ -2,8 +2,9 @@
 //! Requests go to tag [`REQUEST_TAG`] with a random reply tag in front; the reply comes
 //! back on that tag.
 
+use crate::audit::OrderAudit;
 use crate::market_data::{L2Book, Tick, Top};
-use crate::{Ack, Command, EventId, MeEvent, SymbolId, Trade, TradeId, UbsRecord, UbsSeq};
+use crate::{Ack, Command, EventId, MeEvent, OrderId, SymbolId, Trade, TradeId, UbsRecord, UbsSeq, UserId};
 use serde::{Deserialize, Serialize};
 
 /// Tag on which every node receives requests.
@@ -41,6 +42,10 @@ pub enum Request {
     Book { symbol: SymbolId, as_of: EventId },
     /// Anyone → Market data: the current top of `symbol`'s book.
     Top { symbol: SymbolId },
+    /// Anyone → Settlement: the audit trail of one order.
+    AuditOrder { order_id: OrderId },
+    /// Anyone → Settlement: the orders of one user in the audit trail.
+    AuditUser { user: UserId },
 }
 
 /// A node's watermarks.
@@ -70,10 +75,15 @@ pub enum Response {
     Status(Status),
     /// Ticks.
     Ticks(Vec<Tick>),
-    /// An L2 book, if one was published.
-    Book(Option<L2Book>),
-    /// A top of book (`None`: no such symbol).
-    Top(Option<Top>),
+    /// The L2 book last published at or before `as_of` (the event asked for, or the last
+    /// durable one if that is earlier), if one was.
+    Book { as_of: EventId, book: Option<L2Book> },
+    /// A top of book as of event `as_of` (`None`: no such symbol).
+    Top { as_of: EventId, top: Option<Top> },
+    /// An order's audit trail as of event `as_of` (`None`: not in the trail).
+    Audit { as_of: EventId, order: Option<OrderAudit> },
+    /// A user's order ids in the audit trail as of event `as_of`.
+    Orders { as_of: EventId, ids: Vec<OrderId> },
     /// The node cannot serve this request.
     Error(String),
 }

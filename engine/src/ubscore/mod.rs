@@ -230,7 +230,11 @@ impl UbsCore {
             Command::Withdraw { user, asset, amount, .. } => (self.withdraw(user, asset, amount), None),
             Command::Place(order) => match self.place(&order) {
                 Ok(()) => (Outcome::Accepted, Some(MeInput::Place(order))),
-                Err(reason) => (Outcome::Rejected(reason), None),
+                // The matching engine hears of a refused order only to log its end.
+                Err(reason) => {
+                    let reject = MeInput::Reject { order_id: order.order_id, user: order.user, reason };
+                    (Outcome::Rejected(reason), self.markets.order_events().then_some(reject))
+                }
             },
             Command::Cancel { order_id, user } => {
                 (Outcome::Accepted, Some(MeInput::Cancel { order_id, user }))
@@ -323,7 +327,9 @@ impl UbsCore {
                     .unfreeze(lock.user, lock.asset, lock.remaining_lock)
                     .map_err(|what| UbsError::Inconsistent { event_id: event.event_id, what })?;
             }
-            MeEventKind::CancelRejected { .. } | MeEventKind::Rested { .. } => {}
+            MeEventKind::CancelRejected { .. }
+            | MeEventKind::Rested { .. }
+            | MeEventKind::Rejected { .. } => {}
         }
         self.last_event_id = event.event_id;
         Ok(Applied::Applied)

@@ -135,6 +135,7 @@ fn run_replica(markets: &Markets, inputs: &[(UbsSeq, MeInput)]) -> u64 {
         let command = match *input {
             MeInput::Place(order) => Command::Place(order),
             MeInput::Cancel { order_id, user } => Command::Cancel { order_id, user },
+            MeInput::Reject { .. } => continue,
         };
         let record = engine::UbsRecord { seq: *seq, command, outcome: engine::Outcome::Accepted };
         links.clear();

@@ -4,7 +4,7 @@
 //! service that keeps working while its snapshot is written.
 
 use super::thousands;
-use engine::durable::{DurableConfig, DurableUbs, SnapshotPolicy};
+use engine::durable::{DurableConfig, DurableMarketData, DurableUbs, SnapshotPolicy};
 use engine::storage::{FileSystem, StdFs};
 use engine::wal::{Wal, WalConfig};
 use engine::{Command, Order, OrderKind, Side, UbsRecord, codec};
@@ -256,7 +256,83 @@ pub fn run_storage_bench(dir: &Path, n: u64, progress: impl Fn(&str)) -> Result<
     ));
     drop(ubs);
     std::fs::remove_dir_all(&d).map_err(|e| e.to_string())?;
+    market_data_rows(dir, n, &fs, config, &mut rows, &progress)?;
     Ok(StorageBench { dir: dir.display().to_string(), disk_bytes_per_second: disk, rows })
+}
+
+/// At least `n` matching-engine events with order events on, from the seeded workload run
+/// through the in-memory pipeline.
+fn market_events(n: u64) -> Result<(engine::Markets, Vec<engine::MeEvent>), String> {
+    let markets = crate::workload::default_markets().with_order_events(true);
+    let mut pipeline = engine::Pipeline::with_logs(markets.clone());
+    let mut rng = sim::seed::rng(1, sim::seed::Stream::Workload);
+    // One workload (a second one would repeat its request ids: retries, no new events).
+    let config = crate::workload::WorkloadConfig { commands: n as usize, users: 1_000 };
+    for command in crate::workload::generate(&mut rng, &config) {
+        pipeline.submit(command).map_err(|e| e.to_string())?;
+        if pipeline.events().len() as u64 >= n {
+            break;
+        }
+    }
+    if (pipeline.events().len() as u64) < n {
+        return Err(format!("the workload made only {} events, {n} asked", pipeline.events().len()));
+    }
+    let mut events = pipeline.events().to_vec();
+    events.truncate(n as usize);
+    Ok((markets, events))
+}
+
+/// Market data: recovery re-deriving `n` events from its WAL, and from its snapshot.
+fn market_data_rows(
+    dir: &Path,
+    n: u64,
+    fs: &Arc<dyn FileSystem>,
+    wal: WalConfig,
+    rows: &mut Vec<StorageRow>,
+    progress: &impl Fn(&str),
+) -> Result<(), String> {
+    progress(&format!("writing {n} events through market data"));
+    let (markets, events) = market_events(n)?;
+    let d = fresh(dir, "market-data")?;
+    let never =
+        DurableConfig { wal, snapshots: SnapshotPolicy::never(), keep_snapshots: 2, retention: false };
+    let md_config = engine::market_data::MdConfig::standard();
+    let open = || {
+        DurableMarketData::open_market_data(fs.clone(), &d, &markets, md_config, never, 0)
+            .map_err(|e| e.to_string())
+    };
+    let (mut md, _) = open()?;
+    for chunk in events.chunks(1024) {
+        for e in chunk {
+            md.apply(e).map_err(|e| e.to_string())?;
+        }
+        md.commit().map_err(|e| e.to_string())?;
+    }
+    drop(md);
+    progress("market data recovery");
+    let t = Instant::now();
+    let (mut md, info) = open()?;
+    let ticks = md.inner().state().ticks.len();
+    rows.push(row(
+        &format!("recovery: market data re-derives {} events", short(n)),
+        info.replayed,
+        t.elapsed(),
+        None,
+        format!("{} ticks; target < 5 s", thousands(ticks as u64)),
+    ));
+    md.snapshot(0).map_err(|e| e.to_string())?;
+    drop(md);
+    let t = Instant::now();
+    let (_, info) = open()?;
+    let loaded = info.snapshot_seq.is_some() && info.replayed == 0;
+    rows.push(row(
+        &format!("recovery: market data from its snapshot, {} events", short(n)),
+        n,
+        t.elapsed(),
+        None,
+        format!("whole derived state{}", if loaded { "" } else { " (NOT from snapshot)" }),
+    ));
+    std::fs::remove_dir_all(&d).map_err(|e| e.to_string())
 }
 
 /// What the service felt while a snapshot was taken and written.

@@ -3,7 +3,7 @@
 //! and the final state.
 
 use super::recovery::RecoveryPoints;
-use super::{Violation, archive, final_state, history, market_data, replica};
+use super::{Violation, archive, audit, final_state, history, market_data, replica};
 use crate::model::Model;
 use engine::durable::UbsEntry;
 use engine::{Markets, UbsRecord};
@@ -42,7 +42,11 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     }
     // So may market data: what it recovered and served speaks first too.
     if let Some(seen) = &result.market_data {
-        market_data::check(&result.recoveries, &seen.served_ticks, seen.config, &model)?;
+        market_data::check(&result.recoveries, &seen.served_ticks, &result.served, seen.config, &model)?;
+    }
+    // And Settlement's audit trail (kept when the markets publish order events).
+    if markets.order_events() {
+        audit::check(&result.recoveries, &result.served, &model)?;
     }
     if let Some(problem) = result.problems.first() {
         return Err(match problem.clone() {
@@ -63,7 +67,10 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     })?;
     final_state::check(&f.ubs, &f.me, &f.settlement, &model)?;
     if let Some(md) = &f.market_data {
-        market_data::check_complete(md.market_data().state(), &model)?;
+        market_data::check_complete(md.inner().state(), &model)?;
+    }
+    if markets.order_events() {
+        audit::check_complete(&result.recoveries, &model)?;
     }
     match &result.replica {
         Some(seen) if !seen.promoted => replica::check_state(seen.last_state.as_ref(), &model),

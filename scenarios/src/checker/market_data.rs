@@ -9,7 +9,7 @@ use crate::model::Model;
 use engine::market_data::{L2Book, Level, MdConfig, MdOrder, MdState, Tick, Top, TopDelta};
 use engine::service::Recovered;
 use engine::{CloseReason, EventId, MeEvent, MeEventKind, Side, SymbolId};
-use sim::world::RecoveryRecord;
+use sim::world::{RecoveryRecord, Served};
 use std::collections::BTreeMap;
 
 /// The model's market data after each event, built one event at a time.
@@ -75,7 +75,9 @@ impl Derivation {
             MeEventKind::OrderClosed { order_id, reason: CloseReason::Cancelled, .. } => {
                 self.state.orders.remove(&order_id).map(|o| o.symbol)
             }
-            MeEventKind::OrderClosed { .. } | MeEventKind::CancelRejected { .. } => None,
+            MeEventKind::OrderClosed { .. }
+            | MeEventKind::CancelRejected { .. }
+            | MeEventKind::Rejected { .. } => None,
         };
         self.state.last_event_id = id;
         if let Some(symbol) = touched {
@@ -102,6 +104,26 @@ impl Derivation {
                 self.state.l2.push(L2Book { event_id: id, symbol, bids, asks });
             }
         }
+    }
+
+    /// How a query's answer, as of the current event, differs from the model's.
+    fn answer_differs(&self, q: &Served) -> Option<(String, String, String)> {
+        let (field, want, got) = match q {
+            Served::Top { symbol, top, .. } => {
+                let want = format!("{:?}", self.tops.get(symbol));
+                (format!("top of book of symbol {symbol} served"), want, format!("{top:?}"))
+            }
+            Served::Book { symbol, book, .. } => {
+                let want = self.state.l2.iter().rev().find(|b| b.symbol == *symbol);
+                (
+                    format!("L2 book of symbol {symbol} served"),
+                    format!("{want:?}"),
+                    format!("{:?}", book.as_ref()),
+                )
+            }
+            Served::AuditOrder { .. } | Served::AuditUser { .. } => return None,
+        };
+        (want != got).then_some((field, want, got))
     }
 
     /// A best price moved beyond the threshold, in basis points of the old price.
@@ -150,6 +172,7 @@ fn difference(want: &MdState, got: &MdState) -> Option<(String, String, String)>
 pub fn check(
     recoveries: &[RecoveryRecord],
     served: &[Tick],
+    queries: &[Served],
     config: MdConfig,
     model: &Model,
 ) -> Result<(), Violation> {
@@ -166,10 +189,21 @@ pub fn check(
         return Err(Violation::MarketDataDiverged { recovery: Some(list[0].0), at, field, expected, actual });
     }
     let mut d = Derivation::new(model, config);
+    let mut asked: BTreeMap<EventId, Vec<&Served>> = BTreeMap::new();
+    for q in queries {
+        if let Served::Top { as_of, .. } | Served::Book { as_of, .. } = q {
+            asked.entry(*as_of).or_default().push(q);
+        }
+    }
+    if let Some((&at, list)) = asked.range(events.len() as u64 + 1..).next() {
+        let (expected, actual) = (format!("at most event {}", events.len()), format!("{:?}", list[0]));
+        let field = "query answered".into();
+        return Err(Violation::MarketDataDiverged { recovery: None, at, field, expected, actual });
+    }
     let judge = |d: &Derivation| -> Result<(), Violation> {
-        for (i, got) in points.get(&d.state.last_event_id).into_iter().flatten() {
+        let at = d.state.last_event_id;
+        for (i, got) in points.get(&at).into_iter().flatten() {
             if let Some((field, expected, actual)) = difference(&d.state, got) {
-                let at = d.state.last_event_id;
                 return Err(Violation::MarketDataDiverged {
                     recovery: Some(*i),
                     at,
@@ -177,6 +211,11 @@ pub fn check(
                     expected,
                     actual,
                 });
+            }
+        }
+        for q in asked.get(&at).into_iter().flatten() {
+            if let Some((field, expected, actual)) = d.answer_differs(q) {
+                return Err(Violation::MarketDataDiverged { recovery: None, at, field, expected, actual });
             }
         }
         Ok(())
@@ -189,14 +228,15 @@ pub fn check(
     check_served(served, &d.state.ticks)
 }
 
-/// Ticks served must be the model's, each trade once, in trade order.
+/// Ticks served must be the model's, every trade once, in trade order (the observer always
+/// asks for the ticks after the last one it was served).
 fn check_served(served: &[Tick], ticks: &[Tick]) -> Result<(), Violation> {
     let mut last = 0;
     for tick in served {
         let want = (tick.trade_id as usize).checked_sub(1).and_then(|i| ticks.get(i));
         let field = format!("tick of trade {} served", tick.trade_id);
-        if tick.trade_id <= last {
-            let expected = format!("a trade after {last}");
+        if tick.trade_id != last + 1 {
+            let expected = format!("the tick of trade {}", last + 1);
             return Err(Violation::MarketDataDiverged {
                 recovery: None,
                 at: 0,
@@ -247,15 +287,17 @@ mod tests {
     #[test]
     fn served_ticks_must_be_the_models_in_order() {
         let model = [tick(1, 10), tick(2, 11), tick(3, 12)];
-        assert_eq!(check_served(&[tick(1, 10), tick(3, 12)], &model), Ok(()));
-        assert!(check_served(&[tick(2, 11), tick(2, 11)], &model).is_err(), "a repeat");
-        assert!(check_served(&[tick(2, 99)], &model).is_err(), "a changed price");
-        assert!(check_served(&[tick(4, 13)], &model).is_err(), "a trade the model never made");
+        assert_eq!(check_served(&[tick(1, 10), tick(2, 11), tick(3, 12)], &model), Ok(()));
+        assert!(check_served(&[tick(1, 10), tick(3, 12)], &model).is_err(), "a tick skipped");
+        assert!(check_served(&[tick(1, 10), tick(1, 10)], &model).is_err(), "a repeat");
+        assert!(check_served(&[tick(1, 99)], &model).is_err(), "a changed price");
+        let all = [tick(1, 10), tick(2, 11), tick(3, 12), tick(4, 13)];
+        assert!(check_served(&all, &model).is_err(), "a trade the model never made");
     }
 
     #[test]
     fn the_derivation_sums_levels_and_publishes_on_moves() {
-        let markets = crate::workload::default_markets().with_book_events(true);
+        let markets = crate::workload::default_markets().with_order_events(true);
         let model = Model::new(markets);
         let symbol = model.markets().symbols().next().expect("a symbol").id;
         let config = MdConfig { depth: 10, l2_every: 1_000, move_bps: 1_000 };

@@ -4,6 +4,8 @@
 //! is a typed [`Violation`].
 
 pub mod archive;
+#[cfg(madsim)]
+pub mod audit;
 pub mod final_state;
 pub mod history;
 mod invariants;

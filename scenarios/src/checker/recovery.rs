@@ -105,8 +105,9 @@ impl<'r> RecoveryPoints<'r> {
                 Recovered::Settlement { ledger, last_trade_id, .. } => {
                     p.settlement.push((i, ledger, *last_trade_id))
                 }
-                // Judged by `checker::market_data`, against the model's event log.
-                Recovered::MarketData { .. } => {}
+                // Judged by `checker::market_data` and `checker::audit`, against the model's
+                // event log.
+                Recovered::MarketData { .. } | Recovered::Audit { .. } => {}
             }
         }
         Ok(p)

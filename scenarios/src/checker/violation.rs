@@ -144,6 +144,20 @@ pub enum Violation {
         /// The replica's link, or its state field.
         actual: String,
     },
+    /// Settlement's audit trail recovered something the model's event log does not derive,
+    /// or speaks of a trade its ledger does not hold.
+    AuditDiverged {
+        /// Which recovery (index among the run's recoveries); `None`: the end state.
+        recovery: Option<usize>,
+        /// The event id it holds state as of.
+        at: u64,
+        /// The first field that differs.
+        field: String,
+        /// The model's (or the rule's).
+        expected: String,
+        /// The trail's.
+        actual: String,
+    },
     /// Market data recovered or served something the model's event log does not derive.
     MarketDataDiverged {
         /// Which recovery (index among the run's recoveries); `None`: a tick served, or
@@ -183,6 +197,7 @@ impl Violation {
             Violation::Divergence { .. } => "divergence",
             Violation::ReplicaDiverged { .. } => "replica-diverged",
             Violation::MarketDataDiverged { .. } => "market-data-diverged",
+            Violation::AuditDiverged { .. } => "audit-diverged",
         }
     }
 
@@ -203,6 +218,7 @@ impl Violation {
                 | Violation::Invariant { .. }
                 | Violation::ReplicaDiverged { .. }
                 | Violation::MarketDataDiverged { .. }
+                | Violation::AuditDiverged { .. }
         )
     }
 }
@@ -263,6 +279,13 @@ impl fmt::Display for Violation {
                     None => write!(f, "market data differs in {field}")?,
                 }
                 write!(f, "\n  expected (model):       {expected}\n  actual (market data):  {actual}")
+            }
+            Violation::AuditDiverged { recovery, at, field, expected, actual } => {
+                match recovery {
+                    Some(i) => write!(f, "audit trail recovery #{i} (as of event {at}) differs in {field}")?,
+                    None => write!(f, "the audit trail differs in {field}")?,
+                }
+                write!(f, "\n  expected:               {expected}\n  actual (audit trail):   {actual}")
             }
         }
     }

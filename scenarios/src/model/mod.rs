@@ -152,6 +152,11 @@ impl Model {
             Command::Place(order) => self.place(seq, order),
             Command::Cancel { .. } => Outcome::Accepted,
         };
+        if let (Command::Place(o), Outcome::Rejected(reason)) = (command, outcome)
+            && self.markets.order_events()
+        {
+            self.emit(seq, MeEventKind::Rejected { order_id: o.order_id, user: o.user, reason });
+        }
         self.seen.insert(command.key(), (command, outcome));
         self.history.push(UbsRecord { seq, command, outcome });
         if let Command::Cancel { order_id, user } = command {
@@ -286,7 +291,7 @@ impl Model {
             self.where_is.insert(order.order_id, key);
             let qty = order.qty - taker.filled;
             self.book.insert(key, taker);
-            if self.markets.book_events() {
+            if self.markets.order_events() {
                 let (order_id, user, symbol, side, price) =
                     (order.order_id, order.user, order.symbol, order.side, order.price);
                 self.emit(seq, MeEventKind::Rested { order_id, user, symbol, side, price, qty });

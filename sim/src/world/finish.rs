@@ -9,7 +9,9 @@ use super::{
 use crate::fs::{Death, Fault, NodeFs};
 use crate::plan::{FaultPlan, Service};
 use engine::durable::pipeline::me_input;
-use engine::durable::{DurableError, DurableMarketData, DurableMatching, DurableSettlement, DurableUbs};
+use engine::durable::{
+    DurableAudit, DurableError, DurableMarketData, DurableMatching, DurableSettlement, DurableUbs,
+};
 use engine::service::Recovered;
 use engine::storage::FileSystem;
 use std::collections::BTreeMap;
@@ -157,6 +159,7 @@ impl World {
                 config,
                 served_ticks: std::mem::take(&mut *lock(&shared.served_ticks)),
             }),
+            served: std::mem::take(&mut *lock(&shared.served)),
         }
     }
 
@@ -208,11 +211,34 @@ impl World {
         let (settlement, info) =
             DurableSettlement::open(fs(Service::Settlement), &data_dir(Service::Settlement), storage, 0)?;
         hook("settlement", Recovered::of_settlement(&settlement, info.snapshot_seq));
+        if markets.order_events() {
+            // Settlement's audit trail, on its disk beside the ledger.
+            let dir = data_dir(Service::Settlement).join("audit");
+            let valid = crate::snapshots::newest_valid(
+                &lock(&self.simfs.disk(self.nodes[&Service::Settlement])),
+                &dir,
+            );
+            lock(&self.shared.newest_valid).insert("settlement-audit".into(), valid);
+            let (audit, info) = DurableAudit::open_audit(fs(Service::Settlement), &dir, storage, 0)?;
+            let (state, ledger_trade_id) =
+                (audit.inner().state().clone(), settlement.settlement().last_trade_id());
+            hook(
+                "settlement-audit",
+                Recovered::Audit { state, ledger_trade_id, snapshot: info.snapshot_seq },
+            );
+            audit.wal().scrub()?;
+        }
         let market_data = match self.cfg.market_data {
             Some(config) => {
                 let dir = data_dir(Service::MarketData);
-                let (md, info) =
-                    DurableMarketData::open(fs(Service::MarketData), &dir, &markets, config, storage, 0)?;
+                let (md, info) = DurableMarketData::open_market_data(
+                    fs(Service::MarketData),
+                    &dir,
+                    &markets,
+                    config,
+                    storage,
+                    0,
+                )?;
                 hook("market-data", Recovered::of_market_data(&md, info.snapshot_seq));
                 md.wal().scrub()?;
                 Some(md)

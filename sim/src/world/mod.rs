@@ -13,11 +13,12 @@ mod chaos;
 mod clients;
 mod finish;
 mod observer;
+mod queries;
 mod result;
 mod services;
 
 pub use result::{
-    FinalState, MarketDataSeen, Problem, RecoveryRecord, ReplicaSeen, WorldResult, state_digest,
+    FinalState, MarketDataSeen, Problem, RecoveryRecord, ReplicaSeen, Served, WorldResult, state_digest,
 };
 pub use services::names_damage;
 
@@ -147,7 +148,7 @@ pub struct WorldConfig {
     /// over at the same point of its workload.
     pub failover_at: Option<f64>,
     /// Market data, with its publication settings (`None`: the world has none). It needs
-    /// markets that publish book events.
+    /// markets that publish order events.
     pub market_data: Option<engine::market_data::MdConfig>,
 }
 
@@ -215,6 +216,8 @@ pub(crate) struct Shared {
     pub(crate) statuses: Mutex<(usize, Vec<Option<Status>>)>,
     /// Every tick market data served to the observer, in the order served.
     pub(crate) served_ticks: Mutex<Vec<engine::market_data::Tick>>,
+    /// Every other query answered to the observer.
+    pub(crate) served: Mutex<Vec<Served>>,
 }
 
 impl Shared {
@@ -347,12 +350,13 @@ impl World {
             promoted: AtomicBool::new(false),
             statuses: Mutex::new((0, Vec::new())),
             served_ticks: Mutex::new(Vec::new()),
+            served: Mutex::new(Vec::new()),
         });
         let hook = shared.recovery_hook(start);
         let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);
         assert!(cfg.replica || cfg.failover_at.is_none(), "a failover needs the replica");
         if let Some(md) = cfg.market_data {
-            assert!(cfg.markets.book_events(), "market data needs markets that publish book events");
+            assert!(cfg.markets.order_events(), "market data needs markets that publish order events");
             assert_eq!(md.validate(), Ok(()), "market data settings");
         }
         let acks = |share: f64| {
@@ -363,7 +367,13 @@ impl World {
         let nodes = services::spawn(&handle, &shared, &cfg, hook, media);
         let keep = cfg.plan.as_ref().and_then(|p| p.keep_commands.clone());
         let clients = clients::spawn(&handle, &shared, &cfg.commands, keep.as_deref(), cfg.clients.max(1));
-        observer::spawn(&handle, &shared, cfg.replica, cfg.market_data.is_some());
+        let watch = observer::Watch {
+            replica: cfg.replica,
+            market_data: cfg.market_data.is_some(),
+            audit: cfg.markets.order_events(),
+            symbols: cfg.markets.symbols().map(|s| s.id).collect(),
+        };
+        observer::spawn(&handle, &shared, watch);
         World {
             cfg,
             budget_spent: None,

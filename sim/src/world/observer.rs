@@ -1,8 +1,10 @@
 //! The observer: asks every service for its status and tells when all three (and the
 //! replica and market data, if the world has them) have converged. `rounds` counts
 //! completed observation rounds, so that a verdict formed before the last command is not
-//! used. In worlds with market data it also reads the ticks served, as a client would.
+//! used. In worlds with market data or the audit trail it also queries them, as a client
+//! would (`queries`).
 
+use super::queries;
 use super::services::{market_data_addr, replica_addr};
 use super::{Shared, lock};
 use engine::service::{Request, Response, Status, rpc};
@@ -13,28 +15,41 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+/// What the observer watches besides the three core services.
+#[derive(Clone, Debug)]
+pub(crate) struct Watch {
+    /// The replica.
+    pub(crate) replica: bool,
+    /// Market data.
+    pub(crate) market_data: bool,
+    /// Settlement's audit trail.
+    pub(crate) audit: bool,
+    /// The markets' symbols (what market data is asked about).
+    pub(crate) symbols: Vec<engine::SymbolId>,
+}
+
 /// Creates the observer node.
-pub(crate) fn spawn(handle: &Handle, shared: &Arc<Shared>, replica: bool, market_data: bool) {
+pub(crate) fn spawn(handle: &Handle, shared: &Arc<Shared>, watch: Watch) {
     let shared = shared.clone();
     handle
         .create_node()
         .name("observer")
         .ip([10, 0, 2, 1].into())
         .init(move || {
-            let shared = shared.clone();
-            async move { run(shared, replica, market_data).await }
+            let (shared, watch) = (shared.clone(), watch.clone());
+            async move { run(shared, watch).await }
         })
         .build();
 }
 
-async fn run(shared: Arc<Shared>, replica: bool, market_data: bool) {
+async fn run(shared: Arc<Shared>, watch: Watch) {
     let Ok(ep) = Endpoint::bind(SocketAddr::from(([10, 0, 2, 1], 9000))).await else {
         return;
     };
     loop {
         let mut statuses = Vec::new();
-        let replica = replica.then(replica_addr);
-        let market_data = market_data.then(market_data_addr);
+        let replica = watch.replica.then(replica_addr);
+        let market_data = watch.market_data.then(market_data_addr);
         let now = *lock(&shared.directory);
         let mut answers = Vec::new();
         let members =
@@ -50,9 +65,9 @@ async fn run(shared: Arc<Shared>, replica: bool, market_data: bool) {
         *lock(&shared.statuses) = (shared.rounds.load(Ordering::SeqCst) + 1, answers.clone());
         let ok = answers.iter().all(Option::is_some)
             && converged(&statuses, replica.is_some(), market_data.is_some());
-        if let Some(addr) = market_data {
-            read_ticks(&ep, addr, &shared).await;
-        }
+        let round = shared.rounds.load(Ordering::SeqCst);
+        let matching_event = answers.get(1).copied().flatten().map_or(0, |m| m.event_id);
+        queries::ask(&ep, &shared, &watch, round, matching_event, now.settlement).await;
         *lock(&shared.last_statuses) = format!("{statuses:?}");
         shared.converged.store(ok, Ordering::SeqCst);
         shared.rounds.fetch_add(1, Ordering::SeqCst);
@@ -72,13 +87,4 @@ fn converged(statuses: &[Status], replica: bool, market_data: bool) -> bool {
         !replica || extra.next().is_some_and(|r| r.ubs_seq == u.ubs_seq && r.event_id == m.event_id);
     let market_data_ok = !market_data || extra.next().is_some_and(|d| d.event_id == m.event_id);
     core && replica_ok && market_data_ok
-}
-
-/// Asks market data for the ticks after the last one served, and keeps what it answers.
-async fn read_ticks(ep: &Endpoint, addr: SocketAddr, shared: &Shared) {
-    let after = lock(&shared.served_ticks).last().map_or(0, |t| t.trade_id);
-    let request = Request::Ticks { after, max: 256 };
-    if let Some(Response::Ticks(ticks)) = rpc::call(ep, addr, &request, Duration::from_millis(100)).await {
-        lock(&shared.served_ticks).extend(ticks);
-    }
 }

@@ -117,6 +117,23 @@ pub struct WorldResult {
     pub replica: Option<ReplicaSeen>,
     /// What market data served, in worlds that have it.
     pub market_data: Option<MarketDataSeen>,
+    /// Every query the observer had answered (market data's books, the audit trail), in
+    /// the order answered.
+    pub served: Vec<Served>,
+}
+
+/// A query answered during a run, with the event the answer was as of: the checker holds
+/// each answer to the model's derivation at that event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// Market data's top of a book.
+    Top { symbol: engine::SymbolId, as_of: engine::EventId, top: Option<engine::market_data::Top> },
+    /// Market data's L2 book as of an event.
+    Book { symbol: engine::SymbolId, as_of: engine::EventId, book: Option<engine::market_data::L2Book> },
+    /// Settlement's audit trail of one order.
+    AuditOrder { order_id: engine::OrderId, as_of: engine::EventId, order: Option<engine::audit::OrderAudit> },
+    /// Settlement's orders of one user.
+    AuditUser { user: engine::UserId, as_of: engine::EventId, ids: Vec<engine::OrderId> },
 }
 
 /// What market data served during a run, and the settings it was run with.
@@ -135,7 +152,7 @@ pub fn state_digest(f: &FinalState) -> u64 {
     engine::codec::encode_into(&f.me.engine().export_state(), &mut bytes);
     engine::codec::encode_into(&f.settlement.settlement().ledger(), &mut bytes);
     if let Some(md) = &f.market_data {
-        engine::codec::encode_into(md.market_data().state(), &mut bytes);
+        engine::codec::encode_into(md.inner().state(), &mut bytes);
     }
     xxhash_rust::xxh3::xxh3_64(&bytes)
 }

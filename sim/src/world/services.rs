@@ -133,6 +133,10 @@ async fn run(service: Service, shared: Arc<Shared>, life: Life, hook: RecoveryHo
         disk.revive();
         let valid = crate::snapshots::newest_valid(&disk, &data_dir(service));
         lock(&shared.newest_valid).insert(name.to_string(), valid);
+        if service == Service::Settlement && markets.order_events() {
+            let valid = crate::snapshots::newest_valid(&disk, &data_dir(service).join("audit"));
+            lock(&shared.newest_valid).insert(format!("{name}-audit"), valid);
+        }
     }
     let tracer = shared.tracer.clone();
     let env = NodeEnv {
