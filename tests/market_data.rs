@@ -76,7 +76,11 @@ fn a_wrong_tick_book_or_top_is_named() {
     expect_named(&result, "served");
     result.market_data.as_mut().expect("seen").served_ticks[0].price -= 1;
     // A top of book and an L2 book served wrong.
-    let tops = result.served.iter().filter(|q| matches!(q, Served::Top { top: Some(t), .. } if t.bid.is_some())).count();
+    let tops = result
+        .served
+        .iter()
+        .filter(|q| matches!(q, Served::Top { top: Some(t), .. } if t.bid.is_some()))
+        .count();
     let books = result.served.iter().filter(|q| matches!(q, Served::Book { book: Some(_), .. })).count();
     assert!(tops > 10 && books > 10, "queries were answered ({tops} tops, {books} books)");
     for (what, pick) in [("top of book", 0), ("L2 book", 1)] {
@@ -175,15 +179,25 @@ fn settlement_keeps_the_audit_trail_and_a_wrong_entry_is_named() {
     // An order's trail served wrong, and a user's orders served wrong.
     let (orders, users) = (
         result.served.iter().filter(|q| matches!(q, Served::AuditOrder { order: Some(_), .. })).count(),
-        result.served.iter().filter(|q| matches!(q, Served::AuditUser { ids, .. } if !ids.is_empty())).count(),
+        result
+            .served
+            .iter()
+            .filter(|q| matches!(q, Served::AuditUser { ids, .. } if !ids.is_empty()))
+            .count(),
     );
     assert!(orders > 10 && users > 10, "the audit was queried ({orders} orders, {users} users)");
-    let i = result.served.iter().position(|q| matches!(q, Served::AuditUser { ids, .. } if !ids.is_empty())).expect("one");
+    let i = result
+        .served
+        .iter()
+        .position(|q| matches!(q, Served::AuditUser { ids, .. } if !ids.is_empty()))
+        .expect("one");
     if let Served::AuditUser { ids, .. } = &mut result.served[i] {
         ids.pop();
     }
     match simrun::check(&result, &markets) {
-        Err(Violation::AuditDiverged { field, .. }) => assert!(field.starts_with("orders of user"), "{field}"),
+        Err(Violation::AuditDiverged { field, .. }) => {
+            assert!(field.starts_with("orders of user"), "{field}")
+        }
         other => panic!("a wrong answer must be named: {other:?}"),
     }
     // A trail speaking of a trade beyond the ledger beside it.

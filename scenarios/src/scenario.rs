@@ -50,8 +50,9 @@ pub enum Scenario {
     /// As `replica`, and the primary dies for good part-way: the replica is promoted and
     /// UBSCore and Settlement switch to it.
     Failover,
-    /// Market data pulls the matching engine's events and publishes ticks, L2 books and
-    /// top-of-book deltas, under kills of all four and network faults.
+    /// Order events on: market data pulls the matching engine's events and publishes ticks,
+    /// L2 books and top-of-book deltas, and Settlement keeps the audit trail, under kills
+    /// of all four and network faults.
     MarketData,
 }
 
@@ -156,7 +157,9 @@ impl Scenario {
                  promoted, UBSCore and Settlement switch to it, no gap and no duplicate downstream"
             }
             Scenario::MarketData => {
-                "market data as a fourth durable service (ticks, L2 books, top-of-book deltas), killed                  like the others, with loss and partitions; everything it publishes derived again by the oracle"
+                "order events on: market data as a fourth durable service (ticks, L2 books, top-of-book \
+                 deltas) and Settlement's audit trail, killed like the others, with loss and partitions; \
+                 everything they publish derived again by the oracle"
             }
         }
     }

@@ -91,7 +91,7 @@ impl World {
     fn not_converged(&self) -> String {
         let detail = format!(
             "not converged 120 s after faults stopped ({} of {} clients done); \
-             last statuses (ubscore, matching, settlement): {}",
+             last statuses (ubscore, matching, settlement, then the replica and market data if present): {}",
             self.shared.done.load(Ordering::SeqCst),
             self.clients,
             lock(&self.shared.last_statuses)

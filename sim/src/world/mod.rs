@@ -212,7 +212,8 @@ pub(crate) struct Shared {
     /// The replica has handed its state over and runs as the matching engine.
     pub(crate) promoted: AtomicBool,
     /// The statuses of the observer's last complete round (`None`: no answer), in the
-    /// order ubscore, matching, settlement (, replica), and the round they belong to.
+    /// order ubscore, matching, settlement (, replica)(, market data), and the round they
+    /// belong to.
     pub(crate) statuses: Mutex<(usize, Vec<Option<Status>>)>,
     /// Every tick market data served to the observer, in the order served.
     pub(crate) served_ticks: Mutex<Vec<engine::market_data::Tick>>,
