@@ -79,14 +79,20 @@ fn a_wrong_tick_book_or_top_is_named() {
     let tops = result
         .served
         .iter()
-        .filter(|q| matches!(q, Served::Top { top: Some(t), .. } if t.bid.is_some()))
+        .filter(|a| matches!(&a.answer, Served::Top { top: Some(t), .. } if t.bid.is_some()))
         .count();
-    let books = result.served.iter().filter(|q| matches!(q, Served::Book { book: Some(_), .. })).count();
+    let books = result
+        .served
+        .iter()
+        .map(|a| &a.answer)
+        .filter(|q| matches!(q, Served::Book { book: Some(_), .. }))
+        .count();
     assert!(tops > 10 && books > 10, "queries were answered ({tops} tops, {books} books)");
     for (what, pick) in [("top of book", 0), ("L2 book", 1)] {
         let i = result
             .served
             .iter()
+            .map(|a| &a.answer)
             .position(|q| match q {
                 Served::Top { top: Some(t), .. } => pick == 0 && t.bid.is_some(),
                 Served::Book { book: Some(b), .. } => pick == 1 && !b.bids.is_empty(),
@@ -94,7 +100,7 @@ fn a_wrong_tick_book_or_top_is_named() {
             })
             .expect("an answer to tamper with");
         let before = result.served[i].clone();
-        match &mut result.served[i] {
+        match &mut result.served[i].answer {
             Served::Top { top: Some(t), .. } => t.bid = None,
             Served::Book { book: Some(b), .. } => b.bids.clear(),
             _ => unreachable!("picked above"),
@@ -104,7 +110,9 @@ fn a_wrong_tick_book_or_top_is_named() {
     }
     // The final recovery losing a tick, with an L2 book off, with a top of book off.
     let last = *md_recoveries(&result).last().expect("the final recovery");
-    let tampers: [(&str, Tamper); 3] = [
+    let tampers: [(&str, Tamper); 4] = [
+        // Less than the answers it gave before: served state lost.
+        ("events", |s| s.last_event_id = 0),
         ("ticks", |s| {
             s.ticks.remove(s.ticks.len() / 2);
         }),
@@ -178,20 +186,25 @@ fn settlement_keeps_the_audit_trail_and_a_wrong_entry_is_named() {
     }
     // An order's trail served wrong, and a user's orders served wrong.
     let (orders, users) = (
-        result.served.iter().filter(|q| matches!(q, Served::AuditOrder { order: Some(_), .. })).count(),
         result
             .served
             .iter()
-            .filter(|q| matches!(q, Served::AuditUser { ids, .. } if !ids.is_empty()))
+            .map(|a| &a.answer)
+            .filter(|q| matches!(q, Served::AuditOrder { order: Some(_), .. }))
+            .count(),
+        result
+            .served
+            .iter()
+            .filter(|a| matches!(&a.answer, Served::AuditUser { ids, .. } if !ids.is_empty()))
             .count(),
     );
-    assert!(orders > 10 && users > 10, "the audit was queried ({orders} orders, {users} users)");
+    assert!(orders > 5 && users > 10, "the audit was queried ({orders} orders, {users} users)");
     let i = result
         .served
         .iter()
-        .position(|q| matches!(q, Served::AuditUser { ids, .. } if !ids.is_empty()))
+        .position(|a| matches!(&a.answer, Served::AuditUser { ids, .. } if !ids.is_empty()))
         .expect("one");
-    if let Served::AuditUser { ids, .. } = &mut result.served[i] {
+    if let Served::AuditUser { ids, .. } = &mut result.served[i].answer {
         ids.pop();
     }
     match simrun::check(&result, &markets) {

@@ -150,8 +150,9 @@ impl std::error::Error for MarketsError {}
 pub struct Markets {
     assets: BTreeMap<AssetId, Asset>,
     symbols: BTreeMap<SymbolId, Symbol>,
-    /// Whether the matching engine logs a `Rested` event when an order rests (the
-    /// market-data service builds its book from them). Off by default.
+    /// Whether the matching engine logs order events: `Rested` when an order rests (market
+    /// data builds its book from them), `Rejected` when UBSCore refused a place (the audit
+    /// trail's end of it). Off by default.
     order_events: bool,
 }
 
@@ -211,13 +212,13 @@ impl Markets {
         self.symbols.values()
     }
 
-    /// The same markets, with `Rested` events logged (`true`) or not.
+    /// The same markets, with order events logged (`true`) or not.
     pub fn with_order_events(mut self, on: bool) -> Markets {
         self.order_events = on;
         self
     }
 
-    /// Whether the matching engine logs a `Rested` event when an order rests.
+    /// Whether the matching engine logs order events (`Rested`, `Rejected`).
     pub fn order_events(&self) -> bool {
         self.order_events
     }

@@ -57,7 +57,8 @@ impl Books {
         }
         match request {
             Request::Status => {
-                Response::Status(Status { ubs_seq: 0, event_id: 0, trade_id: self.ledger.durable_trade_id() })
+                let (event_id, trade_id) = (self.audit.durable_event_id(), self.ledger.durable_trade_id());
+                Response::Status(Status { ubs_seq: 0, event_id, trade_id })
             }
             Request::AuditOrder { order_id } => {
                 Response::Audit { as_of: audit.last_event_id(), order: audit.order(order_id).cloned() }

@@ -31,9 +31,10 @@ pub enum Request {
     /// [`Request::PullRecords`] it moves no retention floor (the replica keeps nothing on
     /// disk), and records already removed are answered with an error, not a stop.
     ReplicaRecords { after: UbsSeq, max: u32 },
-    /// Market data → Matching: durable events after `after`. It moves no retention floor
-    /// (market data worlds keep the matching engine's whole log), and events already
-    /// removed are answered with an error, not a stop.
+    /// A follower (market data; Settlement with its audit trail) → Matching: durable events
+    /// after `after`. It moves no retention floor (worlds with order events keep the
+    /// matching engine's whole log), and events already removed, or a follower ahead of
+    /// the durable log, are answered with an error, not a stop.
     MarketEvents { after: EventId, max: u32 },
     /// Anyone → Market data: durable ticks after trade `after`.
     Ticks { after: TradeId, max: u32 },
@@ -53,10 +54,12 @@ pub enum Request {
 pub struct Status {
     /// UBSCore: last durable `ubs_seq`; Matching: last consumed `ubs_seq`.
     pub ubs_seq: UbsSeq,
-    /// UBSCore: last applied event; Matching: last durable event.
+    /// UBSCore: last applied event; Matching: last durable event; Market data, and
+    /// Settlement with its audit trail: the last durable event they followed (0 for
+    /// Settlement without it).
     pub event_id: EventId,
     /// Matching: last durable trade; Settlement: last settled trade; Market data: its last
-    /// durable tick's trade (its last durable event is in `event_id`).
+    /// tick's trade.
     pub trade_id: TradeId,
 }
 
@@ -73,6 +76,8 @@ pub enum Response {
     Trades(Vec<Trade>),
     /// Watermarks.
     Status(Status),
+    /// The node cannot serve this request.
+    Error(String),
     /// Ticks.
     Ticks(Vec<Tick>),
     /// The L2 book last published at or before `as_of` (the event asked for, or the last
@@ -84,6 +89,4 @@ pub enum Response {
     Audit { as_of: EventId, order: Option<OrderAudit> },
     /// A user's order ids in the audit trail as of event `as_of`.
     Orders { as_of: EventId, ids: Vec<OrderId> },
-    /// The node cannot serve this request.
-    Error(String),
 }

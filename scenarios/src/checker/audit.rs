@@ -8,7 +8,7 @@ use crate::model::Model;
 use engine::audit::{AuditEntry, AuditState, OrderAudit};
 use engine::service::Recovered;
 use engine::{EventId, MeEvent, MeEventKind, OrderId, UserId};
-use sim::world::{RecoveryRecord, Served};
+use sim::world::{Answered, RecoveryRecord, Served};
 use std::collections::BTreeMap;
 
 /// The model's trail after one more event.
@@ -76,7 +76,7 @@ fn difference(want: &AuditState, got: &AuditState) -> Option<(String, String, St
 /// Every recovered audit trail must be the model's at the event it recovered to, and must
 /// not hold a fill of a trade beyond the ledger recovered beside it (an audit record
 /// written before its trade was durable).
-pub fn check(recoveries: &[RecoveryRecord], queries: &[Served], model: &Model) -> Result<(), Violation> {
+pub fn check(recoveries: &[RecoveryRecord], queries: &[Answered], model: &Model) -> Result<(), Violation> {
     let mut points: BTreeMap<EventId, Vec<(usize, &AuditState)>> = BTreeMap::new();
     for (i, r) in recoveries.iter().enumerate() {
         if let Recovered::Audit { state, ledger_trade_id, .. } = &r.state {
@@ -91,6 +91,22 @@ pub fn check(recoveries: &[RecoveryRecord], queries: &[Served], model: &Model) -
                     state.last_trade_id.to_string(),
                 ));
             }
+            let pick = |a: &Served| match a {
+                Served::AuditOrder { as_of, .. } | Served::AuditUser { as_of, .. } => Some(*as_of),
+                _ => None,
+            };
+            if let Some(served) =
+                super::served_before(queries, r.at_ms, pick).filter(|e| *e > state.last_event_id)
+            {
+                let expected = format!("at least {served}, served before it");
+                return Err(diverged(
+                    Some(i),
+                    state.last_event_id,
+                    "events".into(),
+                    expected,
+                    state.last_event_id.to_string(),
+                ));
+            }
             points.entry(state.last_event_id).or_default().push((i, state));
         }
     }
@@ -101,7 +117,7 @@ pub fn check(recoveries: &[RecoveryRecord], queries: &[Served], model: &Model) -
     }
     let mut trail = AuditState::default();
     let mut asked: BTreeMap<EventId, Vec<&Served>> = BTreeMap::new();
-    for q in queries {
+    for q in queries.iter().map(|a| &a.answer) {
         if let Served::AuditOrder { as_of, .. } | Served::AuditUser { as_of, .. } = q {
             asked.entry(*as_of).or_default().push(q);
         }

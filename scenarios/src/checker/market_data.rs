@@ -9,7 +9,7 @@ use crate::model::Model;
 use engine::market_data::{L2Book, Level, MdConfig, MdOrder, MdState, Tick, Top, TopDelta};
 use engine::service::Recovered;
 use engine::{CloseReason, EventId, MeEvent, MeEventKind, Side, SymbolId};
-use sim::world::{RecoveryRecord, Served};
+use sim::world::{Answered, RecoveryRecord, Served};
 use std::collections::BTreeMap;
 
 /// The model's market data after each event, built one event at a time.
@@ -172,13 +172,26 @@ fn difference(want: &MdState, got: &MdState) -> Option<(String, String, String)>
 pub fn check(
     recoveries: &[RecoveryRecord],
     served: &[Tick],
-    queries: &[Served],
+    queries: &[Answered],
     config: MdConfig,
     model: &Model,
 ) -> Result<(), Violation> {
     let mut points: BTreeMap<EventId, Vec<(usize, &MdState)>> = BTreeMap::new();
     for (i, r) in recoveries.iter().enumerate() {
         if let Recovered::MarketData { state, .. } = &r.state {
+            let pick = |a: &Served| match a {
+                Served::Top { as_of, .. } | Served::Book { as_of, .. } => Some(*as_of),
+                _ => None,
+            };
+            if let Some(served) =
+                super::served_before(queries, r.at_ms, pick).filter(|e| *e > state.last_event_id)
+            {
+                let (field, expected) =
+                    ("events".to_string(), format!("at least {served}, served before it"));
+                let actual = state.last_event_id.to_string();
+                let at = state.last_event_id;
+                return Err(Violation::MarketDataDiverged { recovery: Some(i), at, field, expected, actual });
+            }
             points.entry(state.last_event_id).or_default().push((i, state));
         }
     }
@@ -190,7 +203,7 @@ pub fn check(
     }
     let mut d = Derivation::new(model, config);
     let mut asked: BTreeMap<EventId, Vec<&Served>> = BTreeMap::new();
-    for q in queries {
+    for q in queries.iter().map(|a| &a.answer) {
         if let Served::Top { as_of, .. } | Served::Book { as_of, .. } = q {
             asked.entry(*as_of).or_default().push(q);
         }

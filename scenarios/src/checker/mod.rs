@@ -31,6 +31,18 @@ use crate::model::Model;
 use engine::Pipeline;
 use std::fmt::Debug;
 
+/// The newest event that an answer `pick` selects was as of, among the answers given
+/// before `at_ms`: a service recovering at `at_ms` must hold at least that much, since it
+/// answers only from what is durable.
+#[cfg(madsim)]
+fn served_before(
+    answers: &[sim::world::Answered],
+    at_ms: u64,
+    pick: impl Fn(&sim::world::Served) -> Option<u64>,
+) -> Option<u64> {
+    answers.iter().filter(|a| a.at_ms < at_ms).filter_map(|a| pick(&a.answer)).max()
+}
+
 /// The first difference between two sequences or values, described.
 pub fn first_difference<T: PartialEq + Debug>(
     what: &str,

@@ -18,7 +18,8 @@ mod result;
 mod services;
 
 pub use result::{
-    FinalState, MarketDataSeen, Problem, RecoveryRecord, ReplicaSeen, Served, WorldResult, state_digest,
+    Answered, FinalState, MarketDataSeen, Problem, RecoveryRecord, ReplicaSeen, Served, WorldResult,
+    state_digest,
 };
 pub use services::names_damage;
 
@@ -218,7 +219,7 @@ pub(crate) struct Shared {
     /// Every tick market data served to the observer, in the order served.
     pub(crate) served_ticks: Mutex<Vec<engine::market_data::Tick>>,
     /// Every other query answered to the observer.
-    pub(crate) served: Mutex<Vec<Served>>,
+    pub(crate) served: Mutex<Vec<Answered>>,
 }
 
 impl Shared {

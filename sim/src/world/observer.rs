@@ -63,8 +63,7 @@ async fn run(shared: Arc<Shared>, watch: Watch) {
             statuses.extend(answer);
         }
         *lock(&shared.statuses) = (shared.rounds.load(Ordering::SeqCst) + 1, answers.clone());
-        let ok = answers.iter().all(Option::is_some)
-            && converged(&statuses, replica.is_some(), market_data.is_some());
+        let ok = answers.iter().all(Option::is_some) && converged(&statuses, &watch);
         let round = shared.rounds.load(Ordering::SeqCst);
         let matching_event = answers.get(1).copied().flatten().map_or(0, |m| m.event_id);
         queries::ask(&ep, &shared, &watch, round, matching_event, now.settlement).await;
@@ -77,14 +76,15 @@ async fn run(shared: Arc<Shared>, watch: Watch) {
 
 /// Whether every status agrees (in the order ubscore, matching, settlement, then the
 /// replica and market data if present): UBSCore's log consumed and its events applied,
-/// every trade settled, the replica holding UBSCore's log and the primary's events, market
-/// data holding the primary's events.
-fn converged(statuses: &[Status], replica: bool, market_data: bool) -> bool {
+/// every trade settled (and, with the audit trail, every event in it), the replica holding
+/// UBSCore's log and the primary's events, market data holding the primary's events.
+fn converged(statuses: &[Status], watch: &Watch) -> bool {
     let [u, m, s, extra @ ..] = statuses else { return false };
     let mut extra = extra.iter();
     let core = u.ubs_seq == m.ubs_seq && u.event_id == m.event_id && m.trade_id == s.trade_id;
+    let audit_ok = !watch.audit || s.event_id == m.event_id;
     let replica_ok =
-        !replica || extra.next().is_some_and(|r| r.ubs_seq == u.ubs_seq && r.event_id == m.event_id);
-    let market_data_ok = !market_data || extra.next().is_some_and(|d| d.event_id == m.event_id);
-    core && replica_ok && market_data_ok
+        !watch.replica || extra.next().is_some_and(|r| r.ubs_seq == u.ubs_seq && r.event_id == m.event_id);
+    let market_data_ok = !watch.market_data || extra.next().is_some_and(|d| d.event_id == m.event_id);
+    core && audit_ok && replica_ok && market_data_ok
 }

@@ -6,7 +6,7 @@
 
 use super::observer::Watch;
 use super::services::market_data_addr;
-use super::{Served, Shared, lock};
+use super::{Answered, Served, Shared, lock};
 use engine::service::{Request, Response, rpc};
 use madsim::net::Endpoint;
 use std::net::SocketAddr;
@@ -30,27 +30,35 @@ pub(crate) async fn ask(
         let symbol = watch.symbols[round % watch.symbols.len()];
         if let Some(Response::Top { as_of, top }) = rpc::call(ep, md, &Request::Top { symbol }, TIMEOUT).await
         {
-            lock(&shared.served).push(Served::Top { symbol, as_of, top });
+            keep(shared, Served::Top { symbol, as_of, top });
         }
         let asked = matching_event * (round % 4) as u64 / 3;
         let request = Request::Book { symbol, as_of: asked };
         if let Some(Response::Book { as_of, book }) = rpc::call(ep, md, &request, TIMEOUT).await {
-            lock(&shared.served).push(Served::Book { symbol, as_of, book });
+            keep(shared, Served::Book { symbol, as_of, book });
         }
     }
     if watch.audit {
-        let order_id = (round as u64 * 7_919) % 500 + 1;
+        // Early orders (whose stories are long) on even rounds, any order (or none yet) on odd.
+        let span = if round % 2 == 0 { 500 } else { 2_000 };
+        let order_id = (round as u64 * 7_919) % span + 1;
         let request = Request::AuditOrder { order_id };
         if let Some(Response::Audit { as_of, order }) = rpc::call(ep, settlement, &request, TIMEOUT).await {
-            lock(&shared.served).push(Served::AuditOrder { order_id, as_of, order });
+            keep(shared, Served::AuditOrder { order_id, as_of, order });
         }
         let user = round as u64 % 50;
         if let Some(Response::Orders { as_of, ids }) =
             rpc::call(ep, settlement, &Request::AuditUser { user }, TIMEOUT).await
         {
-            lock(&shared.served).push(Served::AuditUser { user, as_of, ids });
+            keep(shared, Served::AuditUser { user, as_of, ids });
         }
     }
+}
+
+/// Keeps an answer with the simulated time it came.
+fn keep(shared: &Shared, answer: Served) {
+    let at_ms = shared.start.elapsed().as_millis() as u64;
+    lock(&shared.served).push(Answered { at_ms, answer });
 }
 
 /// Asks market data for the ticks after the last one served, and keeps what it answers.

@@ -119,7 +119,7 @@ pub struct WorldResult {
     pub market_data: Option<MarketDataSeen>,
     /// Every query the observer had answered (market data's books, the audit trail), in
     /// the order answered.
-    pub served: Vec<Served>,
+    pub served: Vec<Answered>,
 }
 
 /// A query answered during a run, with the event the answer was as of: the checker holds
@@ -134,6 +134,15 @@ pub enum Served {
     AuditOrder { order_id: engine::OrderId, as_of: engine::EventId, order: Option<engine::audit::OrderAudit> },
     /// Settlement's orders of one user.
     AuditUser { user: engine::UserId, as_of: engine::EventId, ids: Vec<engine::OrderId> },
+}
+
+/// An answer and when it came (simulated ms since the start).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answered {
+    /// When.
+    pub at_ms: u64,
+    /// The answer.
+    pub answer: Served,
 }
 
 /// What market data served during a run, and the settings it was run with.
