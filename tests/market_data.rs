@@ -58,6 +58,8 @@ fn market_data_follows_every_event_through_kills() {
         .filter(|r| matches!(r.state, Recovered::MarketData { snapshot: Some(_), .. }))
         .count();
     assert!(from_snapshot >= 1, "a recovery loaded a market-data snapshot");
+    // Retention ran beside the followers (their floors kept what they needed).
+    assert!(result.segments_removed > 10, "segments removed: {}", result.segments_removed);
 }
 
 #[test]
@@ -137,7 +139,6 @@ fn some_swarm_seeds_run_market_data() {
         if cfg.market_data.is_some() {
             with += 1;
             assert!(cfg.markets.order_events(), "seed {seed}: market data without order events");
-            assert!(!cfg.storage.retention, "seed {seed}: market data with retention on");
         }
     }
     assert!(with > 0 && with < seeds, "{with} of {seeds} swarm seeds draw market data");

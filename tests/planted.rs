@@ -51,6 +51,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::TickLostOnRecovery => &["market-data-diverged"],
         // A recovered audit trail speaks of a trade the ledger beside it does not hold.
         Bug::AuditBeforeLedger => &["audit-diverged"],
+        // A follower's pull finds its next events removed: the reply does not continue its
+        // watermark, and it refuses it (or, if answered with an error, never catches up).
+        Bug::RetentionForgetsFollowers => &["service-error", "liveness"],
     }
 }
 

@@ -58,11 +58,14 @@ pub enum Bug {
     /// Settlement commits the audit trail's records before the ledger holding their trades:
     /// a crash in between leaves the trail speaking of trades the ledger lost.
     AuditBeforeLedger,
+    /// The matching engine's retention keeps only what UBSCore may re-pull, forgetting
+    /// the followers of its log (market data, Settlement with its audit trail).
+    RetentionForgetsFollowers,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -81,6 +84,7 @@ impl Bug {
         Bug::PromotionForgetsDownstream,
         Bug::TickLostOnRecovery,
         Bug::AuditBeforeLedger,
+        Bug::RetentionForgetsFollowers,
     ];
 
     /// Kebab-case name.
@@ -104,6 +108,7 @@ impl Bug {
             Bug::PromotionForgetsDownstream => "promotion-forgets-downstream",
             Bug::TickLostOnRecovery => "tick-lost-on-recovery",
             Bug::AuditBeforeLedger => "audit-before-ledger",
+            Bug::RetentionForgetsFollowers => "retention-forgets-followers",
         }
     }
 }

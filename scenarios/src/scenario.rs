@@ -455,7 +455,9 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::NoSnapshotFallback => Scenario::CorruptSnapshot,
         Bug::ReplicaAppliesTwice => Scenario::Replica,
         Bug::PromotionForgetsDownstream => Scenario::Failover,
-        Bug::TickLostOnRecovery | Bug::AuditBeforeLedger => Scenario::MarketData,
+        Bug::TickLostOnRecovery | Bug::AuditBeforeLedger | Bug::RetentionForgetsFollowers => {
+            Scenario::MarketData
+        }
         _ => Scenario::Crash,
     }
 }

@@ -73,7 +73,11 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
         Scenario::Replica | Scenario::Failover => replica_world(scenario, seed, &mut cfg),
         Scenario::MarketData => {
             with_market_data(&mut cfg);
-            cfg.storage.snapshots = SnapshotPolicy::every(100, 0);
+            // Retention on, with small segments: the matching engine keeps what its
+            // followers may re-pull (their floors travel with every pull).
+            cfg.storage.wal = WalConfig::segments(4 << 10);
+            cfg.storage.retention = true;
+            cfg.storage.snapshots = SnapshotPolicy::every(40, 0);
             cfg.chaos.partitions = true;
             cfg.chaos.loss = 0.01;
         }
@@ -99,11 +103,10 @@ fn replica_world(scenario: Scenario, seed: u64, cfg: &mut WorldConfig) {
     }
 }
 
-/// Adds market data to a world: the matching engine then logs order events, and market
-/// data publishes often enough for short runs to have many L2 books. Needs retention off:
-/// the matching engine's retention keeps only what UBSCore and Settlement may re-pull.
+/// Adds market data to a world: the matching engine then logs order events (and
+/// Settlement keeps the audit trail), and market data publishes often enough for short
+/// runs to have many L2 books.
 pub fn with_market_data(cfg: &mut WorldConfig) {
-    assert!(!cfg.storage.retention, "market data worlds keep the matching engine's whole log");
     cfg.markets = cfg.markets.clone().with_order_events(true);
     cfg.market_data = Some(MdConfig { depth: 10, l2_every: 50, move_bps: 100 });
 }
@@ -158,8 +161,8 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     if cfg.replica && r.gen_bool(0.5) {
         cfg.failover_at = Some(r.gen_range(0.1..=0.7));
     }
-    // Market data, drawn after everything else for the same reason, only without retention.
-    if !retention && r.gen_bool(0.3) {
+    // Market data, drawn after everything else for the same reason.
+    if r.gen_bool(0.3) {
         with_market_data(cfg);
     }
 }

@@ -12,13 +12,22 @@ use crate::snapshot;
 use crate::storage::FileSystem;
 use crate::wal::{Wal, WalError};
 use crate::{Applied, EventId, Markets, MeEvent, MeEventKind};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 const STATE_FILE: &str = "state.bin";
+
+/// Who follows the matching engine's event log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FollowerId {
+    /// Market data.
+    MarketData = 0,
+    /// Settlement's audit trail.
+    Audit = 1,
+}
 
 /// A state machine derived from the matching engine's events.
 pub trait Follower: Sized {
@@ -87,6 +96,14 @@ pub struct DurableFollower<F: Follower> {
     wal: Wal,
     since_snapshot: u64,
     last_snapshot_ms: u64,
+    /// The event of its oldest kept snapshot (0: none): the matching engine keeps every
+    /// event after it.
+    recovery_floor: EventId,
+}
+
+/// The event of the oldest snapshot in `dir`'s snapshots (0: none).
+fn oldest_snapshot_event(fs: &dyn FileSystem, dir: &Path) -> EventId {
+    snapshot::oldest_fields(fs, &dir.join("snapshots")).and_then(|f| f.get("seq").copied()).unwrap_or(0)
 }
 
 impl DurableFollower<MarketData> {
@@ -183,7 +200,12 @@ impl<F: Follower> DurableFollower<F> {
         info.wal = wal_info;
         let since_snapshot = info.replayed;
         let dir = dir.to_path_buf();
-        Ok((DurableFollower { fs, dir, config, inner, wal, since_snapshot, last_snapshot_ms: now_ms }, info))
+        let recovery_floor = oldest_snapshot_event(fs.as_ref(), &dir);
+        let last_snapshot_ms = now_ms;
+        Ok((
+            DurableFollower { fs, dir, config, inner, wal, since_snapshot, last_snapshot_ms, recovery_floor },
+            info,
+        ))
     }
 
     /// Logs and applies one pulled event (durable after [`DurableFollower::commit`]). One
@@ -226,9 +248,16 @@ impl<F: Follower> DurableFollower<F> {
         {
             self.wal.retain_from(oldest + 1)?;
         }
+        self.recovery_floor = oldest_snapshot_event(self.fs.as_ref(), &self.dir);
         self.since_snapshot = 0;
         self.last_snapshot_ms = now_ms;
         Ok(seq)
+    }
+
+    /// The event of its oldest kept snapshot (0: none): the oldest point it could recover
+    /// to, so the matching engine must keep every event after it.
+    pub fn recovery_floor(&self) -> EventId {
+        self.recovery_floor
     }
 
     /// The watermark: every event up to it is durable here.

@@ -4,7 +4,7 @@
 //! the WAL (a free determinism check); events past the WAL's end are appended as new.
 
 use super::index::SparseIndex;
-use super::{DurableConfig, DurableError, RecoveryInfo, decode, kind};
+use super::{DurableConfig, DurableError, FollowerId, RecoveryInfo, decode, kind};
 use crate::codec;
 use crate::matching::{MatchingEngine, MeState};
 use crate::snapshot;
@@ -36,6 +36,9 @@ pub struct DurableMatching {
     floor_event: EventId,
     /// Trades above this must stay for Settlement.
     floor_trade: TradeId,
+    /// Where each follower of the log (market data, the audit trail) may re-pull after,
+    /// as heard since this start (`None`: not yet; retention then keeps everything).
+    floor_followers: [Option<EventId>; 2],
     /// `last_ubs_seq` of the oldest kept snapshot.
     recovery_floor: UbsSeq,
 }
@@ -151,6 +154,7 @@ impl DurableMatching {
             last_snapshot_ms: now_ms,
             floor_event: 0,
             floor_trade: 0,
+            floor_followers: [None; 2],
             recovery_floor: 0,
         };
         let mut m = m;
@@ -331,7 +335,12 @@ impl DurableMatching {
         if let Some(oldest) =
             super::ubscore::oldest_snapshot(self.fs.as_ref(), &snapshots)?.filter(|_| self.config.retention)
         {
-            let for_settlement = self.trades.start_for(self.floor_trade, self.wal.first_seq());
+            // With order events, Settlement follows the event log (its floor is a follower's).
+            let for_settlement = match self.followers_floor() {
+                _ if crate::bugs::planted(crate::bugs::Bug::RetentionForgetsFollowers) => u64::MAX,
+                Some(floor) => floor + 1,
+                None => self.trades.start_for(self.floor_trade, self.wal.first_seq()),
+            };
             self.wal.retain_from((oldest + 1).min(self.floor_event + 1).min(for_settlement))?;
             self.trades.forget_below(self.wal.first_seq());
         }
@@ -361,6 +370,18 @@ impl DurableMatching {
     /// Settlement may re-pull trades after `trade_id`: retention keeps them.
     pub fn set_trade_floor(&mut self, trade_id: TradeId) {
         self.floor_trade = trade_id;
+    }
+
+    /// Follower `who` may re-pull events after `event_id`: retention keeps them.
+    pub fn set_follower_floor(&mut self, who: FollowerId, event_id: EventId) {
+        self.floor_followers[who as usize] = Some(event_id);
+    }
+
+    /// With order events on, both followers (market data, Settlement's audit trail) are
+    /// expected: the lowest floor they reported, 0 while one has not. `None`: no followers.
+    fn followers_floor(&self) -> Option<EventId> {
+        let on = self.me.markets().order_events();
+        on.then(|| self.floor_followers.iter().map(|f| f.unwrap_or(0)).min().unwrap_or(0))
     }
 
     /// The `last_ubs_seq` the engine could fall back to (its oldest kept snapshot's):

@@ -19,7 +19,7 @@ mod ubscore;
 
 pub use pipeline::DurablePipeline;
 
-pub use follower::{DurableAudit, DurableFollower, DurableMarketData, Follower};
+pub use follower::{DurableAudit, DurableFollower, DurableMarketData, Follower, FollowerId};
 pub use matching::DurableMatching;
 pub use policy::SnapshotPolicy;
 pub use settlement::DurableSettlement;

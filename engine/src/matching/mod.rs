@@ -280,6 +280,11 @@ impl MatchingEngine {
         push(out, &mut self.next_event_id, ubs_seq, kind);
     }
 
+    /// The markets it matches.
+    pub fn markets(&self) -> &Markets {
+        &self.markets
+    }
+
     /// The last processed UBSCore sequence number (0 if none).
     pub fn last_ubs_seq(&self) -> UbsSeq {
         self.last_ubs_seq

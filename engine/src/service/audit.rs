@@ -7,7 +7,7 @@
 use super::node::{
     NodeEnv, Recovered, Stop, after_disk, attach, contiguous, lock, ms_since, serve, spawn_puller,
 };
-use super::protocol::{Request, Response, Status};
+use super::protocol::{FollowerId, Request, Response, Status};
 use crate::durable::{DurableAudit, DurableError, DurableSettlement};
 use crate::{MeEvent, MeEventKind};
 
@@ -103,7 +103,12 @@ pub(super) async fn settlement_with_audit(env: NodeEnv) -> Result<Stop, DurableE
         fatal.clone(),
         env.clone(),
         NodeEnv::matching_now,
-        |s: &Books, max| Request::MarketEvents { after: s.audit.inner().last_event_id(), max },
+        |s: &Books, max| Request::MarketEvents {
+            who: FollowerId::Audit,
+            after: s.audit.inner().last_event_id(),
+            max,
+            floor: s.audit.recovery_floor(),
+        },
         move |s, response| match response {
             Response::Events(events) if !events.is_empty() => Some(s.apply(&events, ms_since(start))),
             _ => None,

@@ -5,7 +5,7 @@
 use super::node::{
     NodeEnv, Recovered, Stop, after_disk, attach, contiguous, lock, ms_since, serve, spawn_puller,
 };
-use super::protocol::{Request, Response, Status};
+use super::protocol::{FollowerId, Request, Response, Status};
 use crate::durable::{DurableError, DurableMarketData};
 use crate::market_data::MdConfig;
 use std::net::SocketAddr;
@@ -42,7 +42,12 @@ async fn market_data(env: NodeEnv, listen: SocketAddr, config: MdConfig) -> Resu
         fatal.clone(),
         env.clone(),
         NodeEnv::matching_now,
-        |s: &DurableMarketData, max| Request::MarketEvents { after: s.inner().last_event_id(), max },
+        |s: &DurableMarketData, max| Request::MarketEvents {
+            who: FollowerId::MarketData,
+            after: s.inner().last_event_id(),
+            max,
+            floor: s.recovery_floor(),
+        },
         move |s, response| match response {
             Response::Events(events) if !events.is_empty() => Some(
                 contiguous(

@@ -15,4 +15,4 @@ pub use node::{
     Addrs, Directory, NodeEnv, Recovered, RecoveryHook, ReplicaHook, ReplicaReport, Stop, Tracer,
     panic_message, run_matching, run_replica, run_settlement, run_ubscore,
 };
-pub use protocol::{Request, Response, Status};
+pub use protocol::{FollowerId, Request, Response, Status};

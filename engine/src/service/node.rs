@@ -497,7 +497,8 @@ async fn matching(env: NodeEnv) -> Result<Stop, DurableError> {
                 s.set_trade_floor(after);
                 Response::Trades(s.trades_after(after, max as usize)?)
             }
-            Request::MarketEvents { after, max } => {
+            Request::MarketEvents { who, after, max, floor } => {
+                s.set_follower_floor(who, floor.min(after));
                 // Not a witness of lost data: after a failover the new primary may still
                 // be behind events its followers took from the old one (it will make them
                 // again, identically). A follower ahead waits.

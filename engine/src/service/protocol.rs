@@ -3,6 +3,7 @@
 //! back on that tag.
 
 use crate::audit::OrderAudit;
+pub use crate::durable::FollowerId;
 use crate::market_data::{L2Book, Tick, Top};
 use crate::{Ack, Command, EventId, MeEvent, OrderId, SymbolId, Trade, TradeId, UbsRecord, UbsSeq, UserId};
 use serde::{Deserialize, Serialize};
@@ -34,8 +35,10 @@ pub enum Request {
     /// A follower (market data; Settlement with its audit trail) → Matching: durable events
     /// after `after`. It moves no retention floor (worlds with order events keep the
     /// matching engine's whole log), and events already removed, or a follower ahead of
-    /// the durable log, are answered with an error, not a stop.
-    MarketEvents { after: EventId, max: u32 },
+    /// the durable log, are answered with an error, not a stop. `floor`: the oldest point
+    /// the follower could recover to (its oldest snapshot's event); retention keeps every
+    /// event after it.
+    MarketEvents { who: FollowerId, after: EventId, max: u32, floor: EventId },
     /// Anyone → Market data: durable ticks after trade `after`.
     Ticks { after: TradeId, max: u32 },
     /// Anyone → Market data: the L2 book of `symbol` last published at or before event
