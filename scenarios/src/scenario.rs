@@ -158,8 +158,8 @@ impl Scenario {
             }
             Scenario::MarketData => {
                 "order events on: market data as a fourth durable service (ticks, L2 books, top-of-book \
-                 deltas) and Settlement's audit trail, killed like the others, with loss and partitions; \
-                 everything they publish derived again by the oracle"
+                 deltas) and Settlement's audit trail, killed like the others, with loss, partitions and \
+                 retention on; everything they publish derived again by the oracle"
             }
         }
     }

@@ -337,7 +337,7 @@ impl DurableMatching {
         {
             // With order events, Settlement follows the event log (its floor is a follower's).
             let for_settlement = match self.followers_floor() {
-                _ if crate::bugs::planted(crate::bugs::Bug::RetentionForgetsFollowers) => u64::MAX,
+                Some(_) if crate::bugs::planted(crate::bugs::Bug::RetentionForgetsFollowers) => u64::MAX,
                 Some(floor) => floor + 1,
                 None => self.trades.start_for(self.floor_trade, self.wal.first_seq()),
             };
@@ -378,7 +378,8 @@ impl DurableMatching {
     }
 
     /// With order events on, both followers (market data, Settlement's audit trail) are
-    /// expected: the lowest floor they reported, 0 while one has not. `None`: no followers.
+    /// expected: the lowest floor they reported, 0 while one has not (a deployment with
+    /// order events and no market data would keep its whole log). `None`: no followers.
     fn followers_floor(&self) -> Option<EventId> {
         let on = self.me.markets().order_events();
         on.then(|| self.floor_followers.iter().map(|f| f.unwrap_or(0)).min().unwrap_or(0))

@@ -33,11 +33,9 @@ pub enum Request {
     /// disk), and records already removed are answered with an error, not a stop.
     ReplicaRecords { after: UbsSeq, max: u32 },
     /// A follower (market data; Settlement with its audit trail) → Matching: durable events
-    /// after `after`. It moves no retention floor (worlds with order events keep the
-    /// matching engine's whole log), and events already removed, or a follower ahead of
-    /// the durable log, are answered with an error, not a stop. `floor`: the oldest point
-    /// the follower could recover to (its oldest snapshot's event); retention keeps every
-    /// event after it.
+    /// after `after`. `floor`: the oldest point the follower could recover to (its oldest
+    /// snapshot's event); retention keeps every event after it. A follower ahead of the
+    /// durable log (after a failover) is answered with an error, not a stop.
     MarketEvents { who: FollowerId, after: EventId, max: u32, floor: EventId },
     /// Anyone → Market data: durable ticks after trade `after`.
     Ticks { after: TradeId, max: u32 },
