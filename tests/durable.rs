@@ -34,6 +34,7 @@ fn config() -> PipelineConfig {
         ubscore: c,
         matching: c,
         settlement: DurableConfig { snapshots: SnapshotPolicy::every(40, 0), ..c },
+        followers: None,
     }
 }
 
@@ -450,4 +451,32 @@ fn an_adopted_replica_reopens_as_the_matching_engine() {
     drop(me);
     let again = DurableMatching::adopt(fs, &dir, markets, c, state, replica.events(), 0);
     assert!(matches!(again, Err(DurableError::Divergence(_))), "a second handover into the same directory");
+}
+
+/// The followers run exactly when the markets publish order events, and pull at least
+/// every command: anything else is refused at open, not clamped.
+#[test]
+fn a_pipeline_with_followers_is_validated() {
+    use engine::durable::pipeline::FollowersConfig;
+    use engine::market_data::MdConfig;
+    let followers = FollowersConfig {
+        md: MdConfig::standard(),
+        market_data: DurableConfig::settlement(),
+        audit: DurableConfig::settlement(),
+        pull_every: 1,
+    };
+    let open = |markets: engine::Markets, cfg: PipelineConfig| {
+        let fs: Arc<dyn FileSystem> = Arc::new(MemFs::new());
+        DurablePipeline::open(fs, &root(), markets, cfg, 0).err().map(|e| e.to_string())
+    };
+    let events = workload::default_markets().with_order_events(true);
+    let without = open(events.clone(), config()).expect("order events without followers refused");
+    assert!(without.contains("order events true, followers false"), "{without}");
+    let no_events = PipelineConfig { followers: Some(followers), ..config() };
+    assert!(open(workload::default_markets(), no_events).is_some(), "followers without order events refused");
+    let never =
+        PipelineConfig { followers: Some(FollowersConfig { pull_every: 0, ..followers }), ..config() };
+    let err = open(events.clone(), never).expect("pull_every 0 refused");
+    assert!(err.contains("pull_every"), "{err}");
+    assert_eq!(open(events, PipelineConfig { followers: Some(followers), ..config() }), None);
 }

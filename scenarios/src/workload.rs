@@ -37,6 +37,14 @@ const START_MID: [u64; 2] = [8_500_000, 300_000];
 
 /// Generates the initial deposits and `config.commands` commands.
 pub fn generate(rng: &mut ChaCha8Rng, config: &WorkloadConfig) -> Vec<Command> {
+    generate_narrowed(rng, config, 1)
+}
+
+/// [`generate`] with the orders' distance from the mid divided by `narrow` (from the same
+/// draws): most places cross, so that a short workload trades often (explore's 30 commands
+/// would otherwise make two or three trades).
+pub fn generate_narrowed(rng: &mut ChaCha8Rng, config: &WorkloadConfig, narrow: u64) -> Vec<Command> {
+    assert!(narrow >= 1, "narrow divides the orders' distance from the mid");
     let users = config.users.max(1);
     let mut out = Vec::with_capacity(config.commands + users as usize * 3);
     let mut request_id = 0u64;
@@ -84,7 +92,7 @@ pub fn generate(rng: &mut ChaCha8Rng, config: &WorkloadConfig) -> Vec<Command> {
                 // A slow random walk keeps both sides of the book busy.
                 *m = (*m as i64 + rng.gen_range(-(*m as i64) / 2000..=(*m as i64) / 2000)).max(100) as u64;
                 let side = if rng.gen_bool(0.5) { Side::Buy } else { Side::Sell };
-                let offset = rng.gen_range(0..*m / 200);
+                let offset = rng.gen_range(0..*m / 200) / narrow;
                 let price = match side {
                     Side::Buy => m.saturating_sub(offset).max(1) + rng.gen_range(0..*m / 400),
                     Side::Sell => {

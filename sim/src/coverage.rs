@@ -7,8 +7,10 @@
 use crate::fs::{OpKind, Phase};
 use std::collections::BTreeMap;
 
-/// The services whose storage the map covers.
-pub const SERVICES: [&str; 3] = ["ubscore", "matching", "settlement"];
+/// The storage the map covers, named as [`crate::fs::service_of`] names a path: the three
+/// core services, market data and Settlement's audit trail (the hot-standby replica's
+/// storage is counted but not part of the map).
+pub const SERVICES: [&str; 5] = ["ubscore", "matching", "settlement", "market-data", "audit"];
 
 /// The name of a cell.
 pub fn cell(service: &str, phase: Phase, op: OpKind, before: bool) -> String {
@@ -38,14 +40,15 @@ pub fn unhit(hits: &BTreeMap<String, u64>) -> Vec<String> {
 /// A compact table: one row per phase, the hits of each service (before/after summed), and
 /// how many of the phase's cells were hit.
 pub fn table(hits: &BTreeMap<String, u64>) -> String {
-    let mut out = format!(
-        "{:<22}{:>10}{:>10}{:>11}{:>12}\n",
-        "phase", "ubscore", "matching", "settlement", "cells hit"
-    );
+    let mut out = format!("{:<22}", "phase");
+    for service in SERVICES {
+        out += &format!("{service:>12}");
+    }
+    out += &format!("{:>12}\n", "cells hit");
     for phase in Phase::ALL {
         let mut row = format!("{:<22}", phase.name());
         let (mut hit, mut total) = (0, 0);
-        for (i, service) in SERVICES.iter().enumerate() {
+        for service in SERVICES {
             let mut n = 0;
             for op in phase.ops() {
                 for before in [true, false] {
@@ -55,8 +58,7 @@ pub fn table(hits: &BTreeMap<String, u64>) -> String {
                     hit += u64::from(c > 0);
                 }
             }
-            let width = if i == 2 { 11 } else { 10 };
-            row += &format!("{n:>width$}");
+            row += &format!("{n:>12}");
         }
         out += &format!("{row}{:>12}\n", format!("{hit}/{total}"));
     }
@@ -74,6 +76,11 @@ mod tests {
         let u = universe();
         assert!(u.contains(&"ubscore snapshot-rename rename before".to_string()));
         assert!(u.contains(&"settlement retention remove after".to_string()));
+        assert!(u.contains(&"market-data snapshot-rename rename before".to_string()));
+        assert!(u.contains(&"audit retention remove after".to_string()));
+        assert_eq!(u.len(), 5 * 62, "62 cells per service");
+        let trail = crate::fs::service_of(std::path::Path::new("/data/settlement/audit/wal/wal-00001.wal"));
+        assert_eq!(trail, "audit", "the trail's files are its own storage, not the ledger's");
         let mut hits = BTreeMap::new();
         hits.insert("ubscore snapshot-rename rename before".to_string(), 3);
         let missing = unhit(&hits);

@@ -14,6 +14,7 @@ mod index;
 mod matching;
 pub mod pipeline;
 mod policy;
+mod settle;
 mod settlement;
 mod ubscore;
 
@@ -22,6 +23,7 @@ pub use pipeline::DurablePipeline;
 pub use follower::{DurableAudit, DurableFollower, DurableMarketData, Follower, FollowerId};
 pub use matching::DurableMatching;
 pub use policy::SnapshotPolicy;
+pub use settle::settle_events;
 pub use settlement::DurableSettlement;
 pub use ubscore::{DurableUbs, SnapshotJob, UbsEntry};
 

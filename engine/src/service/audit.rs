@@ -8,8 +8,8 @@ use super::node::{
     NodeEnv, Recovered, Stop, after_disk, attach, contiguous, lock, ms_since, serve, spawn_puller,
 };
 use super::protocol::{FollowerId, Request, Response, Status};
-use crate::durable::{DurableAudit, DurableError, DurableSettlement};
-use crate::{MeEvent, MeEventKind};
+use crate::MeEvent;
+use crate::durable::{DurableAudit, DurableError, DurableSettlement, settle_events};
 
 /// Settlement's state in its node: the ledger and the audit trail.
 struct Books {
@@ -18,33 +18,15 @@ struct Books {
 }
 
 impl Books {
-    /// Applies a pulled batch: trades to the ledger, committed; then every event to the
-    /// audit trail, committed.
+    /// Applies a pulled batch ([`settle_events`]: the ledger's commit first, then the
+    /// trail's), then takes whatever snapshots are due.
     fn apply(&mut self, events: &[MeEvent], now_ms: u64) -> Result<(), DurableError> {
         contiguous(
             "matching → settlement",
             self.audit.inner().last_event_id(),
             events.iter().map(|e| e.event_id),
         )?;
-        let to_ledger = |ledger: &mut DurableSettlement| -> Result<(), DurableError> {
-            for e in events {
-                if let MeEventKind::Trade(t) = &e.kind {
-                    ledger.apply(t)?;
-                }
-            }
-            ledger.commit().map(|_| ())
-        };
-        let to_audit = |audit: &mut DurableAudit| -> Result<(), DurableError> {
-            events.iter().try_for_each(|e| audit.apply(e).map(|_| ()))?;
-            audit.commit().map(|_| ())
-        };
-        if crate::bugs::planted(crate::bugs::Bug::AuditBeforeLedger) {
-            to_audit(&mut self.audit)?;
-            to_ledger(&mut self.ledger)?;
-        } else {
-            to_ledger(&mut self.ledger)?;
-            to_audit(&mut self.audit)?;
-        }
+        settle_events(&mut self.ledger, &mut self.audit, events)?;
         self.ledger.maybe_checkpoint(now_ms)?;
         self.audit.maybe_snapshot(now_ms).map(|_| ())
     }

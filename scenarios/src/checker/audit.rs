@@ -63,8 +63,20 @@ fn answer_differs(trail: &AuditState, q: &Served) -> Option<(String, String, Str
     (want != got).then_some((field, want, got))
 }
 
+/// The model's trail after each of its events: `[e]` is the trail as of event `e` (`[0]`:
+/// before any). For judges that compare many recoveries (explore).
+pub fn derive_all(model: &Model) -> Vec<AuditState> {
+    let mut trail = AuditState::default();
+    let mut out = vec![trail.clone()];
+    for event in model.events() {
+        step(&mut trail, event);
+        out.push(trail.clone());
+    }
+    out
+}
+
 /// The first field in which a recovered trail differs from the model's.
-fn difference(want: &AuditState, got: &AuditState) -> Option<(String, String, String)> {
+pub(crate) fn difference(want: &AuditState, got: &AuditState) -> Option<(String, String, String)> {
     if want.last_trade_id != got.last_trade_id {
         return Some(("last trade id".into(), want.last_trade_id.to_string(), got.last_trade_id.to_string()));
     }

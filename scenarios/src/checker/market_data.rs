@@ -139,8 +139,20 @@ impl Derivation {
     }
 }
 
+/// The model's market data after each of its events: `[e]` is the state as of event `e`
+/// (`[0]`: before any). For judges that compare many recoveries (explore).
+pub fn derive_all(model: &Model, config: MdConfig) -> Vec<MdState> {
+    let mut d = Derivation::new(model, config);
+    let mut out = vec![d.state.clone()];
+    for event in model.events() {
+        d.step(event);
+        out.push(d.state.clone());
+    }
+    out
+}
+
 /// The first field in which `got` differs from the model's market data `want`.
-fn difference(want: &MdState, got: &MdState) -> Option<(String, String, String)> {
+pub(crate) fn difference(want: &MdState, got: &MdState) -> Option<(String, String, String)> {
     let scalar = [
         ("last event id", want.last_event_id, got.last_event_id),
         ("last trade id", want.last_trade_id, got.last_trade_id),

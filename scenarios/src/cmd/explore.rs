@@ -10,7 +10,7 @@ pub struct ExploreArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Commands in the workload, the initial deposits included (9..=200).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 30)]
     commands: usize,
     /// Deviations from "all pending writes kept" combined per crash state (0..=3).
     #[arg(long, default_value_t = 1)]
@@ -59,8 +59,7 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     let report = explore::explore(&cfg, &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
-    })
-    .map_err(|e| Failure::Check(e.to_string()))?;
+    });
     bar.finish_and_clear();
     say!(
         "explored seed {}: {} commands, {} filesystem operations, {} crash points, {} crash states, \

@@ -1,18 +1,20 @@
-//! The explored workload: a few dozen seeded commands through the three durable services
-//! in one process (the in-process pipeline), on one simulated disk with tiny segments,
+//! The explored workload: a few dozen seeded commands through the durable services in one
+//! process (the in-process pipeline: UBSCore, Matching, Settlement with its audit trail,
+//! market data; the markets publish order events), on one simulated disk with tiny segments,
 //! frequent snapshots and retention on. A recording run logs every filesystem operation
 //! and, for every command, the operation count when it was submitted and acknowledged;
 //! the explorer sees the disk after every operation through a tap on it.
 
-use engine::durable::pipeline::PipelineConfig;
+use engine::durable::pipeline::{FollowersConfig, PipelineConfig};
 use engine::durable::{DurableConfig, DurableError, DurablePipeline, SnapshotPolicy};
+use engine::market_data::MdConfig;
 use engine::wal::WalConfig;
 use engine::{Command, Markets};
 use sim::fs::{Disk, FaultConfig, LoggedOp, NodeFs};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// The root of the three services' directories on the explored disk.
+/// The root of the services' directories on the explored disk.
 pub fn root() -> PathBuf {
     PathBuf::from("/x")
 }
@@ -33,28 +35,39 @@ pub struct Setup {
 /// Users of the explored workload (each starts with three deposits).
 pub const USERS: u64 = 2;
 
+/// The explored orders stand this many times closer to the mid than a sweep's, so that
+/// most places cross: every crash state then has trades in flight to settle and publish.
+pub const NARROW: u64 = 8;
+
 impl Setup {
     /// The workload of `seed`: `commands` in all, the users' initial deposits included.
     pub fn new(seed: u64, commands: usize) -> Setup {
         let mut wl = sim::seed::rng(seed, sim::seed::Stream::Workload);
         let rest = commands.saturating_sub(USERS as usize * 3);
-        let commands = crate::workload::generate(
-            &mut wl,
-            &crate::workload::WorkloadConfig { commands: rest, users: USERS },
-        );
+        let config = crate::workload::WorkloadConfig { commands: rest, users: USERS };
+        let commands = crate::workload::generate_narrowed(&mut wl, &config, NARROW);
         let c = DurableConfig {
             wal: WalConfig { segment_bytes: 1024, tail_cache_bytes: 0 },
             snapshots: SnapshotPolicy::every(6, 0),
             keep_snapshots: 2,
             retention: true,
         };
-        // Downstream snapshots come often enough that every service's retention moves.
+        // Downstream snapshots come often enough that every service's retention moves; the
+        // followers' (counted in events, about two per command) too.
+        let followers = FollowersConfig {
+            md: MdConfig { depth: 10, l2_every: 8, move_bps: 100 },
+            market_data: DurableConfig { snapshots: SnapshotPolicy::every(5, 0), ..c },
+            audit: DurableConfig { snapshots: SnapshotPolicy::every(4, 0), ..c },
+            pull_every: 8,
+        };
         let config = PipelineConfig {
             ubscore: c,
             matching: DurableConfig { snapshots: SnapshotPolicy::every(3, 0), ..c },
             settlement: DurableConfig { snapshots: SnapshotPolicy::every(2, 0), ..c },
+            followers: Some(followers),
         };
-        Setup { seed, markets: crate::workload::default_markets(), commands, config }
+        let markets = crate::workload::default_markets().with_order_events(true);
+        Setup { seed, markets, commands, config }
     }
 
     /// A fresh disk that never fails on its own (the explorer resolves every crash).
@@ -63,7 +76,7 @@ impl Setup {
         Arc::new(Mutex::new(Disk::new(config, sim::seed::rng(self.seed, sim::seed::Stream::Disk))))
     }
 
-    /// Opens (recovers) the three services on `disk`.
+    /// Opens (recovers) the services on `disk` and lets them catch up.
     pub fn open(&self, disk: &Arc<Mutex<Disk>>) -> Result<DurablePipeline, DurableError> {
         let fs = Arc::new(NodeFs::detached(disk.clone()));
         DurablePipeline::open(fs, &root(), self.markets.clone(), self.config, 0).map(|(p, _)| p)
@@ -119,12 +132,13 @@ pub fn drive(
 }
 
 /// The one run of an exploration: records every operation and the workload's progress,
-/// and hands `tap` the disk after every operation (the crash state "just after k").
+/// and hands `tap` the disk after every operation (the crash state "just after k"). A run
+/// that fails without any crash (a bug no crash is needed for) still returns what it did.
 pub fn record(
     setup: &Setup,
     tap: Option<sim::fs::Tap>,
     on_ack: &dyn Fn(u64, &Disk),
-) -> Result<(Vec<LoggedOp>, Progress), DurableError> {
+) -> (Vec<LoggedOp>, Progress, Result<(), DurableError>) {
     let disk = setup.disk();
     {
         let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
@@ -134,9 +148,11 @@ pub fn record(
     let (progress, result) = drive(setup, &disk, on_ack);
     let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
     d.set_tap(None);
-    result?;
-    Ok((d.op_log().to_vec(), progress))
+    (d.op_log().to_vec(), progress, result)
 }
+
+/// Every service's directory under [`root`], in the order of the pipeline's recoveries.
+pub const SERVICES: [&str; 5] = ["ubscore", "matching", "settlement", "market-data", "settlement/audit"];
 
 /// A service's directory on the explored disk.
 pub fn service_dir(service: &str) -> PathBuf {

@@ -9,6 +9,7 @@
 //! history.
 
 pub mod drive;
+pub mod followers;
 pub mod oracle;
 pub mod states;
 
@@ -143,21 +144,6 @@ struct AtK {
     resolutions: Vec<(String, Outcome)>,
 }
 
-/// Why exploration could not start.
-#[derive(Debug)]
-pub enum ExploreError {
-    /// The workload failed without any crash (a bug of its own, e.g. a planted one).
-    Workload(engine::durable::DurableError),
-}
-
-impl std::fmt::Display for ExploreError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ExploreError::Workload(e) => write!(f, "the workload fails without any crash: {e}"),
-        }
-    }
-}
-
 struct Explorer<'a> {
     cfg: &'a ExploreConfig,
     setup: Setup,
@@ -167,7 +153,7 @@ struct Explorer<'a> {
 
 /// Runs an exploration; `tick(done, total)` reports progress over operations (the total
 /// is known only at the end: until then it is the operations seen so far).
-pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<ExploreReport, ExploreError> {
+pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> ExploreReport {
     let started = std::time::Instant::now();
     engine::bugs::plant(cfg.planted);
     let setup = Setup::new(cfg.seed, cfg.commands);
@@ -244,7 +230,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<
         drop(tx);
         recorded
     });
-    let (ops, progress) = recorded.map_err(ExploreError::Workload)?;
+    let (ops, progress, workload) = recorded;
     let mut report = ExploreReport {
         commands: ex.setup.commands.len(),
         ops: ops.len() as u64,
@@ -294,6 +280,21 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<
         }
     }
     report.failures.sort_by_key(|f| f.op);
+    if let Err(e) = workload {
+        // Judged last: every crash state before the failure was explored first.
+        report.states_until_first_failure.get_or_insert(report.states);
+        report.failures.push(ExploreFailure {
+            op: report.ops,
+            when: "without a crash",
+            cell: "the recorded run itself".into(),
+            resolution: format!(
+                "command #{} of the workload failed",
+                progress.started_at.len().saturating_sub(1)
+            ),
+            recovery_crash: None,
+            violation: Violation::ServiceError { service: "pipeline".into(), error: e.to_string() },
+        });
+    }
     let cache = ex.cache.into_inner().unwrap_or_else(|e| e.into_inner());
     report.distinct_disks = cache.len() as u64;
     report.recovery_crashes = cache.values().map(|o| o.nested_states).sum();
@@ -303,7 +304,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Result<
         }
     }
     report.wall_ms = started.elapsed().as_millis() as u64;
-    Ok(report)
+    report
 }
 
 /// The coverage cell of a crash at operation `op` (1-based).
@@ -352,7 +353,7 @@ impl Explorer<'_> {
     /// `disk` just after an acknowledgement, struck in each service's files once per
     /// [`STRIKES`] entry, and recovered.
     fn damaged(&self, disk: &Disk) -> Vec<Damaged> {
-        let strikes = ["ubscore", "matching", "settlement"].into_iter().flat_map(|s| STRIKES.map(|x| (s, x)));
+        let strikes = drive::SERVICES.into_iter().flat_map(|s| STRIKES.map(|x| (s, x)));
         strikes
             .filter_map(|(service, (target, media, aim))| {
                 let mut d = disk.snapshot_copy();

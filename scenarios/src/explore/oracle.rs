@@ -1,14 +1,17 @@
-//! The explorer's judge: after every recovery, all three services must open without error,
+//! The explorer's judge: after every recovery, every service must open without error,
 //! each must load the newest snapshot that verifies on the disk (judged by the simulator),
 //! UBSCore's log must hold exactly the first `p` commands as sent, and the full state of
-//! all three (balances, locks, de-dup counters, books, order index, event log, ledger)
-//! must equal the model fed those `p` commands; `p` must lie between the commands
-//! acknowledged and the commands submitted before the crash.
+//! all of them (balances, locks, de-dup counters, books, order index, event log, ledger,
+//! market data, the audit trail) must equal the model fed those `p` commands; `p` must lie
+//! between the commands acknowledged and the commands submitted before the crash. The
+//! followers are judged as recovered too ([`super::followers`]).
 
-use super::drive::{Setup, service_dir};
+use super::drive::{SERVICES, Setup, service_dir};
+use super::followers;
 use crate::checker::{Violation, final_state};
 use crate::model::Model;
-use engine::durable::UbsEntry;
+use engine::durable::pipeline::PipelineRecovery;
+use engine::durable::{DurableError, DurablePipeline, UbsEntry};
 use sim::fs::Disk;
 use std::sync::{Arc, Mutex};
 
@@ -20,6 +23,8 @@ pub struct Oracle {
     models: Vec<Model>,
     /// `logged[i]`: the history's length after the first `i` commands.
     logged: Vec<usize>,
+    /// The followers' derivations, when the workload runs them.
+    followers: Option<followers::Truth>,
 }
 
 impl Oracle {
@@ -35,7 +40,9 @@ impl Oracle {
             }
             logged.push(model.history().len());
         }
-        Oracle { models, logged }
+        let full = &models[models.len() - 1];
+        let followers = setup.config.followers.map(|f| followers::Truth::new(full, f.md));
+        Oracle { models, logged, followers }
     }
 
     /// Judges a recovered history of `h` commands against what the clients knew at the
@@ -87,29 +94,22 @@ impl Oracle {
 
     /// The recovery and its verdict; on failure, whether the engine's error names damage.
     fn recover_or_detect(&self, setup: &Setup, disk: &Arc<Mutex<Disk>>) -> Result<usize, (Violation, bool)> {
-        let expected: Vec<(&str, Option<u64>)> = ["ubscore", "matching", "settlement"]
-            .into_iter()
+        let expected: Vec<Option<u64>> = SERVICES
+            .iter()
             .map(|s| {
-                (
-                    s,
-                    sim::snapshots::newest_valid(
-                        &disk.lock().unwrap_or_else(|e| e.into_inner()),
-                        &service_dir(s),
-                    ),
-                )
+                let disk = disk.lock().unwrap_or_else(|e| e.into_inner());
+                sim::snapshots::newest_valid(&disk, &service_dir(s))
             })
             .collect();
         let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let fs = Arc::new(sim::fs::NodeFs::detached(disk.clone()));
-            engine::durable::DurablePipeline::open(
-                fs,
-                &super::drive::root(),
-                setup.markets.clone(),
-                setup.config,
-                0,
-            )
+            let (mut p, info) =
+                DurablePipeline::recover(fs, &super::drive::root(), setup.markets.clone(), setup.config, 0)?;
+            let recovered = followers::Recovered::of(&p);
+            p.converge(0)?;
+            Ok::<_, DurableError>((p, info, recovered))
         }));
-        let (p, info) = match opened {
+        let (p, info, recovered) = match opened {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => {
                 let named = sim::world::names_damage(&e);
@@ -121,33 +121,40 @@ impl Oracle {
         };
         // Recovery reads only what it replays; as at the end of a simulated run, every log
         // is scrubbed, so damage at rest below a snapshot is refused here or judged.
-        for wal in [p.ubs.wal(), p.me.wal(), p.settlement.wal()] {
+        let mut wals = vec![p.ubs.wal(), p.me.wal(), p.settlement.wal()];
+        if let Some(f) = &p.followers {
+            wals.extend([f.market_data.wal(), f.audit.wal()]);
+        }
+        for wal in wals {
             if let Err(e) = wal.scrub() {
                 let e = engine::durable::DurableError::Wal(e);
                 let named = sim::world::names_damage(&e);
                 return Err((Violation::Unrecoverable { error: e.to_string() }, named));
             }
         }
-        self.judge_open(p, &info, &expected).map_err(|v| (v, false))
+        self.judge_open(&p, &info, &expected, recovered.as_ref()).map_err(|v| (v, false))
     }
 
     /// Judges opened services against the model.
     fn judge_open(
         &self,
-        p: engine::durable::DurablePipeline,
-        info: &engine::durable::pipeline::PipelineRecovery,
-        expected: &[(&str, Option<u64>)],
+        p: &DurablePipeline,
+        info: &PipelineRecovery,
+        expected: &[Option<u64>],
+        recovered: Option<&followers::Recovered>,
     ) -> Result<usize, Violation> {
-        let loaded = [info.ubscore.snapshot_seq, info.matching.snapshot_seq, info.settlement.snapshot_seq];
-        for (i, (service, want)) in expected.iter().enumerate() {
-            if loaded[i] != *want {
+        let mut loaded =
+            vec![info.ubscore.snapshot_seq, info.matching.snapshot_seq, info.settlement.snapshot_seq];
+        loaded.extend(info.followers.iter().flatten().map(|f| f.snapshot_seq));
+        for ((service, want), got) in SERVICES.iter().zip(expected).zip(&loaded) {
+            if got != want {
                 return Err(Violation::RecoveryMismatch {
                     service: service.to_string(),
                     recovery: 0,
-                    at: loaded[i].unwrap_or(0),
+                    at: got.unwrap_or(0),
                     field: "snapshot loaded".into(),
                     expected: format!("{want:?} (the newest that verifies on the disk)"),
-                    actual: format!("{:?}", loaded[i]),
+                    actual: format!("{got:?}"),
                 });
             }
         }
@@ -160,8 +167,14 @@ impl Oracle {
                 ),
             });
         };
+        if let (Some(truth), Some(recovered)) = (&self.followers, recovered) {
+            truth.judge_recovered(recovered)?;
+        }
         check_history(&p.ubs, model)?;
         final_state::check(&p.ubs, &p.me, &p.settlement, model)?;
+        if let Some(truth) = &self.followers {
+            truth.judge_caught_up(p, model.events().len() as u64)?;
+        }
         Ok(n)
     }
 }

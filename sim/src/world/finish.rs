@@ -272,9 +272,12 @@ impl World {
             let disk = lock(&disk);
             for f in disk.faults() {
                 *faults.entry(f.kind().to_string()).or_default() += 1;
-                if let Fault::CrashPoint { before, kind, phase, .. } = f {
+                if let Fault::CrashPoint { before, kind, phase, path, .. } = f {
+                    // By the storage the operation touched (Settlement's node keeps two:
+                    // its ledger and its audit trail), as explore names them.
+                    let service = crate::fs::service_of(path);
                     *crash_points
-                        .entry(crate::coverage::cell(s.name(), *phase, *kind, *before))
+                        .entry(crate::coverage::cell(&service, *phase, *kind, *before))
                         .or_default() += 1;
                 }
                 self.shared.trace.absorb(&format!("fault {f:?}"));
