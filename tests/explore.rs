@@ -96,9 +96,10 @@ fn planted_bugs_are_caught_by_the_rule_they_break() {
 /// ledger beside it, the followers' floors in the matching engine's retention).
 #[test]
 fn the_followers_bugs_are_caught_by_the_rule_they_break() {
+    const { assert!(engine::bugs::AVAILABLE) };
     let mut wrong = Vec::new();
     for (bug, commands) in
-        [(Bug::RetentionForgetsFollowers, 16), (Bug::AuditBeforeLedger, 16), (Bug::TickLostOnRecovery, 30)]
+        [(Bug::RetentionForgetsFollowers, 16), (Bug::AuditBeforeLedger, 16), (Bug::TickLostOnRecovery, 20)]
     {
         let r = run(&config(commands, 0, Some(bug)));
         let first = r.failures.first().map(|f| f.violation.kind());

@@ -53,7 +53,7 @@ enum Cmd {
     /// command that reproduces it) and, last, the run's trace hash on stdout; the trace
     /// (`--trace`) on stderr.
     Run(cmd::run::RunArgs),
-    /// Bounded exhaustive crash-state exploration of the three durable services: every
+    /// Bounded exhaustive crash-state exploration of every durable service: every
     /// filesystem operation of a small workload, every bounded way its pending writes end,
     /// every crash inside the recovery.
     Explore(cmd::explore::ExploreArgs),

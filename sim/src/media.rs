@@ -47,10 +47,9 @@ fn pick<'a, T>(rng: &mut ChaCha8Rng, items: &'a [T]) -> Option<&'a T> {
     (!items.is_empty()).then(|| &items[rng.gen_range(0..items.len())])
 }
 
-/// Chooses where to damage `service_dir` on `disk`: (file, offset). `None` when the target
-/// does not exist yet (no snapshot, no records).
-fn aim(disk: &Disk, service_dir: &Path, target: Target, rng: &mut ChaCha8Rng) -> Option<(PathBuf, u64)> {
-    let files = disk.files_under(service_dir);
+/// Chooses where to damage `files` (one service's) on `disk`: (file, offset). `None` when
+/// the target does not exist yet (no snapshot, no records).
+fn aim(disk: &Disk, files: &[PathBuf], target: Target, rng: &mut ChaCha8Rng) -> Option<(PathBuf, u64)> {
     let segments: Vec<&PathBuf> =
         files.iter().filter(|p| p.extension().is_some_and(|e| e == "wal")).collect();
     let size = |p: &Path| disk.durable_bytes(p).map_or(0, |b| b.len() as u64);
@@ -84,16 +83,16 @@ fn aim(disk: &Disk, service_dir: &Path, target: Target, rng: &mut ChaCha8Rng) ->
             (len > 0).then(|| (file, rng.gen_range(0..len)))
         }
         Target::Anywhere => {
-            let file = pick(rng, &files)?.clone();
+            let file = pick(rng, files)?.clone();
             let len = size(&file);
             (len > 0).then(|| (file, rng.gen_range(0..len)))
         }
     }
 }
 
-/// Inflicts one media fault of kind `media` on `target` of `service_dir`, the file and
-/// offset chosen by `aim`. Returns a description for the trace, or `None` if nothing was
-/// damaged (the target does not exist yet).
+/// Inflicts one media fault of kind `media` on `target` of `service_dir` (every file under
+/// it), the file and offset chosen by `aim`. Returns a description for the trace, or `None`
+/// if nothing was damaged (the target does not exist yet).
 pub fn strike(
     disk: &mut Disk,
     service_dir: &Path,
@@ -101,8 +100,34 @@ pub fn strike(
     media: Media,
     aim_seed: u64,
 ) -> Option<String> {
+    let files = disk.files_under(service_dir);
+    strike_files(disk, &files, target, media, aim_seed)
+}
+
+/// [`strike`] aimed only at the storage `dir` holds itself ([`crate::fs::service_of`]):
+/// Settlement's directory without the audit trail nested in it.
+pub fn strike_storage(
+    disk: &mut Disk,
+    dir: &Path,
+    target: Target,
+    media: Media,
+    aim_seed: u64,
+) -> Option<String> {
+    let own = crate::fs::service_of(dir);
+    let files: Vec<PathBuf> =
+        disk.files_under(dir).into_iter().filter(|p| crate::fs::service_of(p) == own).collect();
+    strike_files(disk, &files, target, media, aim_seed)
+}
+
+fn strike_files(
+    disk: &mut Disk,
+    files: &[PathBuf],
+    target: Target,
+    media: Media,
+    aim_seed: u64,
+) -> Option<String> {
     let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(aim_seed);
-    let (path, offset) = aim(disk, service_dir, target, &mut rng)?;
+    let (path, offset) = aim(disk, files, target, &mut rng)?;
     disk.inflict(&path, offset, media).then(|| {
         format!(
             "media fault {media:?} aimed at {target:?}: {} offset {offset} (sector {})",

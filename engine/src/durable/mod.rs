@@ -219,3 +219,17 @@ pub struct RecoveryInfo {
     /// The WAL's own recovery report.
     pub wal: crate::wal::Recovery,
 }
+
+/// A pull reply must continue the puller's watermark exactly: ids `watermark + 1`, `+ 2` …
+pub fn contiguous(
+    link: &'static str,
+    watermark: u64,
+    ids: impl Iterator<Item = u64>,
+) -> Result<(), DurableError> {
+    for (expected, found) in (watermark + 1..).zip(ids) {
+        if found != expected {
+            return Err(DurableError::PullGap { link, expected, found });
+        }
+    }
+    Ok(())
+}

@@ -1,4 +1,4 @@
-//! The three durable services in one process, linked by the pull protocol: each asks its
+//! The durable services in one process, linked by the pull protocol: each asks its
 //! upstream for durable entries after its own watermark. A client's command is
 //! acknowledged only after UBSCore's commit covering it. With order events on, the
 //! matching engine's two followers run too: market data, and Settlement's audit trail
@@ -6,7 +6,7 @@
 
 use super::{
     DurableAudit, DurableConfig, DurableError, DurableMarketData, DurableMatching, DurableSettlement,
-    DurableUbs, FollowerId, RecoveryInfo, settle_events,
+    DurableUbs, FollowerId, RecoveryInfo, contiguous, settle_events,
 };
 use crate::market_data::MdConfig;
 use crate::storage::FileSystem;
@@ -53,7 +53,7 @@ pub struct Followers {
     pub audit: DurableAudit,
 }
 
-/// Storage settings of the three services.
+/// Storage settings of the services.
 #[derive(Clone, Copy, Debug)]
 pub struct PipelineConfig {
     /// UBSCore.
@@ -90,7 +90,8 @@ pub fn me_input(record: &UbsRecord) -> Option<MeInput> {
     }
 }
 
-/// UBSCore, Matching and Settlement, each with its own directory under one root.
+/// UBSCore, Matching, Settlement and (with order events) the followers, each with its own
+/// directory under one root.
 pub struct DurablePipeline {
     /// UBSCore.
     pub ubs: DurableUbs,
@@ -173,7 +174,8 @@ impl DurablePipeline {
     }
 
     /// Submits one command: UBSCore applies and commits it (only then is it acknowledged),
-    /// and the downstream services pull until everything has flowed through.
+    /// and the downstream services pull until everything has flowed through (the
+    /// followers only every `pull_every` commands).
     pub fn submit(&mut self, command: Command, now_ms: u64) -> Result<Ack, DurableError> {
         let sub = self.ubs.submit(command);
         self.ubs.commit()?;
@@ -197,13 +199,21 @@ impl DurablePipeline {
         loop {
             let mut moved = false;
             // Matching pulls UBSCore's durable records.
-            for rec in self.ubs.records_after(self.me.last_ubs_seq(), BATCH)? {
+            let records = self.ubs.records_after(self.me.last_ubs_seq(), BATCH)?;
+            contiguous("ubscore → matching", self.me.last_ubs_seq(), records.iter().map(|r| r.seq))?;
+            for rec in records {
                 self.me.process(rec.seq, me_input(&rec).as_ref())?;
                 moved = true;
             }
             self.me.commit()?;
             // UBSCore pulls the ME's durable events.
-            for ev in self.me.events_after(self.ubs.core().last_event_id(), BATCH)? {
+            let events = self.me.events_after(self.ubs.core().last_event_id(), BATCH)?;
+            contiguous(
+                "matching → ubscore",
+                self.ubs.core().last_event_id(),
+                events.iter().map(|e| e.event_id),
+            )?;
+            for ev in events {
                 self.ubs.apply_event(&ev)?;
                 moved = true;
             }
@@ -235,7 +245,9 @@ impl DurablePipeline {
     /// durable events (only if `followers_pull`). Returns whether anything moved.
     fn pull_downstream(&mut self, followers_pull: bool) -> Result<bool, DurableError> {
         let Some(f) = &mut self.followers else {
-            let trades = self.me.trades_after(self.settlement.settlement().last_trade_id(), BATCH)?;
+            let last = self.settlement.settlement().last_trade_id();
+            let trades = self.me.trades_after(last, BATCH)?;
+            contiguous("matching → settlement", last, trades.iter().map(|t| t.trade_id))?;
             for trade in &trades {
                 self.settlement.apply(trade)?;
             }
@@ -247,7 +259,9 @@ impl DurablePipeline {
         }
         let events = self.me.events_after(f.audit.inner().last_event_id(), BATCH)?;
         settle_events(&mut self.settlement, &mut f.audit, &events)?;
-        let published = self.me.events_after(f.market_data.inner().last_event_id(), BATCH)?;
+        let last = f.market_data.inner().last_event_id();
+        let published = self.me.events_after(last, BATCH)?;
+        contiguous("matching → market data", last, published.iter().map(|e| e.event_id))?;
         for e in &published {
             f.market_data.apply(e)?;
         }

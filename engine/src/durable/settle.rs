@@ -7,13 +7,16 @@
 use super::{DurableAudit, DurableError, DurableSettlement};
 use crate::{MeEvent, MeEventKind};
 
-/// Settles one pulled batch (contiguous, after the trail's watermark): trades to the
-/// ledger, committed; then every event to the trail, committed.
+/// Settles one pulled batch, which must continue the trail's watermark (a gap is refused
+/// before anything is written): trades to the ledger, committed; then every event to the
+/// trail, committed.
 pub fn settle_events(
     ledger: &mut DurableSettlement,
     audit: &mut DurableAudit,
     events: &[MeEvent],
 ) -> Result<(), DurableError> {
+    let ids = events.iter().map(|e| e.event_id);
+    super::contiguous("matching → settlement", audit.inner().last_event_id(), ids)?;
     if crate::bugs::planted(crate::bugs::Bug::AuditBeforeLedger) {
         to_audit(audit, events)?;
         return to_ledger(ledger, events);

@@ -4,9 +4,7 @@
 //! WAL (`<dir>/audit`) and commits that: an audit record never speaks of a trade the
 //! ledger does not hold durably. Queries answer from what is durable.
 
-use super::node::{
-    NodeEnv, Recovered, Stop, after_disk, attach, contiguous, lock, ms_since, serve, spawn_puller,
-};
+use super::node::{NodeEnv, Recovered, Stop, after_disk, attach, lock, ms_since, serve, spawn_puller};
 use super::protocol::{FollowerId, Request, Response, Status};
 use crate::MeEvent;
 use crate::durable::{DurableAudit, DurableError, DurableSettlement, settle_events};
@@ -21,11 +19,6 @@ impl Books {
     /// Applies a pulled batch ([`settle_events`]: the ledger's commit first, then the
     /// trail's), then takes whatever snapshots are due.
     fn apply(&mut self, events: &[MeEvent], now_ms: u64) -> Result<(), DurableError> {
-        contiguous(
-            "matching → settlement",
-            self.audit.inner().last_event_id(),
-            events.iter().map(|e| e.event_id),
-        )?;
         settle_events(&mut self.ledger, &mut self.audit, events)?;
         self.ledger.maybe_checkpoint(now_ms)?;
         self.audit.maybe_snapshot(now_ms).map(|_| ())

@@ -7,6 +7,7 @@ use super::protocol::{Request, Response, Status};
 use super::rpc;
 use super::rpc::Endpoint;
 use crate::Markets;
+pub(super) use crate::durable::contiguous;
 use crate::durable::pipeline::me_input;
 use crate::durable::{DurableConfig, DurableError, DurableMatching, DurableSettlement, DurableUbs};
 use crate::storage::FileSystem;
@@ -265,20 +266,6 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 pub(super) fn witness(log: &'static str, after: u64, durable: u64) -> Result<(), DurableError> {
     if after > durable {
         return Err(DurableError::WitnessAhead { log, downstream: after, durable });
-    }
-    Ok(())
-}
-
-/// A pull reply must continue the puller's watermark exactly: ids `watermark + 1`, `+ 2` …
-pub(super) fn contiguous(
-    link: &'static str,
-    watermark: u64,
-    ids: impl Iterator<Item = u64>,
-) -> Result<(), DurableError> {
-    for (expected, found) in (watermark + 1..).zip(ids) {
-        if found != expected {
-            return Err(DurableError::PullGap { link, expected, found });
-        }
     }
     Ok(())
 }

@@ -85,6 +85,20 @@ pub(crate) fn difference(want: &AuditState, got: &AuditState) -> Option<(String,
     Some((format!("order {id}"), format!("{:?}", want.orders.get(&id)), format!("{:?}", got.orders.get(&id))))
 }
 
+/// A trail recovered beside a ledger must not speak of a trade beyond it (an audit record
+/// written before its trade was durable).
+pub(crate) fn ahead_of_ledger(
+    recovery: Option<usize>,
+    trail: &AuditState,
+    ledger_trade_id: u64,
+) -> Option<Violation> {
+    (trail.last_trade_id > ledger_trade_id).then(|| {
+        let expected = format!("at most the ledger's, {ledger_trade_id}");
+        let actual = trail.last_trade_id.to_string();
+        diverged(recovery, trail.last_event_id, "last trade in the trail".into(), expected, actual)
+    })
+}
+
 /// Every recovered audit trail must be the model's at the event it recovered to, and must
 /// not hold a fill of a trade beyond the ledger recovered beside it (an audit record
 /// written before its trade was durable).
@@ -92,16 +106,8 @@ pub fn check(recoveries: &[RecoveryRecord], queries: &[Answered], model: &Model)
     let mut points: BTreeMap<EventId, Vec<(usize, &AuditState)>> = BTreeMap::new();
     for (i, r) in recoveries.iter().enumerate() {
         if let Recovered::Audit { state, ledger_trade_id, .. } = &r.state {
-            if state.last_trade_id > *ledger_trade_id {
-                let field = "last trade in the trail".to_string();
-                let expected = format!("at most the ledger's, {ledger_trade_id}");
-                return Err(diverged(
-                    Some(i),
-                    state.last_event_id,
-                    field,
-                    expected,
-                    state.last_trade_id.to_string(),
-                ));
+            if let Some(v) = ahead_of_ledger(Some(i), state, *ledger_trade_id) {
+                return Err(v);
             }
             let pick = |a: &Served| match a {
                 Served::AuditOrder { as_of, .. } | Served::AuditUser { as_of, .. } => Some(*as_of),

@@ -107,7 +107,7 @@ impl Progress {
     }
 }
 
-/// Runs the workload on `disk` until it ends or the disk dies.
+/// Runs the workload on `disk` until it ends (every follower caught up) or the disk dies.
 pub fn drive(
     setup: &Setup,
     disk: &Arc<Mutex<Disk>>,
@@ -128,7 +128,8 @@ pub fn drive(
         let d = disk.lock().unwrap_or_else(|e| e.into_inner());
         on_ack(d.ops(), &d);
     }
-    (progress, Ok(()))
+    // The followers pull what the last commands made, so that their commits are explored.
+    (progress, p.converge(0))
 }
 
 /// The one run of an exploration: records every operation and the workload's progress,

@@ -1,9 +1,9 @@
 //! The explorer's judge of the matching engine's followers (market data, Settlement's
 //! audit trail). Each is held to the checker's own derivation from the model's event log:
 //! what its recovery found, before any catching up, must equal the derivation at the event
-//! it recovered to, and the trail must not speak of a trade beyond the ledger recovered
-//! beside it; once caught up, both must equal the derivation at the end of the history the
-//! crash left.
+//! it recovered to (never beyond the history recovered beside it), and the trail must not
+//! speak of a trade beyond the ledger recovered beside it; once caught up, both must equal
+//! the derivation at the end of the history the crash left.
 
 use crate::checker::{Violation, audit, market_data};
 use crate::model::Model;
@@ -32,6 +32,9 @@ impl Recovered {
     }
 }
 
+/// How a follower's state differs from the derivation: (field, expected, actual).
+type Difference = (String, String, String);
+
 /// The derivations at every event of the whole workload's model.
 pub struct Truth {
     md: Vec<MdState>,
@@ -45,60 +48,82 @@ impl Truth {
         Truth { md: market_data::derive_all(model, config), trail: audit::derive_all(model) }
     }
 
-    /// Judges the followers as their recoveries found them.
-    pub fn judge_recovered(&self, recovered: &Recovered) -> Result<(), Violation> {
-        let at = recovered.md.last_event_id;
-        self.md_at(&recovered.md, at, Some(0))?;
-        self.trail_at(&recovered.trail, recovered.trail.last_event_id, Some(0))?;
-        if recovered.trail.last_trade_id > recovered.ledger_trade_id {
-            return Err(Violation::AuditDiverged {
+    /// Judges the followers as their recoveries found them, beside a recovered history
+    /// that makes `events` events.
+    pub fn judge_recovered(&self, recovered: &Recovered, events: EventId) -> Result<(), Violation> {
+        let md_at = recovered.md.last_event_id;
+        if let Some((field, expected, actual)) =
+            at(&self.md, &recovered.md, md_at, events, market_data::difference)
+        {
+            return Err(Violation::MarketDataDiverged {
                 recovery: Some(0),
-                at: recovered.trail.last_event_id,
-                field: "last trade in the trail".into(),
-                expected: format!("at most the ledger's, {}", recovered.ledger_trade_id),
-                actual: recovered.trail.last_trade_id.to_string(),
+                at: md_at,
+                field,
+                expected,
+                actual,
             });
         }
-        Ok(())
+        let trail_at = recovered.trail.last_event_id;
+        if let Some((field, expected, actual)) =
+            at(&self.trail, &recovered.trail, trail_at, events, trail_difference)
+        {
+            return Err(Violation::AuditDiverged {
+                recovery: Some(0),
+                at: trail_at,
+                field,
+                expected,
+                actual,
+            });
+        }
+        audit::ahead_of_ledger(Some(0), &recovered.trail, recovered.ledger_trade_id).map_or(Ok(()), Err)
     }
 
-    /// Judges the followers of `p`, caught up, once the history holds `events` events.
+    /// Judges the followers of `p`, caught up, once the history makes `events` events.
     pub fn judge_caught_up(&self, p: &DurablePipeline, events: EventId) -> Result<(), Violation> {
         let Some(f) = &p.followers else { return Ok(()) };
-        self.md_at(f.market_data.inner().state(), events, None)?;
-        self.trail_at(f.audit.inner().state(), events, None)
-    }
-
-    /// `got` must be the derivation at event `at`.
-    fn md_at(&self, got: &MdState, at: EventId, recovery: Option<usize>) -> Result<(), Violation> {
-        let found = match self.md.get(at as usize) {
-            None => Some(("last event id".into(), format!("at most {}", self.md.len() - 1), at.to_string())),
-            Some(want) => market_data::difference(want, got),
-        };
-        match found {
-            None => Ok(()),
+        if let Some((field, expected, actual)) =
+            at(&self.md, f.market_data.inner().state(), events, events, market_data::difference)
+        {
+            return Err(Violation::MarketDataDiverged {
+                recovery: None,
+                at: events,
+                field,
+                expected,
+                actual,
+            });
+        }
+        match at(&self.trail, f.audit.inner().state(), events, events, trail_difference) {
             Some((field, expected, actual)) => {
-                Err(Violation::MarketDataDiverged { recovery, at, field, expected, actual })
+                Err(Violation::AuditDiverged { recovery: None, at: events, field, expected, actual })
             }
+            None => Ok(()),
         }
     }
+}
 
-    /// `got` must be the derived trail at event `at`.
-    fn trail_at(&self, got: &AuditState, at: EventId, recovery: Option<usize>) -> Result<(), Violation> {
-        let found = match self.trail.get(at as usize) {
-            None => {
-                Some(("last event id".into(), format!("at most {}", self.trail.len() - 1), at.to_string()))
-            }
-            Some(want) if want.last_event_id != got.last_event_id => {
-                Some(("last event id".into(), want.last_event_id.to_string(), got.last_event_id.to_string()))
-            }
-            Some(want) => audit::difference(want, got),
-        };
-        match found {
-            None => Ok(()),
-            Some((field, expected, actual)) => {
-                Err(Violation::AuditDiverged { recovery, at, field, expected, actual })
-            }
-        }
+/// How `got` differs from the derivation at event `at` (`truth[at]`), which must not lie
+/// beyond `most` events.
+fn at<S>(
+    truth: &[S],
+    got: &S,
+    at: EventId,
+    most: EventId,
+    differ: fn(&S, &S) -> Option<Difference>,
+) -> Option<Difference> {
+    if at > most {
+        let expected = format!("at most {most} (the events of the history recovered beside it)");
+        return Some(("last event id".into(), expected, at.to_string()));
     }
+    match truth.get(at as usize) {
+        None => Some(("last event id".into(), format!("at most {}", truth.len() - 1), at.to_string())),
+        Some(want) => differ(want, got),
+    }
+}
+
+/// The trail's difference, its event first (the checker's compares trades and orders).
+fn trail_difference(want: &AuditState, got: &AuditState) -> Option<Difference> {
+    if want.last_event_id != got.last_event_id {
+        return Some(("last event id".into(), want.last_event_id.to_string(), got.last_event_id.to_string()));
+    }
+    audit::difference(want, got)
 }

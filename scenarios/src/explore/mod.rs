@@ -1,6 +1,7 @@
 //! `exsim explore`: bounded exhaustive crash-state exploration over the real storage code
 //! (ALICE / CrashMonkey style, on the simulator's disk). A small seeded workload runs
-//! through the three durable services; for every filesystem operation k, the disk as it
+//! through every durable service (UBSCore, Matching, Settlement with its audit trail,
+//! market data); for every filesystem operation k, the disk as it
 //! is just after k took effect (the same disk as just before k + 1) has its pending state
 //! resolved every bounded way ([`states::resolutions`]); the services recover from each
 //! resulting disk and the oracle judges them. Each distinct disk is then recovered again
@@ -357,7 +358,8 @@ impl Explorer<'_> {
         strikes
             .filter_map(|(service, (target, media, aim))| {
                 let mut d = disk.snapshot_copy();
-                let what = sim::media::strike(&mut d, &drive::service_dir(service), target, media, aim)?;
+                let what =
+                    sim::media::strike_storage(&mut d, &drive::service_dir(service), target, media, aim)?;
                 let outcome = self.oracle.recover_damaged(&self.setup, &Arc::new(Mutex::new(d)));
                 Some(Damaged { label: what, outcome })
             })

@@ -69,7 +69,7 @@ impl Oracle {
         Ok(())
     }
 
-    /// Recovers the three services from `disk` (alive, resolved) and judges them against
+    /// Recovers every service from `disk` (alive, resolved) and judges them against
     /// the model. Returns `h`, the entries the recovered history holds.
     pub fn recover(&self, setup: &Setup, disk: &Arc<Mutex<Disk>>) -> Result<usize, Violation> {
         self.recover_or_detect(setup, disk).map_err(|(v, _)| v)
@@ -149,7 +149,7 @@ impl Oracle {
         for ((service, want), got) in SERVICES.iter().zip(expected).zip(&loaded) {
             if got != want {
                 return Err(Violation::RecoveryMismatch {
-                    service: service.to_string(),
+                    service: sim::fs::service_of(&service_dir(service)),
                     recovery: 0,
                     at: got.unwrap_or(0),
                     field: "snapshot loaded".into(),
@@ -168,7 +168,7 @@ impl Oracle {
             });
         };
         if let (Some(truth), Some(recovered)) = (&self.followers, recovered) {
-            truth.judge_recovered(recovered)?;
+            truth.judge_recovered(recovered, model.events().len() as u64)?;
         }
         check_history(&p.ubs, model)?;
         final_state::check(&p.ubs, &p.me, &p.settlement, model)?;
