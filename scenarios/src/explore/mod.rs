@@ -449,8 +449,16 @@ impl Explorer<'_> {
                 self.crash_recoveries(&disk, h, depth, &mut o);
             }
         }
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(fp, o.clone());
-        o
+        // Two workers may recover the same disk at once: the more explored outcome stays,
+        // so that the counts do not depend on which finished last.
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        match cache.get(&fp) {
+            Some(kept) if kept.explored_nested && !o.explored_nested => kept.clone(),
+            _ => {
+                cache.insert(fp, o.clone());
+                o
+            }
+        }
     }
 
     /// Crashes the recovery of `disk` after each of its operations (= before the next), as
