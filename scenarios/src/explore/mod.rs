@@ -98,9 +98,6 @@ struct Outcome {
     recovered: Result<usize, Violation>,
     nested: Option<(String, Violation)>,
     nested_states: u64,
-    /// Whether its recoveries were crashed (only disks of the "all kept" and "all lost"
-    /// resolutions are, to bound the work).
-    explored_nested: bool,
     /// Crash points inside its recovery, per coverage cell.
     cells: BTreeMap<String, u64>,
     /// On a disk with unsettled data (a process crash's page cache), a recovery cut short
@@ -149,7 +146,8 @@ struct Explorer<'a> {
     cfg: &'a ExploreConfig,
     setup: Setup,
     oracle: Oracle,
-    cache: Mutex<BTreeMap<u64, Outcome>>,
+    /// Outcomes by (disk fingerprint, recovery depth explored).
+    cache: Mutex<BTreeMap<(u64, usize), Outcome>>,
 }
 
 /// Runs an exploration; `tick(done, total)` reports progress over operations (the total
@@ -297,7 +295,8 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
         });
     }
     let cache = ex.cache.into_inner().unwrap_or_else(|e| e.into_inner());
-    report.distinct_disks = cache.len() as u64;
+    report.distinct_disks =
+        cache.keys().map(|(fp, _)| *fp).collect::<std::collections::BTreeSet<_>>().len() as u64;
     report.recovery_crashes = cache.values().map(|o| o.nested_states).sum();
     for o in cache.values() {
         for (c, n) in &o.cells {
@@ -428,37 +427,30 @@ impl Explorer<'_> {
     /// Recovers `disk` (cached by its contents) and, when `nested` and `depth` allow, every
     /// recovery of it crashed at each of its operations.
     fn outcome(&self, disk: Disk, depth: usize, nested: bool) -> Outcome {
+        // An outcome is a function of the disk and the depth explored: cached under both,
+        // so that no verdict depends on which worker got to a disk first.
         let fp = disk.fingerprint();
-        let want_nested = nested && depth > 0;
-        let cached = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&fp).cloned();
-        let mut o = match cached {
-            Some(o) if o.explored_nested || !want_nested => return o,
-            Some(o) => o,
-            None => Outcome {
-                recovered: self.oracle.recover(&self.setup, &Arc::new(Mutex::new(disk.clone()))),
-                nested: None,
-                nested_states: 0,
-                explored_nested: false,
-                cells: BTreeMap::new(),
-                nested_least: None,
-            },
+        let depth = if nested { depth } else { 0 };
+        let lock = || self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let reused = {
+            let cache = lock();
+            if let Some(o) = cache.get(&(fp, depth)) {
+                return o.clone();
+            }
+            // The recovery itself depends on the disk alone: one made for another depth serves.
+            cache.range((fp, 0)..=(fp, usize::MAX)).next().map(|(_, o)| o.recovered.clone())
         };
-        if want_nested {
-            o.explored_nested = true;
+        let recovered =
+            reused.unwrap_or_else(|| self.oracle.recover(&self.setup, &Arc::new(Mutex::new(disk.clone()))));
+        let mut o =
+            Outcome { recovered, nested: None, nested_states: 0, cells: BTreeMap::new(), nested_least: None };
+        if depth > 0 {
             if let Ok(h) = o.recovered {
                 self.crash_recoveries(&disk, h, depth, &mut o);
             }
         }
-        // Two workers may recover the same disk at once: the more explored outcome stays,
-        // so that the counts do not depend on which finished last.
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        match cache.get(&fp) {
-            Some(kept) if kept.explored_nested && !o.explored_nested => kept.clone(),
-            _ => {
-                cache.insert(fp, o.clone());
-                o
-            }
-        }
+        lock().insert((fp, depth), o.clone());
+        o
     }
 
     /// Crashes the recovery of `disk` after each of its operations (= before the next), as
