@@ -7,10 +7,21 @@
 
 use engine::bugs::Bug;
 use scenarios::checker::Violation;
-use scenarios::explore::{ExploreConfig, ExploreReport, explore};
+use scenarios::explore::drive::Storage;
+use scenarios::explore::{ExploreConfig, ExploreReport, Family, Only, explore, shrink};
 
 fn config(commands: usize, recovery_depth: usize, planted: Option<Bug>) -> ExploreConfig {
-    ExploreConfig { seed: 0, commands, depth: 1, recovery_depth, at: None, jobs: 2, planted }
+    ExploreConfig {
+        seed: 0,
+        commands,
+        depth: 1,
+        recovery_depth,
+        only: None,
+        keep: None,
+        storage: Default::default(),
+        jobs: 2,
+        planted,
+    }
 }
 
 fn run(cfg: &ExploreConfig) -> ExploreReport {
@@ -24,6 +35,9 @@ fn the_engine_survives_every_explored_crash_state() {
     assert!(r.ops > 200 && r.crash_points == 2 * r.ops, "{} ops, {} crash points", r.ops, r.crash_points);
     assert!(r.states > r.crash_points, "pending state resolved more than one way");
     assert!(r.fsync_errors > 0 && r.media_faults > 0 && r.recovery_crashes > 0, "{r:?}");
+    // A pull after every command and a last one: each reply lost once; a failover after
+    // every command.
+    assert_eq!((r.lost_replies, r.failovers), (17, 16), "{r:?}");
     assert!(r.detected > 0, "some damage must be refused loudly");
     for cell in [
         "ubscore group-commit append after",
@@ -53,6 +67,10 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // A follower's pull finds its next events removed: in a recovery, or in the
         // recorded run itself.
         Bug::RetentionForgetsFollowers => &["unrecoverable", "service-error"],
+        // The replica's chain, or its refusal of an order it already holds.
+        Bug::ReplicaAppliesTwice => &["replica-diverged", "service-error"],
+        // A follower's pull after the failover finds the promoted log's start removed.
+        Bug::PromotionForgetsDownstream => &["service-error"],
         _ => &[
             "unrecoverable",
             "lost-ack",
@@ -115,11 +133,69 @@ fn the_followers_bugs_are_caught_by_the_rule_they_break() {
 fn a_failure_reproduces_at_its_operation() {
     let cfg = config(16, 0, Some(Bug::ApplyBeforeWal));
     let first = run(&cfg).failures.into_iter().next().expect("apply-before-wal is caught");
-    let again = run(&ExploreConfig { at: Some(first.op), ..cfg });
+    let again = run(&ExploreConfig { only: Some(Only::at(first.op)), ..cfg });
     assert!(
         again.failures.iter().any(|f| f.op == first.op && f.violation.kind() == first.violation.kind()),
         "explore --at {} did not reproduce {first:?}",
         first.op
     );
     assert!(again.states < 200, "--at explores one operation, not the run ({} states)", again.states);
+}
+
+/// A failure shrinks to a few commands (the trail's bug needs a trade: two places and their
+/// deposits) that still fail the same way at the crash state the shrink names.
+#[test]
+fn a_failure_shrinks_to_a_few_commands_that_reproduce_it() {
+    let cfg = config(16, 0, Some(Bug::AuditBeforeLedger));
+    let first = run(&cfg).failures.into_iter().next().expect("audit-before-ledger is caught");
+    let s = shrink::shrink(&cfg, &first, 100, &|_, _| {}).expect("it reproduces");
+    assert_eq!(s.before.0, 16);
+    assert!(s.after.0 <= 5 && s.after.1 <= 2, "{:?} -> {:?}", s.before, s.after);
+    assert_eq!(s.failure.violation.kind(), "audit-diverged");
+    let keep = s.config.keep.clone().expect("the kept commands");
+    assert_eq!(keep.len(), s.after.0);
+    // The reproduce configuration, explored in full at its operation, fails the same way.
+    let again = run(&ExploreConfig { recovery_depth: 1, depth: 1, ..s.config.clone() });
+    assert!(
+        again.failures.iter().any(|f| f.op == s.failure.op && f.violation.kind() == "audit-diverged"),
+        "{:?}",
+        again.failures.first()
+    );
+}
+
+/// The hot standby is explored too: the replica bugs are caught by a lost reply (the retry
+/// re-applies a batch) and by a failover (the promoted log lost what followers had not
+/// pulled).
+#[test]
+fn the_replica_bugs_are_caught_by_a_lost_reply_and_a_failover() {
+    const { assert!(engine::bugs::AVAILABLE) };
+    let mut wrong = Vec::new();
+    for (bug, family) in
+        [(Bug::ReplicaAppliesTwice, Family::LostReply), (Bug::PromotionForgetsDownstream, Family::Failover)]
+    {
+        let only = Only { ops: (1..=20).collect(), family: Some(family) };
+        let r = run(&ExploreConfig { only: Some(only), ..config(16, 0, Some(bug)) });
+        let first = r.failures.first().map(|f| (f.family, f.violation.kind()));
+        eprintln!("{bug}: {} failing runs, first: {first:?}", r.failures.len());
+        if !first.is_some_and(|(f, k)| f == family && catches(bug).contains(&k)) {
+            wrong.push((bug, first));
+        }
+    }
+    assert!(wrong.is_empty(), "not caught, or caught by the wrong rule: {wrong:?}");
+}
+
+/// Found by explore at the shrink's smallest settings: market data whose only snapshot is
+/// damaged at rest after retention removed the events before it opened at event 0 on a WAL
+/// that continues later, and panicked at its next pull. It must refuse to open, naming it.
+#[test]
+fn a_follower_whose_snapshot_is_lost_after_retention_refuses_to_open() {
+    let cfg = ExploreConfig {
+        keep: Some(vec![29]),
+        storage: Storage { segment_bytes: Some(64), snapshot_every: Some(1), pull_every: Some(1) },
+        only: Some(Only { ops: (1..=5000).collect(), family: Some(Family::Media) }),
+        ..config(30, 0, None)
+    };
+    let r = run(&cfg);
+    assert!(r.failures.is_empty(), "{:#?}", r.failures.first());
+    assert!(r.media_faults > 0 && r.detected > 0, "{r:?}");
 }

@@ -18,6 +18,7 @@ pub mod replica;
 pub mod service;
 pub mod settlement;
 pub mod snapshot;
+pub mod standby;
 pub mod storage;
 pub mod types;
 pub mod ubscore;

@@ -128,6 +128,12 @@ fn bad_inputs_get_one_line_and_exit_2_within_a_second() {
         (&["explore", "--recovery-depth", "3"], "--recovery-depth"),
         (&["explore", "--plant", "nope"], "unknown bug"),
         (&["explore", "--jobs", "0"], "--jobs"),
+        (&["explore", "--keep", "1,x"], "--keep"),
+        (&["explore", "--keep", "30"], "--keep"),
+        (&["explore", "--shrink", "--budget", "1"], "--budget"),
+        (&["explore", "--segment-bytes", "10"], "--segment-bytes"),
+        (&["explore", "--snapshot-every", "0"], "--snapshot-every"),
+        (&["explore", "--pull-every", "0"], "--pull-every"),
         (&["coverage"], "report"),
         (&["coverage", "/no/such/report.json"], "/no/such/report.json"),
         (&["regress", "add", "/no/such/report.json"], "/no/such/report.json"),
@@ -414,6 +420,9 @@ fn explore_prints_its_counts_and_map_and_coverage_lists_unhit_cells() {
         "--at K explores one operation: {}",
         text(&o.stdout)
     );
+    let o = exsim(&["explore", "--commands", "12", "--recovery-depth", "0", "--keep", "0,1,2,9"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("explored seed 0: 4 commands"), "--keep: {}", text(&o.stdout));
     let o = exsim(&["coverage", report.to_str().unwrap()]);
     // Twelve commands are too few for retention: its cells stay unhit, and are listed.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));

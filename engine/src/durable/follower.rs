@@ -196,6 +196,18 @@ impl<F: Follower> DurableFollower<F> {
                 wal.next_seq() - 1
             )));
         }
+        // And one that ends beyond the state replayed holds events nothing replayed: the
+        // snapshot they followed is gone and retention removed what came before them.
+        if wal.next_seq() - 1 != inner.last_event_id() {
+            return Err(DurableError::Divergence(format!(
+                "{} recovered as of event {}, but its WAL ends at {} (its first kept entry {}): \
+                 the snapshot those entries follow is lost",
+                F::NAME,
+                inner.last_event_id(),
+                wal.next_seq() - 1,
+                wal.first_seq()
+            )));
+        }
         info.replayed = inner.last_event_id() - from_snapshot;
         info.wal = wal_info;
         let since_snapshot = info.replayed;

@@ -580,11 +580,7 @@ pub type ReplicaHook = Arc<dyn Fn(ReplicaReport) + Send + Sync>;
 
 /// The replica's state in its node: the engine, and what its puller remembers.
 struct ReplicaNode {
-    replica: crate::replica::Replica,
-    /// A pull is out and has not been answered (the next request knows it got no reply).
-    asking: std::cell::Cell<bool>,
-    /// The watermark before the last batch applied (where the planted bug asks again).
-    batch_start: crate::UbsSeq,
+    standby: crate::standby::Standby,
     /// Changed since its state was last reported.
     dirty: bool,
 }
@@ -615,16 +611,11 @@ async fn replica(
     let handover = Arc::new(AtomicBool::new(false));
     env.shutdown = Some(handover.clone());
     let due = move |s: &ReplicaNode| {
-        if s.replica.last_event_id() >= handover_at.load(Ordering::SeqCst) {
+        if s.standby.replica().last_event_id() >= handover_at.load(Ordering::SeqCst) {
             handover.store(true, Ordering::SeqCst);
         }
     };
-    let node = ReplicaNode {
-        replica: crate::replica::Replica::new(env.markets.clone()),
-        asking: std::cell::Cell::new(false),
-        batch_start: 0,
-        dirty: true,
-    };
+    let node = ReplicaNode { standby: crate::standby::Standby::new(env.markets.clone()), dirty: true };
     clear_handover(&env)?;
     env.trace("replica: rebuilding from ubscore's log".into());
     let (ep, state, fatal) = attach(&env, listen, node).await?;
@@ -637,14 +628,14 @@ async fn replica(
                 due(&s);
                 if std::mem::take(&mut s.dirty) {
                     hook(ReplicaReport::State {
-                        state: s.replica.engine().export_state(),
-                        chain: s.replica.chain(),
+                        state: s.standby.replica().engine().export_state(),
+                        chain: s.standby.replica().chain(),
                     });
                 }
                 Response::Status(Status {
-                    ubs_seq: s.replica.last_ubs_seq(),
-                    event_id: s.replica.last_event_id(),
-                    trade_id: s.replica.engine().next_trade_id() - 1,
+                    ubs_seq: s.standby.replica().last_ubs_seq(),
+                    event_id: s.standby.replica().last_event_id(),
+                    trade_id: s.standby.replica().engine().next_trade_id() - 1,
                 })
             }
             other => Response::Error(format!("the replica does not serve {other:?}")),
@@ -680,13 +671,9 @@ fn spawn_replica_puller(
         fatal.clone(),
         env.clone(),
         |env: &NodeEnv| env.addrs.ubscore,
-        |s: &ReplicaNode, max| {
-            let retry = s.asking.replace(true) && crate::bugs::planted(crate::bugs::Bug::ReplicaAppliesTwice);
-            let after = if retry { s.batch_start } else { s.replica.last_ubs_seq() };
-            Request::ReplicaRecords { after, max }
-        },
+        |s: &ReplicaNode, max| Request::ReplicaRecords { after: s.standby.ask(), max },
         move |s, response| {
-            s.asking.set(false);
+            s.standby.answered();
             match response {
                 Response::Records(records) if !records.is_empty() => {
                     let applied = replica_batch(s, &records).map(|out| hook(ReplicaReport::Links(out)));
@@ -709,8 +696,9 @@ fn spawn_replica_puller(
 async fn hand_over(env: &NodeEnv, state: &Arc<Mutex<ReplicaNode>>) -> Result<u64, DurableError> {
     let adopted = {
         let s = lock(state);
-        let (fs, markets, me) = (env.fs.clone(), env.markets.clone(), s.replica.engine().export_state());
-        DurableMatching::adopt(fs, &env.dir, markets, env.config, me, s.replica.events(), 0)
+        let (fs, markets, me) =
+            (env.fs.clone(), env.markets.clone(), s.standby.replica().engine().export_state());
+        DurableMatching::adopt(fs, &env.dir, markets, env.config, me, s.standby.replica().events(), 0)
             .map(|me| me.durable_event_id())
     };
     after_disk(env, adopted).await
@@ -737,17 +725,12 @@ fn replica_batch(
     s: &mut ReplicaNode,
     records: &[crate::UbsRecord],
 ) -> Result<Vec<(crate::EventId, u64)>, DurableError> {
-    let last = s.replica.last_ubs_seq();
-    if !crate::bugs::planted(crate::bugs::Bug::ReplicaAppliesTwice) {
-        contiguous("ubscore → replica", last, records.iter().map(|r| r.seq))?;
+    let applied = s.standby.apply(records);
+    // A refused batch changed nothing; one applied, even half-way, did.
+    if !matches!(applied, Err(DurableError::PullGap { .. })) {
+        s.dirty = true;
     }
-    s.batch_start = last;
-    s.dirty = true;
-    let mut out = Vec::new();
-    for r in records {
-        s.replica.apply(r, &mut out).map_err(|e| DurableError::Engine(format!("replica: {e}")))?;
-    }
-    Ok(out)
+    applied
 }
 
 #[cfg(test)]

@@ -21,6 +21,24 @@ pub struct ExploreArgs {
     /// Explore only the crash points at this operation (before and after it): reproduces one failure.
     #[arg(long)]
     at: Option<u64>,
+    /// Only these commands of the seeded workload, by index (e.g. `0,3,7`, or `none`): a shrunk workload.
+    #[arg(long)]
+    keep: Option<String>,
+    /// Every storage's WAL segment size in bytes (64..; default: 1024).
+    #[arg(long)]
+    segment_bytes: Option<u64>,
+    /// Every storage's snapshot interval in entries (1..; default: 2 to 6 by storage).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+    /// The followers pull after this many commands (1..; default: 8).
+    #[arg(long)]
+    pull_every: Option<u64>,
+    /// Shrink the first failure found: ddmin over the commands while its class of crash state still fails.
+    #[arg(long)]
+    shrink: bool,
+    /// Explorations a shrink may spend.
+    #[arg(long, default_value_t = 300)]
+    budget: usize,
     /// Worker threads (default: available cores).
     #[arg(long)]
     jobs: Option<usize>,
@@ -41,6 +59,17 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     if args.depth > 3 || args.recovery_depth > 2 {
         return Err(Failure::Usage("--depth must be in 0..=3 and --recovery-depth in 0..=2".into()));
     }
+    if args.segment_bytes.is_some_and(|b| b < 64)
+        || args.snapshot_every == Some(0)
+        || args.pull_every == Some(0)
+    {
+        return Err(Failure::Usage(
+            "--segment-bytes must be at least 64, --snapshot-every and --pull-every at least 1".into(),
+        ));
+    }
+    if args.shrink && args.budget < 2 {
+        return Err(Failure::Usage("--budget must be at least 2 explorations".into()));
+    }
     let planted = crate::parse_plant(args.plant.as_deref())?;
     let jobs = crate::parse_jobs(args.jobs)?;
     let cfg = ExploreConfig {
@@ -48,7 +77,13 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
         commands: args.commands,
         depth: args.depth,
         recovery_depth: args.recovery_depth,
-        at: args.at,
+        only: args.at.map(explore::Only::at),
+        keep: args.keep.as_deref().map(|k| parse_keep(k, args.commands)).transpose()?,
+        storage: explore::drive::Storage {
+            segment_bytes: args.segment_bytes,
+            snapshot_every: args.snapshot_every,
+            pull_every: args.pull_every,
+        },
         jobs,
         planted,
     };
@@ -63,7 +98,8 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     bar.finish_and_clear();
     say!(
         "explored seed {}: {} commands, {} filesystem operations, {} crash points, {} crash states, \
-         {} fsync errors, {} media faults ({} detected), {} distinct disks recovered, {} recoveries crashed and redone, in {:.1} s",
+         {} fsync errors, {} media faults ({} detected), {} distinct disks recovered, {} recoveries crashed and redone, \
+         {} replica replies lost, {} failovers, in {:.1} s",
         cfg.seed,
         report.commands,
         report.ops,
@@ -74,6 +110,8 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
         report.detected,
         report.distinct_disks,
         report.recovery_crashes,
+        report.lost_replies,
+        report.failovers,
         report.wall_ms as f64 / 1e3
     );
     crate::put(&sim::coverage::table(&report.coverage));
@@ -92,18 +130,101 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     }
     say!("{} failing crash states ({kinds:?}); the first ones:", report.failures.len());
     let mut shown = std::collections::BTreeSet::new();
-    for f in report.failures.iter().filter(|f| shown.insert(f.op)).take(5) {
-        say!("- operation {} {} ({}), {}", f.op, f.when, f.cell, f.resolution);
+    for f in report.failures.iter().filter(|f| shown.insert((f.family, f.op))).take(5) {
+        say!("- {}", place(f));
         if let Some(r) = &f.recovery_crash {
             say!("  then {r}");
         }
         say!("  {}", f.violation.to_string().lines().next().unwrap_or_default());
-        say!("  reproduce: {}", explore::repro_command(&cfg, f.op));
+        say!("  reproduce: {}", explore::repro_command(&cfg, Some(f.op)));
     }
     if let Some(n) = report.states_until_first_failure {
         say!("first failure after {n} crash states");
     }
+    if args.shrink {
+        shrink(&cfg, &report.failures[0], args.budget)?;
+    }
     Err(Failure::Check(format!("{} crash states failed", report.failures.len())))
+}
+
+/// Shrinks `failure` and prints the commands and the crash state that still fail.
+#[cfg(madsim)]
+fn shrink(
+    cfg: &exsim_scenarios::explore::ExploreConfig,
+    failure: &exsim_scenarios::explore::ExploreFailure,
+    budget: usize,
+) -> Result<(), Failure> {
+    use exsim_scenarios::explore::{self, drive::Setup, shrink};
+    let bar = crate::progress_bar(budget as u64, "{bar:40} {pos}/{len} explorations {msg}");
+    let shrunk = shrink::shrink(cfg, failure, budget, &|runs, commands| {
+        bar.set_position(runs as u64);
+        bar.set_message(format!("best: {commands} commands"));
+    });
+    bar.finish_and_clear();
+    let s = shrunk.map_err(|e| Failure::Check(format!("cannot shrink: {e}")))?;
+    let f = &s.failure;
+    say!(
+        "shrunk in {} explorations: {} commands and {} faults -> {} commands and {} faults",
+        s.runs,
+        s.before.0,
+        s.before.1,
+        s.after.0,
+        s.after.1
+    );
+    let all = Setup::new(cfg.seed, cfg.commands).commands;
+    let keep = s.config.keep.clone().unwrap_or_default();
+    say!("commands: {} of the seeded workload: {keep:?}", keep.len());
+    let storage = s.config.storage;
+    if storage != cfg.storage {
+        let or_default = |v: Option<u64>| v.map_or("the default".to_string(), |v| v.to_string());
+        say!(
+            "storage: WAL segments of {} bytes, snapshots every {} entries, followers pulling every {} commands \
+             (the exploration's overridden)",
+            or_default(storage.segment_bytes),
+            or_default(storage.snapshot_every),
+            or_default(storage.pull_every)
+        );
+    }
+    for i in &keep {
+        say!("  command #{i}: {:?}", all[*i]);
+    }
+    say!("crash state: {}", place(f));
+    if let Some(r) = &f.recovery_crash {
+        say!("  then {r}");
+    }
+    for line in f.violation.to_string().lines() {
+        say!("  {line}");
+    }
+    say!("reproduce: {}", explore::repro_command(&s.config, s.config.only.as_ref().map(|_| f.op)));
+    Ok(())
+}
+
+/// Where a failure happened: its crash point and resolution, or the run's fault.
+#[cfg(madsim)]
+fn place(f: &exsim_scenarios::explore::ExploreFailure) -> String {
+    use exsim_scenarios::explore::Family;
+    match f.family {
+        Family::LostReply | Family::Failover => f.cell.clone(),
+        _ => format!("operation {} {} ({}), {}", f.op, f.when, f.cell, f.resolution),
+    }
+}
+
+/// `--keep`: command indices into the seeded workload of `commands`, or `none`.
+fn parse_keep(list: &str, commands: usize) -> Result<Vec<usize>, Failure> {
+    if list == "none" {
+        return Ok(Vec::new());
+    }
+    let mut keep = std::collections::BTreeSet::new();
+    for item in list.split(',') {
+        let i: usize = item.trim().parse().map_err(|_| {
+            Failure::Usage(format!("--keep: {item:?} is not a command index (a list like 0,3,7, or none)"))
+        })?;
+        if i >= commands {
+            return Err(Failure::Usage(format!("--keep: command {i} is beyond the workload's {commands}")));
+        }
+        keep.insert(i);
+    }
+    Ok(keep.into_iter().collect())
 }
 
 #[cfg(not(madsim))]

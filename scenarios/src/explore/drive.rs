@@ -32,6 +32,17 @@ pub struct Setup {
     pub config: PipelineConfig,
 }
 
+/// Overrides of every storage's settings (none: each keeps the explored defaults).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Storage {
+    /// WAL segment size, bytes.
+    pub segment_bytes: Option<u64>,
+    /// Snapshot after this many entries.
+    pub snapshot_every: Option<u64>,
+    /// The followers pull after this many commands.
+    pub pull_every: Option<u64>,
+}
+
 /// Users of the explored workload (each starts with three deposits).
 pub const USERS: u64 = 2;
 
@@ -68,6 +79,43 @@ impl Setup {
         };
         let markets = crate::workload::default_markets().with_order_events(true);
         Setup { seed, markets, commands, config }
+    }
+
+    /// Only the commands at `keep` (indices into the seeded workload, in its order), when
+    /// given: a shrunk workload. Indices beyond the workload are ignored (validated by the
+    /// command line).
+    pub fn keeping(mut self, keep: Option<&[usize]>) -> Setup {
+        if let Some(keep) = keep {
+            let all = std::mem::take(&mut self.commands);
+            let kept: std::collections::BTreeSet<usize> = keep.iter().copied().collect();
+            self.commands =
+                all.into_iter().enumerate().filter(|(i, _)| kept.contains(i)).map(|(_, c)| c).collect();
+        }
+        self
+    }
+
+    /// Every storage with `storage`'s WAL segment size and snapshot interval instead of its
+    /// own, and the followers with its lag, where given (a shrunk failure needs fewer
+    /// commands to reach a rare phase).
+    pub fn with_storage(mut self, storage: Storage) -> Setup {
+        let set = |c: &mut DurableConfig| {
+            if let Some(bytes) = storage.segment_bytes {
+                c.wal.segment_bytes = bytes;
+            }
+            if let Some(n) = storage.snapshot_every {
+                c.snapshots = SnapshotPolicy::every(n, 0);
+            }
+        };
+        let cfg = &mut self.config;
+        set(&mut cfg.ubscore);
+        set(&mut cfg.matching);
+        set(&mut cfg.settlement);
+        if let Some(f) = cfg.followers.as_mut() {
+            set(&mut f.market_data);
+            set(&mut f.audit);
+            f.pull_every = storage.pull_every.unwrap_or(f.pull_every);
+        }
+        self
     }
 
     /// A fresh disk that never fails on its own (the explorer resolves every crash).

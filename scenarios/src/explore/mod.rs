@@ -12,6 +12,8 @@
 pub mod drive;
 pub mod followers;
 pub mod oracle;
+pub mod shrink;
+pub mod standby;
 pub mod states;
 
 use crate::checker::Violation;
@@ -20,7 +22,7 @@ use oracle::Oracle;
 use serde::Serialize;
 use sim::fs::{Disk, Fate, LoggedOp, Media};
 use sim::media::Target;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -35,12 +37,57 @@ pub struct ExploreConfig {
     pub depth: usize,
     /// Nested crashes inside recoveries.
     pub recovery_depth: usize,
-    /// Only this operation (both timings): to reproduce one failure.
-    pub at: Option<u64>,
+    /// Only these crash states: to reproduce one failure, or to shrink one.
+    pub only: Option<Only>,
+    /// Only these commands of the seeded workload, by index (a shrunk workload).
+    pub keep: Option<Vec<usize>>,
+    /// Storage settings overridden for every service (a shrunk failure).
+    pub storage: drive::Storage,
     /// Worker threads.
     pub jobs: usize,
     /// A bug planted in the engine.
     pub planted: Option<engine::bugs::Bug>,
+}
+
+/// A restriction of the crash states explored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Only {
+    /// The operations (1-based) whose crash points are explored, before and after each.
+    pub ops: BTreeSet<u64>,
+    /// Which family of crash state is explored at them (all when `None`).
+    pub family: Option<Family>,
+}
+
+/// The families of crash state an exploration judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// A crash point with its pending state resolved.
+    CrashPoint,
+    /// An fsync failing with EIO.
+    FsyncError,
+    /// Media damage at rest after an acknowledgement.
+    Media,
+    /// The recorded run itself, without any crash.
+    Run,
+    /// A run with the hot standby, the reply to one of its pulls lost.
+    LostReply,
+    /// A run with the hot standby, promoted after one command.
+    Failover,
+}
+
+impl Only {
+    /// Both crash points at operation `op`, every family: what `--at` reproduces.
+    pub fn at(op: u64) -> Only {
+        Only { ops: BTreeSet::from([op]), family: None }
+    }
+
+    /// Whether the disk after operation `k` (= before `k + 1`) is wanted for `family`.
+    fn wants(only: Option<&Only>, k: u64, family: Family) -> bool {
+        only.is_none_or(|o| {
+            o.family.is_none_or(|f| f == family) && (o.ops.contains(&k) || o.ops.contains(&(k + 1)))
+        })
+    }
 }
 
 /// One failing crash state.
@@ -48,6 +95,8 @@ pub struct ExploreConfig {
 pub struct ExploreFailure {
     /// The operation (1-based) and whether the crash came before or after its effect.
     pub op: u64,
+    /// The family of the crash state.
+    pub family: Family,
     /// `before` or `after`.
     pub when: &'static str,
     /// The coverage cell of that crash point.
@@ -81,11 +130,16 @@ pub struct ExploreReport {
     pub media_faults: u64,
     /// Of those, the ones a service refused to open naming the damage (allowed).
     pub detected: u64,
+    /// Runs with the hot standby, one pull's reply lost in each.
+    pub lost_replies: u64,
+    /// Runs with a failover to the hot standby, one per command.
+    pub failovers: u64,
     /// Crash states judged before the first failure (in operation order), if any failed.
     pub states_until_first_failure: Option<u64>,
     /// Crash points per coverage cell.
     pub coverage: BTreeMap<String, u64>,
-    /// Failures, in operation order.
+    /// Failures: the crash states' in operation order, then the standby's runs', then the
+    /// recorded run's.
     pub failures: Vec<ExploreFailure>,
     /// Wall time, milliseconds.
     pub wall_ms: u64,
@@ -155,10 +209,11 @@ struct Explorer<'a> {
 pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> ExploreReport {
     let started = std::time::Instant::now();
     engine::bugs::plant(cfg.planted);
-    let setup = Setup::new(cfg.seed, cfg.commands);
+    let setup = Setup::new(cfg.seed, cfg.commands).keeping(cfg.keep.as_deref()).with_storage(cfg.storage);
     let ex = Explorer { cfg, oracle: Oracle::new(&setup), setup, cache: Mutex::new(BTreeMap::new()) };
-    let only = cfg.at;
-    let wanted = move |k: u64| only.is_none_or(|at| k + 1 == at || k == at);
+    // Shared with the disk's tap, which must own what it holds.
+    let only = Arc::new(cfg.only.clone());
+    let wanted = move |k: u64, family: Family| Only::wants(only.as_ref().as_ref(), k, family);
     // The disk after every operation flows from the one run to the workers.
     let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, State)>(cfg.jobs.max(1) * 4);
     let rx = Mutex::new(rx);
@@ -191,7 +246,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
                 }
             });
         }
-        if wanted(0) {
+        if wanted(0, Family::CrashPoint) {
             seen.fetch_add(1, Ordering::SeqCst);
             let _ = tx.send((
                 0,
@@ -202,26 +257,27 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
         let seen_by_tap = seen.clone();
         // The disk before the current operation: where an fsync that fails starts from.
         let previous: Mutex<Option<Disk>> = Mutex::new(None);
+        let wanted_by_tap = wanted.clone();
         let tap = sim::fs::Tap(Arc::new(move |k: u64, disk: &Disk| {
             let copy = disk.snapshot_copy();
             let before = previous.lock().unwrap_or_else(|e| e.into_inner()).replace(copy.clone());
-            if !wanted(k) {
-                return;
-            }
-            seen_by_tap.fetch_add(1, Ordering::SeqCst);
             let send = |item| {
+                seen_by_tap.fetch_add(1, Ordering::SeqCst);
                 let _ = sender.lock().unwrap_or_else(|e| e.into_inner()).send((k, item));
             };
             if let (Some(last), Some(mut failed)) = (disk.op_log().last(), before) {
-                if last.kind == sim::fs::OpKind::Fsync {
+                if last.kind == sim::fs::OpKind::Fsync && wanted_by_tap(k, Family::FsyncError) {
                     failed.fail_fsync(&last.path);
                     send(State::FsyncFailed(last.path.display().to_string(), failed));
                 }
             }
-            send(State::After(copy));
+            if wanted_by_tap(k, Family::CrashPoint) {
+                send(State::After(copy));
+            }
         }));
         let on_ack = |k: u64, disk: &Disk| {
-            if wanted(k) {
+            if wanted(k, Family::Media) {
+                seen.fetch_add(1, Ordering::SeqCst);
                 let _ = tx.send((k, State::Acknowledged(disk.snapshot_copy())));
             }
         };
@@ -268,6 +324,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
             if let Err(violation) = verdict {
                 report.states_until_first_failure.get_or_insert(report.states);
                 report.failures.push(ExploreFailure {
+                    family: Family::Media,
                     op: k,
                     when: "after",
                     cell: format!("media at rest after operation {k}"),
@@ -279,10 +336,12 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
         }
     }
     report.failures.sort_by_key(|f| f.op);
+    ex.standby(&mut report);
     if let Err(e) = workload {
         // Judged last: every crash state before the failure was explored first.
         report.states_until_first_failure.get_or_insert(report.states);
         report.failures.push(ExploreFailure {
+            family: Family::Run,
             op: report.ops,
             when: "without a crash",
             cell: "the recorded run itself".into(),
@@ -314,6 +373,52 @@ fn cell(ops: &[LoggedOp], op: u64, before: bool) -> Option<String> {
 }
 
 impl Explorer<'_> {
+    /// The workload again with the hot standby: every pull's reply lost once, a failover
+    /// after every command; judged after the crash states (they are counted after them).
+    fn standby(&self, report: &mut ExploreReport) {
+        use standby::StandbyFault;
+        let only = self.cfg.only.as_ref();
+        let wanted =
+            |family, n: u64| only.is_none_or(|o| o.family.is_none_or(|f| f == family) && o.ops.contains(&n));
+        let pulls = standby::run(&self.setup, &self.oracle, StandbyFault::None).pulls;
+        let lost = (1..=pulls).filter(|j| wanted(Family::LostReply, *j)).map(|j| {
+            (
+                Family::LostReply,
+                j,
+                StandbyFault::LostReply(j),
+                format!("the reply to the replica's pull {j} lost"),
+            )
+        });
+        let failovers =
+            (1..=self.setup.commands.len() as u64).filter(|i| wanted(Family::Failover, *i)).map(|i| {
+                (
+                    Family::Failover,
+                    i,
+                    StandbyFault::Failover(i as usize),
+                    format!("failover after command {i}"),
+                )
+            });
+        for (family, n, fault, what) in lost.chain(failovers).collect::<Vec<_>>() {
+            match family {
+                Family::LostReply => report.lost_replies += 1,
+                _ => report.failovers += 1,
+            }
+            report.states += 1;
+            if let Err(violation) = standby::run(&self.setup, &self.oracle, fault).verdict {
+                report.states_until_first_failure.get_or_insert(report.states);
+                report.failures.push(ExploreFailure {
+                    op: n,
+                    family,
+                    when: "in a run",
+                    cell: what.clone(),
+                    resolution: what,
+                    recovery_crash: None,
+                    violation,
+                });
+            }
+        }
+    }
+
     /// The verdicts on the disk after operation `k`, as the crash after `k` and the crash
     /// before `k + 1` (the clients knew more acknowledgements at the second); counts them.
     fn judge(
@@ -327,7 +432,7 @@ impl Explorer<'_> {
         let mut failures = Vec::new();
         for (op, before, last_ok, limit) in [(k, false, k.saturating_sub(1), k), (k + 1, true, k, k + 1)] {
             let Some(cell) = cell(ops, op, before) else { continue };
-            if self.cfg.at.is_some_and(|a| a != op) {
+            if self.cfg.only.as_ref().is_some_and(|o| !o.ops.contains(&op)) {
                 continue;
             }
             report.crash_points += 1;
@@ -337,6 +442,7 @@ impl Explorer<'_> {
                 report.states += 1;
                 if let Some((recovery_crash, violation)) = self.verdict(outcome, acked, attempted) {
                     failures.push(ExploreFailure {
+                        family: Family::CrashPoint,
                         op,
                         when: if before { "before" } else { "after" },
                         cell: cell.clone(),
@@ -399,6 +505,7 @@ impl Explorer<'_> {
         let (acked, attempted) = (progress.acked(k - 1), progress.attempted(k));
         let (recovery_crash, violation) = self.verdict(o, acked, attempted)?;
         Some(ExploreFailure {
+            family: Family::FsyncError,
             op: k,
             when: "fails",
             cell: format!("fsync {path} (EIO)"),
@@ -522,8 +629,8 @@ impl Explorer<'_> {
     }
 }
 
-/// The command that reproduces one failing crash point.
-pub fn repro_command(cfg: &ExploreConfig, op: u64) -> String {
+/// The command that reproduces one failing crash point (`at`), or a failure of the run.
+pub fn repro_command(cfg: &ExploreConfig, at: Option<u64>) -> String {
     let mut cmd = String::from("cargo run --release");
     if let Some(bug) = cfg.planted {
         cmd += &format!(" --features planted-bugs -- explore --plant {bug}");
@@ -531,8 +638,24 @@ pub fn repro_command(cfg: &ExploreConfig, op: u64) -> String {
         cmd += " -- explore";
     }
     cmd += &format!(
-        " --seed {} --commands {} --depth {} --recovery-depth {} --at {op}",
+        " --seed {} --commands {} --depth {} --recovery-depth {}",
         cfg.seed, cfg.commands, cfg.depth, cfg.recovery_depth
     );
+    if let Some(bytes) = cfg.storage.segment_bytes {
+        cmd += &format!(" --segment-bytes {bytes}");
+    }
+    if let Some(n) = cfg.storage.snapshot_every {
+        cmd += &format!(" --snapshot-every {n}");
+    }
+    if let Some(n) = cfg.storage.pull_every {
+        cmd += &format!(" --pull-every {n}");
+    }
+    if let Some(keep) = &cfg.keep {
+        let list: Vec<String> = keep.iter().map(usize::to_string).collect();
+        cmd += &format!(" --keep {}", if list.is_empty() { "none".into() } else { list.join(",") });
+    }
+    if let Some(op) = at {
+        cmd += &format!(" --at {op}");
+    }
     cmd
 }

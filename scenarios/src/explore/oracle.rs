@@ -45,6 +45,11 @@ impl Oracle {
         Oracle { models, logged, followers }
     }
 
+    /// The model fed the whole workload.
+    pub fn model_at_end(&self) -> &Model {
+        &self.models[self.models.len() - 1]
+    }
+
     /// Judges a recovered history of `h` commands against what the clients knew at the
     /// crash: `acked` commands acknowledged, `attempted` submitted.
     pub fn placed(&self, setup: &Setup, h: usize, acked: usize, attempted: usize) -> Result<(), Violation> {
