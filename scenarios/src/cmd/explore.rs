@@ -210,6 +210,7 @@ fn place(f: &exsim_scenarios::explore::ExploreFailure) -> String {
 }
 
 /// `--keep`: command indices into the seeded workload of `commands`, or `none`.
+#[cfg(madsim)]
 fn parse_keep(list: &str, commands: usize) -> Result<Vec<usize>, Failure> {
     if list == "none" {
         return Ok(Vec::new());
