@@ -18,9 +18,14 @@ pub struct ExploreArgs {
     /// Nested crashes inside each recovery (0..=2).
     #[arg(long, default_value_t = 1)]
     recovery_depth: usize,
-    /// Explore only the crash points at this operation (before and after it): reproduces one failure.
+    /// Explore only the crash points at this operation (before and after it; with a standby
+    /// family: this pull or command): reproduces one failure.
     #[arg(long)]
     at: Option<u64>,
+    /// Explore only this family of crash state: crash-point, fsync-error, media, lost-reply,
+    /// failover or run.
+    #[arg(long)]
+    family: Option<String>,
     /// Only these commands of the seeded workload, by index (e.g. `0,3,7`, or `none`): a shrunk workload.
     #[arg(long)]
     keep: Option<String>,
@@ -52,7 +57,38 @@ pub struct ExploreArgs {
 
 #[cfg(madsim)]
 pub fn run(args: ExploreArgs) -> Result<(), Failure> {
-    use exsim_scenarios::explore::{self, ExploreConfig};
+    use exsim_scenarios::explore;
+    let cfg = config(&args)?;
+    if let Some(path) = &args.json {
+        crate::check_writable(path)?;
+    }
+    let bar = crate::progress_bar(0, "{bar:40} {pos}/{len} operations, eta {eta}");
+    let report = explore::explore(&cfg, &|done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    summary(&cfg, &report);
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(&report).expect("plain data serializes");
+        std::fs::write(path, json)
+            .map_err(|e| Failure::Usage(format!("{}: cannot write report: {e}", path.display())))?;
+    }
+    if report.failures.is_empty() {
+        say!("no failure");
+        return Ok(());
+    }
+    failures(&cfg, &report);
+    if args.shrink {
+        shrink(&cfg, &report.failures[0], args.budget)?;
+    }
+    Err(Failure::Check(format!("{} crash states failed", report.failures.len())))
+}
+
+/// The exploration the arguments ask for, validated.
+#[cfg(madsim)]
+fn config(args: &ExploreArgs) -> Result<exsim_scenarios::explore::ExploreConfig, Failure> {
+    use exsim_scenarios::explore::{self, Family, Only};
     if !(9..=200).contains(&args.commands) {
         return Err(Failure::Usage(format!("--commands must be in 9..=200, not {}", args.commands)));
     }
@@ -70,32 +106,35 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
     if args.shrink && args.budget < 2 {
         return Err(Failure::Usage("--budget must be at least 2 explorations".into()));
     }
-    let planted = crate::parse_plant(args.plant.as_deref())?;
-    let jobs = crate::parse_jobs(args.jobs)?;
-    let cfg = ExploreConfig {
+    let family = match args.family.as_deref() {
+        None => None,
+        Some(name) => Some(Family::ALL.into_iter().find(|f| f.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+            Failure::Usage(format!("--family: unknown `{name}` (known: {})", names.join(", ")))
+        })?),
+    };
+    let only = (args.at.is_some() || family.is_some())
+        .then(|| Only { ops: args.at.map(|k| std::collections::BTreeSet::from([k])), family });
+    Ok(explore::ExploreConfig {
         seed: args.seed,
         commands: args.commands,
         depth: args.depth,
         recovery_depth: args.recovery_depth,
-        only: args.at.map(explore::Only::at),
+        only,
         keep: args.keep.as_deref().map(|k| parse_keep(k, args.commands)).transpose()?,
         storage: explore::drive::Storage {
             segment_bytes: args.segment_bytes,
             snapshot_every: args.snapshot_every,
             pull_every: args.pull_every,
         },
-        jobs,
-        planted,
-    };
-    if let Some(path) = &args.json {
-        crate::check_writable(path)?;
-    }
-    let bar = crate::progress_bar(0, "{bar:40} {pos}/{len} operations, eta {eta}");
-    let report = explore::explore(&cfg, &|done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
-    bar.finish_and_clear();
+        jobs: crate::parse_jobs(args.jobs)?,
+        planted: crate::parse_plant(args.plant.as_deref())?,
+    })
+}
+
+/// Prints what an exploration did and its coverage map.
+#[cfg(madsim)]
+fn summary(cfg: &exsim_scenarios::explore::ExploreConfig, report: &exsim_scenarios::explore::ExploreReport) {
     say!(
         "explored seed {}: {} commands, {} filesystem operations, {} crash points, {} crash states, \
          {} fsync errors, {} media faults ({} detected), {} distinct disks recovered, {} recoveries crashed and redone, \
@@ -115,15 +154,11 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
         report.wall_ms as f64 / 1e3
     );
     crate::put(&sim::coverage::table(&report.coverage));
-    if let Some(path) = &args.json {
-        let json = serde_json::to_string_pretty(&report).expect("plain data serializes");
-        std::fs::write(path, json)
-            .map_err(|e| Failure::Usage(format!("{}: cannot write report: {e}", path.display())))?;
-    }
-    if report.failures.is_empty() {
-        say!("no failure");
-        return Ok(());
-    }
+}
+
+/// Prints the failures by kind and the first ones, each with its reproduce command.
+#[cfg(madsim)]
+fn failures(cfg: &exsim_scenarios::explore::ExploreConfig, report: &exsim_scenarios::explore::ExploreReport) {
     let mut kinds: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for f in &report.failures {
         *kinds.entry(f.violation.kind()).or_default() += 1;
@@ -136,15 +171,11 @@ pub fn run(args: ExploreArgs) -> Result<(), Failure> {
             say!("  then {r}");
         }
         say!("  {}", f.violation.to_string().lines().next().unwrap_or_default());
-        say!("  reproduce: {}", explore::repro_command(&cfg, Some(f.op)));
+        say!("  reproduce: {}", exsim_scenarios::explore::repro_command(cfg, f));
     }
     if let Some(n) = report.states_until_first_failure {
         say!("first failure after {n} crash states");
     }
-    if args.shrink {
-        shrink(&cfg, &report.failures[0], args.budget)?;
-    }
-    Err(Failure::Check(format!("{} crash states failed", report.failures.len())))
 }
 
 /// Shrinks `failure` and prints the commands and the crash state that still fail.
@@ -195,7 +226,7 @@ fn shrink(
     for line in f.violation.to_string().lines() {
         say!("  {line}");
     }
-    say!("reproduce: {}", explore::repro_command(&s.config, s.config.only.as_ref().map(|_| f.op)));
+    say!("reproduce: {}", explore::repro_command(&s.config, f));
     Ok(())
 }
 

@@ -43,6 +43,17 @@ pub struct Storage {
     pub pull_every: Option<u64>,
 }
 
+impl Storage {
+    /// These settings where given, `base`'s elsewhere.
+    pub fn over(self, base: Storage) -> Storage {
+        Storage {
+            segment_bytes: self.segment_bytes.or(base.segment_bytes),
+            snapshot_every: self.snapshot_every.or(base.snapshot_every),
+            pull_every: self.pull_every.or(base.pull_every),
+        }
+    }
+}
+
 /// Users of the explored workload (each starts with three deposits).
 pub const USERS: u64 = 2;
 

@@ -52,8 +52,9 @@ pub struct ExploreConfig {
 /// A restriction of the crash states explored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Only {
-    /// The operations (1-based) whose crash points are explored, before and after each.
-    pub ops: BTreeSet<u64>,
+    /// The operations (1-based) whose crash points are explored, before and after each
+    /// (for the standby's runs: pulls or commands); all when `None`.
+    pub ops: Option<BTreeSet<u64>>,
     /// Which family of crash state is explored at them (all when `None`).
     pub family: Option<Family>,
 }
@@ -79,14 +80,43 @@ pub enum Family {
 impl Only {
     /// Both crash points at operation `op`, every family: what `--at` reproduces.
     pub fn at(op: u64) -> Only {
-        Only { ops: BTreeSet::from([op]), family: None }
+        Only { ops: Some(BTreeSet::from([op])), family: None }
     }
 
-    /// Whether the disk after operation `k` (= before `k + 1`) is wanted for `family`.
+    /// Whether the state at `k` is wanted for `family`: for crash points the disk after
+    /// operation `k` (= before `k + 1`), for fsync errors and media faults operation `k`
+    /// itself, for the standby's runs pull or command `k`.
     fn wants(only: Option<&Only>, k: u64, family: Family) -> bool {
         only.is_none_or(|o| {
-            o.family.is_none_or(|f| f == family) && (o.ops.contains(&k) || o.ops.contains(&(k + 1)))
+            let at = o.ops.as_ref().is_none_or(|ops| {
+                ops.contains(&k) || (family == Family::CrashPoint && ops.contains(&(k + 1)))
+            });
+            o.family.is_none_or(|f| f == family) && at
         })
+    }
+}
+
+impl Family {
+    /// Every family, in the order an exploration judges them.
+    pub const ALL: [Family; 6] = [
+        Family::CrashPoint,
+        Family::FsyncError,
+        Family::Media,
+        Family::LostReply,
+        Family::Failover,
+        Family::Run,
+    ];
+
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::CrashPoint => "crash-point",
+            Family::FsyncError => "fsync-error",
+            Family::Media => "media",
+            Family::LostReply => "lost-reply",
+            Family::Failover => "failover",
+            Family::Run => "run",
+        }
     }
 }
 
@@ -336,7 +366,10 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
         }
     }
     report.failures.sort_by_key(|f| f.op);
-    ex.standby(&mut report);
+    // A recorded run that fails by itself fails every run with the standby the same way.
+    if workload.is_ok() {
+        ex.standby(&mut report);
+    }
     if let Err(e) = workload {
         // Judged last: every crash state before the failure was explored first.
         report.states_until_first_failure.get_or_insert(report.states);
@@ -373,41 +406,45 @@ fn cell(ops: &[LoggedOp], op: u64, before: bool) -> Option<String> {
 }
 
 impl Explorer<'_> {
-    /// The workload again with the hot standby: every pull's reply lost once, a failover
-    /// after every command; judged after the crash states (they are counted after them).
+    /// The workload again with the hot standby: without a fault, then every pull's reply
+    /// lost once, a failover after every command; judged after the crash states (they are
+    /// counted after them).
     fn standby(&self, report: &mut ExploreReport) {
         use standby::StandbyFault;
         let only = self.cfg.only.as_ref();
-        let wanted =
-            |family, n: u64| only.is_none_or(|o| o.family.is_none_or(|f| f == family) && o.ops.contains(&n));
-        let pulls = standby::run(&self.setup, &self.oracle, StandbyFault::None).pulls;
-        let lost = (1..=pulls).filter(|j| wanted(Family::LostReply, *j)).map(|j| {
-            (
-                Family::LostReply,
-                j,
-                StandbyFault::LostReply(j),
-                format!("the reply to the replica's pull {j} lost"),
-            )
-        });
-        let failovers =
-            (1..=self.setup.commands.len() as u64).filter(|i| wanted(Family::Failover, *i)).map(|i| {
-                (
-                    Family::Failover,
-                    i,
-                    StandbyFault::Failover(i as usize),
-                    format!("failover after command {i}"),
-                )
-            });
-        for (family, n, fault, what) in lost.chain(failovers).collect::<Vec<_>>() {
-            match family {
-                Family::LostReply => report.lost_replies += 1,
+        let wanted = |family, n| Only::wants(only, n, family);
+        let family_wanted = |family| only.is_none_or(|o| o.family.is_none_or(|f| f == family));
+        if !family_wanted(Family::LostReply) && !family_wanted(Family::Failover) {
+            return;
+        }
+        // The run without a fault counts the pulls, and is judged as the pull before the first.
+        let clean = standby::run(&self.setup, &self.oracle, StandbyFault::None);
+        let mut runs = vec![(Family::LostReply, 0, clean.verdict, "the replica without a fault".to_string())];
+        let n = self.setup.commands.len() as u64;
+        for (family, k) in (1..=clean.pulls)
+            .map(|j| (Family::LostReply, j))
+            .chain((1..=n).map(|i| (Family::Failover, i)))
+            .filter(|(family, k)| wanted(*family, *k))
+        {
+            let (fault, what) = match family {
+                Family::LostReply => {
+                    (StandbyFault::LostReply(k), format!("the reply to the replica's pull {k} lost"))
+                }
+                _ => (StandbyFault::Failover(k as usize), format!("failover after command {k}")),
+            };
+            runs.push((family, k, standby::run(&self.setup, &self.oracle, fault).verdict, what));
+        }
+        for (family, k, verdict, what) in runs {
+            match (family, k) {
+                (Family::LostReply, 0) => {}
+                (Family::LostReply, _) => report.lost_replies += 1,
                 _ => report.failovers += 1,
             }
             report.states += 1;
-            if let Err(violation) = standby::run(&self.setup, &self.oracle, fault).verdict {
+            if let Err(violation) = verdict {
                 report.states_until_first_failure.get_or_insert(report.states);
                 report.failures.push(ExploreFailure {
-                    op: n,
+                    op: k,
                     family,
                     when: "in a run",
                     cell: what.clone(),
@@ -432,7 +469,7 @@ impl Explorer<'_> {
         let mut failures = Vec::new();
         for (op, before, last_ok, limit) in [(k, false, k.saturating_sub(1), k), (k + 1, true, k, k + 1)] {
             let Some(cell) = cell(ops, op, before) else { continue };
-            if self.cfg.only.as_ref().is_some_and(|o| !o.ops.contains(&op)) {
+            if self.cfg.only.as_ref().and_then(|o| o.ops.as_ref()).is_some_and(|ops| !ops.contains(&op)) {
                 continue;
             }
             report.crash_points += 1;
@@ -629,8 +666,9 @@ impl Explorer<'_> {
     }
 }
 
-/// The command that reproduces one failing crash point (`at`), or a failure of the run.
-pub fn repro_command(cfg: &ExploreConfig, at: Option<u64>) -> String {
+/// The command that reproduces one failure: its operation (or pull, or command) and its
+/// family, on the configuration that found it.
+pub fn repro_command(cfg: &ExploreConfig, failure: &ExploreFailure) -> String {
     let mut cmd = String::from("cargo run --release");
     if let Some(bug) = cfg.planted {
         cmd += &format!(" --features planted-bugs -- explore --plant {bug}");
@@ -641,21 +679,22 @@ pub fn repro_command(cfg: &ExploreConfig, at: Option<u64>) -> String {
         " --seed {} --commands {} --depth {} --recovery-depth {}",
         cfg.seed, cfg.commands, cfg.depth, cfg.recovery_depth
     );
-    if let Some(bytes) = cfg.storage.segment_bytes {
-        cmd += &format!(" --segment-bytes {bytes}");
-    }
-    if let Some(n) = cfg.storage.snapshot_every {
-        cmd += &format!(" --snapshot-every {n}");
-    }
-    if let Some(n) = cfg.storage.pull_every {
-        cmd += &format!(" --pull-every {n}");
+    let s = cfg.storage;
+    for (flag, value) in [
+        ("--segment-bytes", s.segment_bytes),
+        ("--snapshot-every", s.snapshot_every),
+        ("--pull-every", s.pull_every),
+    ] {
+        if let Some(v) = value {
+            cmd += &format!(" {flag} {v}");
+        }
     }
     if let Some(keep) = &cfg.keep {
         let list: Vec<String> = keep.iter().map(usize::to_string).collect();
         cmd += &format!(" --keep {}", if list.is_empty() { "none".into() } else { list.join(",") });
     }
-    if let Some(op) = at {
-        cmd += &format!(" --at {op}");
+    if failure.family != Family::Run {
+        cmd += &format!(" --at {}", failure.op);
     }
-    cmd
+    cmd + &format!(" --family {}", failure.family.name())
 }

@@ -6,7 +6,7 @@
 //! so it costs the recoveries at a handful of operations, not a whole exploration.
 
 use super::drive::{self, Setup, Storage};
-use super::{ExploreConfig, ExploreFailure, ExploreReport, Family, Only, cell, explore};
+use super::{ExploreConfig, ExploreFailure, Family, Only, cell, explore};
 use std::collections::BTreeSet;
 
 /// Where a failure's crash state lies, independent of its operation's place in the run.
@@ -114,7 +114,7 @@ pub fn shrink(
     let mut keep = search.ddmin(all);
     // Smaller settings are kept only when they let commands go.
     let defaults = search.base.storage;
-    for storage in SMALLER.into_iter().filter(|s| *s != defaults) {
+    for storage in SMALLER.into_iter().map(|s| s.over(defaults)).filter(|s| *s != defaults) {
         let tried = ExploreConfig { storage, ..search.base.clone() };
         if search.left <= 2 || search.failing_with(&tried, &keep).is_none() {
             continue;
@@ -130,7 +130,8 @@ pub fn shrink(
     keep = search.pairs(keep);
     let shrunk = search.failing(&keep).ok_or_else(|| not_reproduced("with the commands kept"))?;
     let mut config = search.base.clone();
-    config.only = (shrunk.family != Family::Run).then(|| Only::at(shrunk.op));
+    let ops = (shrunk.family != Family::Run).then(|| BTreeSet::from([shrunk.op]));
+    config.only = Some(Only { ops, family: Some(shrunk.family) });
     config.keep = Some(keep.clone());
     Ok(ExploreShrunk {
         config,
@@ -162,9 +163,9 @@ impl Search<'_> {
     fn failing_with(&mut self, base: &ExploreConfig, keep: &[usize]) -> Option<ExploreFailure> {
         self.runs += 1;
         self.left = self.left.saturating_sub(1);
-        let report = focused(base, keep, &self.class);
+        let failures = focused(base, keep, &self.class);
         (self.tick)(self.runs, keep.len());
-        report.failures.into_iter().find(|f| f.violation.kind() == self.kind)
+        failures.into_iter().find(|f| f.violation.kind() == self.kind)
     }
 
     /// Removes two commands at once while that still fails, then ddmin again: ddmin leaves
@@ -218,24 +219,35 @@ fn setup_of(cfg: &ExploreConfig, keep: Option<&[usize]>) -> Setup {
     Setup::new(cfg.seed, cfg.commands).keeping(keep).with_storage(cfg.storage)
 }
 
-/// Explores, with only the commands at `keep`, the crash states of `class`.
-fn focused(base: &ExploreConfig, keep: &[usize], class: &Class) -> ExploreReport {
+/// The failures, with only the commands at `keep`, of the crash states of `class`.
+fn focused(base: &ExploreConfig, keep: &[usize], class: &Class) -> Vec<ExploreFailure> {
     let (ops, progress, _) = drive::record(&setup_of(base, Some(keep)), None, &|_, _| {});
-    let matching = |want: &str, timings: &[bool]| -> BTreeSet<u64> {
-        (1..=ops.len() as u64)
-            .filter(|op| timings.iter().any(|before| cell(&ops, *op, *before).as_deref() == Some(want)))
-            .collect()
+    let matching = |want: &str, timings: &[bool]| -> Option<BTreeSet<u64>> {
+        let at = |op: &u64| timings.iter().any(|before| cell(&ops, *op, *before).as_deref() == Some(want));
+        Some((1..=ops.len() as u64).filter(at).collect())
     };
-    let only = match class {
-        Class::Point(c) => Only { ops: matching(c, &[false, true]), family: Some(Family::CrashPoint) },
-        Class::Fsync(c) => Only { ops: matching(c, &[false]), family: Some(Family::FsyncError) },
-        Class::Media => {
-            Only { ops: progress.acked_at.iter().copied().collect(), family: Some(Family::Media) }
-        }
-        Class::Run => Only { ops: BTreeSet::new(), family: Some(Family::Run) },
-        // A pull after every command and a last one, one more after a lost reply.
-        Class::Standby(family) => Only { ops: (1..=keep.len() as u64 + 2).collect(), family: Some(*family) },
+    let (ops_wanted, family) = match class {
+        Class::Point(c) => (matching(c, &[false, true]), Family::CrashPoint),
+        Class::Fsync(c) => (matching(c, &[false]), Family::FsyncError),
+        Class::Media => (Some(progress.acked_at.iter().copied().collect()), Family::Media),
+        Class::Run => (Some(BTreeSet::new()), Family::Run),
+        Class::Standby(family) => (None, *family),
     };
+    let only = Only { ops: ops_wanted, family: Some(family) };
     let cfg = ExploreConfig { keep: Some(keep.to_vec()), only: Some(only), ..base.clone() };
-    explore(&cfg, &|_, _| {})
+    let report = explore(&cfg, &|_, _| {});
+    // Only the class's own: a crash point explored at an operation is judged at both
+    // timings, and the recorded run's failure is reported whatever is explored.
+    report.failures.into_iter().filter(|f| in_class(f, class, &ops)).collect()
+}
+
+/// Whether `f` is a failure of a crash state of `class` (`ops`: its run's operation log).
+fn in_class(f: &ExploreFailure, class: &Class, ops: &[sim::fs::LoggedOp]) -> bool {
+    match class {
+        Class::Point(c) => f.family == Family::CrashPoint && f.cell == *c,
+        Class::Fsync(c) => f.family == Family::FsyncError && cell(ops, f.op, false).as_deref() == Some(c),
+        Class::Media => f.family == Family::Media,
+        Class::Run => f.family == Family::Run,
+        Class::Standby(family) => f.family == *family,
+    }
 }
