@@ -424,6 +424,13 @@ fn explore_prints_its_counts_and_map_and_coverage_lists_unhit_cells() {
     let o = exsim(&["explore", "--commands", "12", "--recovery-depth", "0", "--keep", "0,1,2,9"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).starts_with("explored seed 0: 4 commands"), "--keep: {}", text(&o.stdout));
+    let o = exsim(&["explore", "--commands", "12", "--family", "failover"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(" 0 crash points,") && text(&o.stdout).contains(" 12 failovers,"),
+        "--family failover: {}",
+        text(&o.stdout)
+    );
     let o = exsim(&["coverage", report.to_str().unwrap()]);
     // Twelve commands are too few for retention: its cells stay unhit, and are listed.
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
