@@ -135,6 +135,7 @@ fn bad_inputs_get_one_line_and_exit_2_within_a_second() {
         (&["explore", "--snapshot-every", "0"], "--snapshot-every"),
         (&["explore", "--pull-every", "0"], "--pull-every"),
         (&["explore", "--family", "nope"], "--family"),
+        (&["explore", "--family", "run", "--at", "3"], "--family run"),
         (&["coverage"], "report"),
         (&["coverage", "/no/such/report.json"], "/no/such/report.json"),
         (&["regress", "add", "/no/such/report.json"], "/no/such/report.json"),

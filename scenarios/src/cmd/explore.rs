@@ -113,6 +113,9 @@ fn config(args: &ExploreArgs) -> Result<exsim_scenarios::explore::ExploreConfig,
             Failure::Usage(format!("--family: unknown `{name}` (known: {})", names.join(", ")))
         })?),
     };
+    if args.at.is_some() && family == Some(Family::Run) {
+        return Err(Failure::Usage("--family run has no --at: the recorded run is one".into()));
+    }
     let only = (args.at.is_some() || family.is_some())
         .then(|| Only { ops: args.at.map(|k| std::collections::BTreeSet::from([k])), family });
     Ok(explore::ExploreConfig {

@@ -44,12 +44,17 @@ pub struct Storage {
 }
 
 impl Storage {
-    /// These settings where given, `base`'s elsewhere.
-    pub fn over(self, base: Storage) -> Storage {
+    /// Each setting the smaller of this and `base` (an unset one is the explored default,
+    /// never smaller than a set one).
+    pub fn smallest(self, base: Storage) -> Storage {
+        let min = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         Storage {
-            segment_bytes: self.segment_bytes.or(base.segment_bytes),
-            snapshot_every: self.snapshot_every.or(base.snapshot_every),
-            pull_every: self.pull_every.or(base.pull_every),
+            segment_bytes: min(self.segment_bytes, base.segment_bytes),
+            snapshot_every: min(self.snapshot_every, base.snapshot_every),
+            pull_every: min(self.pull_every, base.pull_every),
         }
     }
 }

@@ -52,8 +52,9 @@ pub struct ExploreConfig {
 /// A restriction of the crash states explored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Only {
-    /// The operations (1-based) whose crash points are explored, before and after each
-    /// (for the standby's runs: pulls or commands); all when `None`.
+    /// What is explored, all when `None`: the crash points before and after these
+    /// operations (1-based), the fsync errors and media faults at them, the standby's runs
+    /// with these pulls' replies lost or a failover after these commands.
     pub ops: Option<BTreeSet<u64>>,
     /// Which family of crash state is explored at them (all when `None`).
     pub family: Option<Family>,
@@ -417,11 +418,18 @@ impl Explorer<'_> {
         if !family_wanted(Family::LostReply) && !family_wanted(Family::Failover) {
             return;
         }
-        // The run without a fault counts the pulls, and is judged as the pull before the first.
-        let clean = standby::run(&self.setup, &self.oracle, StandbyFault::None);
-        let mut runs = vec![(Family::LostReply, 0, clean.verdict, "the replica without a fault".to_string())];
+        // The run without a fault counts the pulls; it is judged as "pull 0" of the lost replies.
+        let mut runs = Vec::new();
+        let mut pulls = 0;
+        if family_wanted(Family::LostReply) {
+            let clean = standby::run(&self.setup, &self.oracle, StandbyFault::None);
+            pulls = clean.pulls;
+            if wanted(Family::LostReply, 0) {
+                runs.push((Family::LostReply, 0, clean.verdict, "the replica without a fault".to_string()));
+            }
+        }
         let n = self.setup.commands.len() as u64;
-        for (family, k) in (1..=clean.pulls)
+        for (family, k) in (1..=pulls)
             .map(|j| (Family::LostReply, j))
             .chain((1..=n).map(|i| (Family::Failover, i)))
             .filter(|(family, k)| wanted(*family, *k))
@@ -440,6 +448,7 @@ impl Explorer<'_> {
                 (Family::LostReply, _) => report.lost_replies += 1,
                 _ => report.failovers += 1,
             }
+            // Every run is a judged state, the one without a fault included.
             report.states += 1;
             if let Err(violation) = verdict {
                 report.states_until_first_failure.get_or_insert(report.states);

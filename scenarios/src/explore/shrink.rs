@@ -109,12 +109,17 @@ pub fn shrink(
     let mut search = Search { class: class_of(cfg, failure), kind, base, runs: 0, left: budget, tick };
     let not_reproduced = |what: &str| ShrinkError::NotReproduced(format!("{kind} {what}"));
     if search.failing(&all).is_none() {
-        return Err(not_reproduced(&format!("at operation {}", failure.op)));
+        return Err(not_reproduced(&format!("({} {})", failure.family.name(), failure.op)));
     }
     let mut keep = search.ddmin(all);
     // Smaller settings are kept only when they let commands go.
     let defaults = search.base.storage;
-    for storage in SMALLER.into_iter().map(|s| s.over(defaults)).filter(|s| *s != defaults) {
+    let mut tried_settings = Vec::new();
+    for storage in SMALLER.into_iter().map(|s| s.smallest(defaults)) {
+        if storage == defaults || tried_settings.contains(&storage) {
+            continue;
+        }
+        tried_settings.push(storage);
         let tried = ExploreConfig { storage, ..search.base.clone() };
         if search.left <= 2 || search.failing_with(&tried, &keep).is_none() {
             continue;
