@@ -116,6 +116,8 @@ fn planted_bugs_are_caught_by_the_rule_they_break() {
 fn the_followers_bugs_are_caught_by_the_rule_they_break() {
     const { assert!(engine::bugs::AVAILABLE) };
     let mut wrong = Vec::new();
+    // `follower-serves-unsynced` has its own test below (its first failure is found under
+    // media damage too, so its rule is looked for inside).
     for (bug, commands) in
         [(Bug::RetentionForgetsFollowers, 16), (Bug::AuditBeforeLedger, 16), (Bug::TickLostOnRecovery, 20)]
     {
@@ -127,6 +129,33 @@ fn the_followers_bugs_are_caught_by_the_rule_they_break() {
         }
     }
     assert!(wrong.is_empty(), "not caught, or caught by the wrong rule: {wrong:?}");
+}
+
+/// A follower that reports events durable before they are is caught by what it served:
+/// its recovery is consistent (only behind), and it pulls the events again, so nothing but
+/// the served watermark recorded before the crash tells.
+#[test]
+fn a_follower_is_held_to_what_it_served() {
+    const { assert!(engine::bugs::AVAILABLE) };
+    let r = run(&config(16, 0, Some(Bug::FollowerServesUnsynced)));
+    // Found under media damage too (the damage is not what lost the events): look inside.
+    let by_served_rule = |v: &Violation| match v {
+        Violation::SilentCorruption { found } => found.as_ref().clone(),
+        other => other.clone(),
+    };
+    let served = |f: &&scenarios::explore::ExploreFailure| match by_served_rule(&f.violation) {
+        Violation::MarketDataDiverged { field, expected, .. }
+        | Violation::AuditDiverged { field, expected, .. } => {
+            field == "events" && expected.contains("served before the crash")
+        }
+        _ => false,
+    };
+    let first = r.failures.first().expect("follower-serves-unsynced is caught");
+    assert!(served(&first), "caught by another rule: {first:#?}");
+    assert!(
+        r.failures.iter().any(|f| f.family == Family::CrashPoint && served(&f)),
+        "a crash point catches it too"
+    );
 }
 
 #[test]

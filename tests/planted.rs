@@ -54,6 +54,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // A follower's pull finds its next events removed: the reply does not continue its
         // watermark, and it refuses it (or, if answered with an error, never catches up).
         Bug::RetentionForgetsFollowers => &["service-error", "liveness"],
+        // A follower answered as of events a crash then took back: its recovery is behind
+        // what it served.
+        Bug::FollowerServesUnsynced => &["market-data-diverged", "audit-diverged"],
     }
 }
 

@@ -61,11 +61,15 @@ pub enum Bug {
     /// The matching engine's retention keeps only what UBSCore may re-pull, forgetting
     /// the followers of its log (market data, Settlement with its audit trail).
     RetentionForgetsFollowers,
+    /// A follower (market data, the audit trail) leaves its pulled events to be made
+    /// durable by its next snapshot and reports what it applied as durable: it serves
+    /// events that a crash takes back, which it then pulls again as if nothing happened.
+    FollowerServesUnsynced,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 20] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -85,6 +89,7 @@ impl Bug {
         Bug::TickLostOnRecovery,
         Bug::AuditBeforeLedger,
         Bug::RetentionForgetsFollowers,
+        Bug::FollowerServesUnsynced,
     ];
 
     /// Kebab-case name.
@@ -109,6 +114,7 @@ impl Bug {
             Bug::TickLostOnRecovery => "tick-lost-on-recovery",
             Bug::AuditBeforeLedger => "audit-before-ledger",
             Bug::RetentionForgetsFollowers => "retention-forgets-followers",
+            Bug::FollowerServesUnsynced => "follower-serves-unsynced",
         }
     }
 }

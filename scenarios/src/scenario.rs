@@ -455,9 +455,10 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::NoSnapshotFallback => Scenario::CorruptSnapshot,
         Bug::ReplicaAppliesTwice => Scenario::Replica,
         Bug::PromotionForgetsDownstream => Scenario::Failover,
-        Bug::TickLostOnRecovery | Bug::AuditBeforeLedger | Bug::RetentionForgetsFollowers => {
-            Scenario::MarketData
-        }
+        Bug::TickLostOnRecovery
+        | Bug::AuditBeforeLedger
+        | Bug::RetentionForgetsFollowers
+        | Bug::FollowerServesUnsynced => Scenario::MarketData,
         _ => Scenario::Crash,
     }
 }

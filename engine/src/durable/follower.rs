@@ -234,6 +234,9 @@ impl<F: Follower> DurableFollower<F> {
 
     /// Group commit. Returns the durable watermark (last logged event id).
     pub fn commit(&mut self) -> Result<EventId, DurableError> {
+        if crate::bugs::planted(crate::bugs::Bug::FollowerServesUnsynced) {
+            return Ok(self.durable_event_id());
+        }
         Ok(self.wal.commit()?)
     }
 
@@ -248,7 +251,7 @@ impl<F: Follower> DurableFollower<F> {
 
     /// Commits and writes the whole state as a snapshot. Returns its event id.
     pub fn snapshot(&mut self, now_ms: u64) -> Result<EventId, DurableError> {
-        let seq = self.commit()?;
+        let seq = self.wal.commit()?;
         assert_eq!(seq, self.inner.last_event_id(), "every applied event is logged");
         let fields = BTreeMap::from([("last_event_id".to_string(), seq)]);
         let snapshots = self.dir.join("snapshots");
@@ -274,6 +277,9 @@ impl<F: Follower> DurableFollower<F> {
 
     /// The watermark: every event up to it is durable here.
     pub fn durable_event_id(&self) -> EventId {
+        if crate::bugs::planted(crate::bugs::Bug::FollowerServesUnsynced) {
+            return self.inner.last_event_id();
+        }
         self.wal.durable_seq()
     }
 

@@ -104,7 +104,13 @@ pub struct DurablePipeline {
     /// Commands submitted since the followers last pulled, and after how many they pull.
     unpulled: u64,
     pull_every: u64,
+    /// Called after every commit of the followers' pulls (see
+    /// [`DurablePipeline::on_followers_commit`]).
+    followers_committed: Option<FollowersCommitted>,
 }
+
+/// What [`DurablePipeline::on_followers_commit`] calls: the followers just committed.
+pub type FollowersCommitted = Box<dyn FnMut(&Followers) + Send>;
 
 impl DurablePipeline {
     /// Opens (recovers) all services under `root` and lets them catch up.
@@ -170,7 +176,18 @@ impl DurablePipeline {
             }
         };
         let pull_every = config.followers.map_or(1, |f| f.pull_every);
-        Ok((DurablePipeline { ubs, me, settlement, followers, unpulled: 0, pull_every }, info))
+        let followers_committed = None;
+        Ok((
+            DurablePipeline { ubs, me, settlement, followers, unpulled: 0, pull_every, followers_committed },
+            info,
+        ))
+    }
+
+    /// Calls `f` after every commit of the followers' pulls, with the followers as they
+    /// stand: the moments from which a follower process would answer queries up to its new
+    /// watermark (an observer of what they serve, as the explorer is).
+    pub fn on_followers_commit(&mut self, f: FollowersCommitted) {
+        self.followers_committed = Some(f);
     }
 
     /// Submits one command: UBSCore applies and commits it (only then is it acknowledged),
@@ -266,6 +283,9 @@ impl DurablePipeline {
             f.market_data.apply(e)?;
         }
         f.market_data.commit()?;
+        if let Some(observe) = &mut self.followers_committed {
+            observe(f);
+        }
         Ok(!events.is_empty() || !published.is_empty())
     }
 }

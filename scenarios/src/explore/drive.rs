@@ -2,9 +2,11 @@
 //! process (the in-process pipeline: UBSCore, Matching, Settlement with its audit trail,
 //! market data; the markets publish order events), on one simulated disk with tiny segments,
 //! frequent snapshots and retention on. A recording run logs every filesystem operation
-//! and, for every command, the operation count when it was submitted and acknowledged;
+//! and, for every command, the operation count when it was submitted and acknowledged
+//! (and, after every commit of the followers' pulls, what they would serve from then on);
 //! the explorer sees the disk after every operation through a tap on it.
 
+use super::served::{Marks, Served};
 use engine::durable::pipeline::{FollowersConfig, PipelineConfig};
 use engine::durable::{DurableConfig, DurableError, DurablePipeline, SnapshotPolicy};
 use engine::market_data::MdConfig;
@@ -80,11 +82,12 @@ impl Setup {
             retention: true,
         };
         // Downstream snapshots come often enough that every service's retention moves; the
-        // followers' (counted in events, about two per command) too.
+        // followers' too (counted in events, about two per command), yet not after every
+        // pull (8 commands): what a follower serves then rests on its WAL alone.
         let followers = FollowersConfig {
             md: MdConfig { depth: 10, l2_every: 8, move_bps: 100 },
-            market_data: DurableConfig { snapshots: SnapshotPolicy::every(5, 0), ..c },
-            audit: DurableConfig { snapshots: SnapshotPolicy::every(4, 0), ..c },
+            market_data: DurableConfig { snapshots: SnapshotPolicy::every(12, 0), ..c },
+            audit: DurableConfig { snapshots: SnapshotPolicy::every(9, 0), ..c },
             pull_every: 8,
         };
         let config = PipelineConfig {
@@ -154,6 +157,9 @@ pub struct Progress {
     pub started_at: Vec<u64>,
     /// Operations done when command `i`'s acknowledgement came back.
     pub acked_at: Vec<u64>,
+    /// What the followers served: their durable watermarks, recorded after every commit
+    /// of their pulls.
+    pub served: Served,
 }
 
 impl Progress {
@@ -171,29 +177,74 @@ impl Progress {
     }
 }
 
+/// What the clients and the followers' readers knew at a crash: commands acknowledged and
+/// submitted, and what the followers had served.
+#[derive(Clone, Copy, Debug)]
+pub struct Known {
+    /// Commands acknowledged.
+    pub acked: usize,
+    /// Commands submitted.
+    pub attempted: usize,
+    /// What the followers had served.
+    pub served: Marks,
+}
+
+impl Progress {
+    /// What was known at a death while operations `1..=last_ok` had succeeded and `limit`
+    /// was the next.
+    pub fn known(&self, last_ok: u64, limit: u64) -> Known {
+        Known {
+            acked: self.acked(last_ok),
+            attempted: self.attempted(limit),
+            served: self.served.by(last_ok),
+        }
+    }
+}
+
 /// Runs the workload on `disk` until it ends (every follower caught up) or the disk dies.
 pub fn drive(
     setup: &Setup,
     disk: &Arc<Mutex<Disk>>,
     on_ack: &dyn Fn(u64, &Disk),
 ) -> (Progress, Result<(), DurableError>) {
-    let ops = |d: &Arc<Mutex<Disk>>| d.lock().unwrap_or_else(|e| e.into_inner()).ops();
     let mut progress = Progress::default();
     let mut p = match setup.open(disk) {
         Ok(p) => p,
         Err(e) => return (progress, Err(e)),
     };
+    let served = Arc::new(Mutex::new(Served::default()));
+    let (sink, at) = (served.clone(), disk.clone());
+    p.on_followers_commit(Box::new(move |f| {
+        let marks = Marks::of_followers(f);
+        sink.lock().unwrap_or_else(|e| e.into_inner()).record(ops(&at), marks);
+    }));
+    let result = submit_all(setup, disk, &mut p, &mut progress, on_ack);
+    progress.served = std::mem::take(&mut *served.lock().unwrap_or_else(|e| e.into_inner()));
+    (progress, result)
+}
+
+/// Submits every command, then lets the followers pull what the last ones made (so that
+/// their last commits are explored too).
+fn submit_all(
+    setup: &Setup,
+    disk: &Arc<Mutex<Disk>>,
+    p: &mut DurablePipeline,
+    progress: &mut Progress,
+    on_ack: &dyn Fn(u64, &Disk),
+) -> Result<(), DurableError> {
     for (i, command) in setup.commands.iter().enumerate() {
         progress.started_at.push(ops(disk));
-        if let Err(e) = p.submit(*command, i as u64) {
-            return (progress, Err(e));
-        }
+        p.submit(*command, i as u64)?;
         progress.acked_at.push(ops(disk));
         let d = disk.lock().unwrap_or_else(|e| e.into_inner());
         on_ack(d.ops(), &d);
     }
-    // The followers pull what the last commands made, so that their commits are explored.
-    (progress, p.converge(0))
+    p.converge(0)
+}
+
+/// Operations the disk has done.
+fn ops(disk: &Arc<Mutex<Disk>>) -> u64 {
+    disk.lock().unwrap_or_else(|e| e.into_inner()).ops()
 }
 
 /// The one run of an exploration: records every operation and the workload's progress,

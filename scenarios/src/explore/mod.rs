@@ -12,14 +12,16 @@
 pub mod drive;
 pub mod followers;
 pub mod oracle;
+pub mod served;
 pub mod shrink;
 pub mod standby;
 pub mod states;
 
 use crate::checker::Violation;
-use drive::{Progress, Setup};
+use drive::{Known, Progress, Setup};
 use oracle::Oracle;
 use serde::Serialize;
+use served::Marks;
 use sim::fs::{Disk, Fate, LoggedOp, Media};
 use sim::media::Target;
 use std::collections::{BTreeMap, BTreeSet};
@@ -181,6 +183,11 @@ pub struct ExploreReport {
 #[derive(Clone, Debug)]
 struct Outcome {
     recovered: Result<usize, Violation>,
+    /// What each service's recovery held before pulling (zero when it failed).
+    marks: Marks,
+    /// Per follower, the least a crashed-and-redone recovery held, and how: a follower
+    /// must keep what it served however often its recovery is cut short.
+    nested_marks: served::Least,
     nested: Option<(String, Violation)>,
     nested_states: u64,
     /// Crash points inside its recovery, per coverage cell.
@@ -216,10 +223,10 @@ const STRIKES: [(Target, Media, u64); 7] = [
 ];
 
 /// One disk damaged at rest, recovered: `Ok(None)` when a service refused to open naming
-/// the damage, `Ok(Some(h))` the history it recovered.
+/// the damage, `Ok(Some((h, marks)))` the history it recovered and what the followers held.
 struct Damaged {
     label: String,
-    outcome: Result<Option<usize>, Violation>,
+    outcome: Result<Option<(usize, Marks)>, Violation>,
 }
 
 /// The disk just after operation k (= just before k + 1), each resolution's outcome.
@@ -338,33 +345,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
         }
     }
     for (k, outcomes) in damage.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        // Struck at rest right after an acknowledgement: everything acknowledged by then
-        // must survive or be refused loudly.
-        let (acked, attempted) = (progress.acked(k), progress.attempted(k + 1));
-        for d in outcomes {
-            report.media_faults += 1;
-            report.states += 1;
-            report.detected += u64::from(matches!(d.outcome, Ok(None)));
-            let verdict = d.outcome.and_then(|h| match h {
-                None => Ok(()),
-                Some(h) => ex
-                    .oracle
-                    .placed(&ex.setup, h, acked, attempted)
-                    .map_err(|v| Violation::SilentCorruption { found: Box::new(v) }),
-            });
-            if let Err(violation) = verdict {
-                report.states_until_first_failure.get_or_insert(report.states);
-                report.failures.push(ExploreFailure {
-                    family: Family::Media,
-                    op: k,
-                    when: "after",
-                    cell: format!("media at rest after operation {k}"),
-                    resolution: d.label,
-                    recovery_crash: None,
-                    violation,
-                });
-            }
-        }
+        ex.judge_media(k, outcomes, &progress, &mut report);
     }
     report.failures.sort_by_key(|f| f.op);
     // A recorded run that fails by itself fails every run with the standby the same way.
@@ -483,10 +464,10 @@ impl Explorer<'_> {
             }
             report.crash_points += 1;
             *report.coverage.entry(cell.clone()).or_default() += 1;
-            let (acked, attempted) = (progress.acked(last_ok), progress.attempted(limit));
+            let known = progress.known(last_ok, limit);
             for (label, outcome) in &at.resolutions {
                 report.states += 1;
-                if let Some((recovery_crash, violation)) = self.verdict(outcome, acked, attempted) {
+                if let Some((recovery_crash, violation)) = self.verdict(outcome, &known) {
                     failures.push(ExploreFailure {
                         family: Family::CrashPoint,
                         op,
@@ -500,6 +481,38 @@ impl Explorer<'_> {
             }
         }
         failures
+    }
+
+    /// The verdicts on the disks struck at rest right after the acknowledgement at
+    /// operation `k`: everything acknowledged (and served) by then must survive or be
+    /// refused loudly.
+    fn judge_media(&self, k: u64, outcomes: Vec<Damaged>, progress: &Progress, report: &mut ExploreReport) {
+        let known = progress.known(k, k + 1);
+        for d in outcomes {
+            report.media_faults += 1;
+            report.states += 1;
+            report.detected += u64::from(matches!(d.outcome, Ok(None)));
+            let verdict = d.outcome.and_then(|recovered| match recovered {
+                None => Ok(()),
+                Some((h, marks)) => self
+                    .oracle
+                    .placed(&self.setup, h, known.acked, known.attempted)
+                    .and_then(|()| served::check(known.served, marks))
+                    .map_err(|v| Violation::SilentCorruption { found: Box::new(v) }),
+            });
+            if let Err(violation) = verdict {
+                report.states_until_first_failure.get_or_insert(report.states);
+                report.failures.push(ExploreFailure {
+                    family: Family::Media,
+                    op: k,
+                    when: "after",
+                    cell: format!("media at rest after operation {k}"),
+                    resolution: d.label,
+                    recovery_crash: None,
+                    violation,
+                });
+            }
+        }
     }
 
     /// `disk` just after an acknowledgement, struck in each service's files once per
@@ -519,15 +532,20 @@ impl Explorer<'_> {
 
     /// The finding on an outcome, given what the clients knew, if any: (the recovery crash
     /// that exposed it, if one did; the violation).
-    fn verdict(&self, o: &Outcome, acked: usize, attempted: usize) -> Option<(Option<String>, Violation)> {
-        let placed = |h| self.oracle.placed(&self.setup, h, acked, attempted);
-        if let Err(v) = o.recovered.clone().and_then(placed) {
+    fn verdict(&self, o: &Outcome, known: &Known) -> Option<(Option<String>, Violation)> {
+        let placed = |h| self.oracle.placed(&self.setup, h, known.acked, known.attempted);
+        if let Err(v) =
+            o.recovered.clone().and_then(placed).and_then(|_| served::check(known.served, o.marks))
+        {
             return Some((None, v));
         }
         if let Some((what, least)) = &o.nested_least {
             if let Err(v) = placed(*least) {
                 return Some((Some(what.clone()), v));
             }
+        }
+        if let Some((what, v)) = o.nested_marks.check(known.served) {
+            return Some((Some(what), v));
         }
         o.nested.clone().map(|(what, v)| (Some(what), v))
     }
@@ -548,8 +566,7 @@ impl Explorer<'_> {
         o: &Outcome,
         progress: &Progress,
     ) -> Option<ExploreFailure> {
-        let (acked, attempted) = (progress.acked(k - 1), progress.attempted(k));
-        let (recovery_crash, violation) = self.verdict(o, acked, attempted)?;
+        let (recovery_crash, violation) = self.verdict(o, &progress.known(k - 1, k))?;
         Some(ExploreFailure {
             family: Family::FsyncError,
             op: k,
@@ -591,12 +608,23 @@ impl Explorer<'_> {
                 return o.clone();
             }
             // The recovery itself depends on the disk alone: one made for another depth serves.
-            cache.range((fp, 0)..=(fp, usize::MAX)).next().map(|(_, o)| o.recovered.clone())
+            cache.range((fp, 0)..=(fp, usize::MAX)).next().map(|(_, o)| (o.recovered.clone(), o.marks))
         };
-        let recovered =
-            reused.unwrap_or_else(|| self.oracle.recover(&self.setup, &Arc::new(Mutex::new(disk.clone()))));
-        let mut o =
-            Outcome { recovered, nested: None, nested_states: 0, cells: BTreeMap::new(), nested_least: None };
+        let (recovered, marks) = reused.unwrap_or_else(|| {
+            match self.oracle.recover_marked(&self.setup, &Arc::new(Mutex::new(disk.clone()))) {
+                Ok((h, marks)) => (Ok(h), marks),
+                Err(v) => (Err(v), Marks::default()),
+            }
+        });
+        let mut o = Outcome {
+            recovered,
+            marks,
+            nested_marks: Default::default(),
+            nested: None,
+            nested_states: 0,
+            cells: BTreeMap::new(),
+            nested_least: None,
+        };
         if depth > 0 {
             if let Ok(h) = o.recovered {
                 self.crash_recoveries(&disk, h, depth, &mut o);
@@ -645,12 +673,33 @@ impl Explorer<'_> {
                     if power { "power failure, pending lost" } else { "process crash" }
                 );
                 let again = self.outcome(crashed, depth - 1, true);
+                o.nested_marks.lower(
+                    &what,
+                    again.recovered.is_ok().then_some(again.marks),
+                    &again.nested_marks,
+                );
                 if let (Ok(q), false) = (&again.recovered, settled) {
                     if o.nested_least.as_ref().is_none_or(|(_, least)| q < least) {
                         o.nested_least = Some((what.clone(), *q));
                     }
                 }
                 let finding = match again.recovered {
+                    // On durable data a redone recovery finds the followers at least where
+                    // the uninterrupted one did (further, if the cut-short one pulled more).
+                    Ok(_) if settled && again.marks.0.iter().zip(o.marks.0).any(|(a, b)| *a < b) => Some((
+                        what.clone(),
+                        Violation::RecoveryMismatch {
+                            service: "market-data, audit".into(),
+                            recovery: 1,
+                            at: h as u64,
+                            field: "events the followers recovered after a recovery was cut short".into(),
+                            expected: format!(
+                                "{:?} (what the uninterrupted recovery of the same disk found)",
+                                o.marks.0
+                            ),
+                            actual: format!("{:?}", again.marks.0),
+                        },
+                    )),
                     Ok(q) if q == h || (!settled && q < h) => {
                         again.nested.map(|(w, v)| (format!("{what}; then {w}"), v))
                     }

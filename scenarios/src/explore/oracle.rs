@@ -8,6 +8,7 @@
 
 use super::drive::{SERVICES, Setup, service_dir};
 use super::followers;
+use super::served::Marks;
 use crate::checker::{Violation, final_state};
 use crate::model::Model;
 use engine::durable::pipeline::PipelineRecovery;
@@ -77,18 +78,28 @@ impl Oracle {
     /// Recovers every service from `disk` (alive, resolved) and judges them against
     /// the model. Returns `h`, the entries the recovered history holds.
     pub fn recover(&self, setup: &Setup, disk: &Arc<Mutex<Disk>>) -> Result<usize, Violation> {
+        self.recover_marked(setup, disk).map(|(h, _)| h)
+    }
+
+    /// [`Oracle::recover`], with what each service's recovery held before it pulled
+    /// anything (to be held against what it served before the crash).
+    pub fn recover_marked(
+        &self,
+        setup: &Setup,
+        disk: &Arc<Mutex<Disk>>,
+    ) -> Result<(usize, Marks), Violation> {
         self.recover_or_detect(setup, disk).map_err(|(v, _)| v)
     }
 
-    /// Like [`Oracle::recover`] on a disk damaged at rest: a service that refuses to open
-    /// naming the damage has detected it (`Ok(None)`); one that opens must hold the truth.
+    /// Like [`Oracle::recover_marked`] on a disk damaged at rest: a service that refuses to
+    /// open naming the damage has detected it (`Ok(None)`); one that opens must hold the truth.
     pub fn recover_damaged(
         &self,
         setup: &Setup,
         disk: &Arc<Mutex<Disk>>,
-    ) -> Result<Option<usize>, Violation> {
+    ) -> Result<Option<(usize, Marks)>, Violation> {
         match self.recover_or_detect(setup, disk) {
-            Ok(h) => Ok(Some(h)),
+            Ok(recovered) => Ok(Some(recovered)),
             Err((_, true)) => Ok(None),
             Err((v, false)) if v.is_data_loss_or_change() => {
                 Err(Violation::SilentCorruption { found: Box::new(v) })
@@ -98,7 +109,11 @@ impl Oracle {
     }
 
     /// The recovery and its verdict; on failure, whether the engine's error names damage.
-    fn recover_or_detect(&self, setup: &Setup, disk: &Arc<Mutex<Disk>>) -> Result<usize, (Violation, bool)> {
+    fn recover_or_detect(
+        &self,
+        setup: &Setup,
+        disk: &Arc<Mutex<Disk>>,
+    ) -> Result<(usize, Marks), (Violation, bool)> {
         let expected: Vec<Option<u64>> = SERVICES
             .iter()
             .map(|s| {
@@ -111,10 +126,11 @@ impl Oracle {
             let (mut p, info) =
                 DurablePipeline::recover(fs, &super::drive::root(), setup.markets.clone(), setup.config, 0)?;
             let recovered = followers::Recovered::of(&p);
+            let marks = Marks::recovered(&p);
             p.converge(0)?;
-            Ok::<_, DurableError>((p, info, recovered))
+            Ok::<_, DurableError>((p, info, recovered, marks))
         }));
-        let (p, info, recovered) = match opened {
+        let (p, info, recovered, marks) = match opened {
             Ok(Ok(opened)) => opened,
             Ok(Err(e)) => {
                 let named = sim::world::names_damage(&e);
@@ -137,7 +153,8 @@ impl Oracle {
                 return Err((Violation::Unrecoverable { error: e.to_string() }, named));
             }
         }
-        self.judge_open(&p, &info, &expected, recovered.as_ref()).map_err(|v| (v, false))
+        let h = self.judge_open(&p, &info, &expected, recovered.as_ref()).map_err(|v| (v, false))?;
+        Ok((h, marks))
     }
 
     /// Judges opened services against the model.

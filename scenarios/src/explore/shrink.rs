@@ -75,10 +75,11 @@ fn deviations(f: &ExploreFailure) -> usize {
     }
 }
 
-/// Storage settings a shrink tries after removing commands, smallest first: with tiny
+/// Storage settings a shrink tries after removing commands, in this order: with tiny
 /// segments, a snapshot after every entry and followers pulling after every command, rotation,
-/// pruning and retention need a command or two, not dozens.
-const SMALLER: [Storage; 7] = [
+/// pruning and retention need a command or two, not dozens. The last two keep the
+/// snapshot intervals: a follower's commit that no snapshot follows needs them.
+const SMALLER: [Storage; 9] = [
     Storage { segment_bytes: Some(64), snapshot_every: Some(1), pull_every: Some(1) },
     Storage { segment_bytes: Some(64), snapshot_every: Some(1), pull_every: Some(2) },
     Storage { segment_bytes: Some(64), snapshot_every: Some(1), pull_every: None },
@@ -86,6 +87,8 @@ const SMALLER: [Storage; 7] = [
     Storage { segment_bytes: Some(64), snapshot_every: None, pull_every: None },
     Storage { segment_bytes: None, snapshot_every: Some(1), pull_every: None },
     Storage { segment_bytes: None, snapshot_every: Some(2), pull_every: None },
+    Storage { segment_bytes: Some(64), snapshot_every: None, pull_every: Some(1) },
+    Storage { segment_bytes: None, snapshot_every: None, pull_every: Some(1) },
 ];
 
 /// Shrinks `failure`, found by exploring `cfg`, spending at most `budget` explorations;
