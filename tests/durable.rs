@@ -3,10 +3,11 @@
 //! made to fail at random operations (including during recovery). After every recovery
 //! the recovered state of all three services must equal the reference model fed the same
 //! commands; acknowledged commands are never lost; regenerated matching events are
-//! verified against the WAL; a damaged newest snapshot falls back to the previous one.
+//! verified against the WAL; a damaged newest snapshot falls back to the previous one; a
+//! lost snapshot whose WAL holds nothing but an empty segment beyond it is refused.
 
 use engine::durable::pipeline::PipelineConfig;
-use engine::durable::{DurableConfig, DurableError, DurablePipeline, SnapshotPolicy};
+use engine::durable::{DurableConfig, DurableError, DurablePipeline, DurableUbs, SnapshotPolicy};
 use engine::storage::{FileSystem, MemFs};
 use engine::wal::WalConfig;
 use engine::{Command, Outcome};
@@ -479,4 +480,101 @@ fn a_pipeline_with_followers_is_validated() {
     let err = open(events.clone(), never).expect("pull_every 0 refused");
     assert!(err.contains("pull_every"), "{err}");
     assert_eq!(open(events, PipelineConfig { followers: Some(followers), ..config() }), None);
+}
+
+/// A snapshot whose segments are all gone (removed by retention, as one kept snapshot and
+/// a downstream floor past it allow), leaving only the empty segment the snapshot rotated
+/// to. If that snapshot is then lost, nothing on the disk holds the commands it covered,
+/// and UBSCore must refuse to open (naming the divergence) instead of starting over from
+/// nothing with its WAL numbered beyond.
+#[test]
+fn ubscore_refuses_an_empty_wal_that_starts_beyond_its_lost_snapshot() {
+    let fs: Arc<dyn FileSystem> = Arc::new(MemFs::new());
+    let dir = root().join("ubscore");
+    let config = DurableConfig {
+        wal: WalConfig::segments(1 << 10),
+        snapshots: SnapshotPolicy::every(1_000, 0),
+        keep_snapshots: 1,
+        retention: true,
+    };
+    let (mut ubs, _) = DurableUbs::open(fs.clone(), &dir, workload::default_markets(), config, 0).unwrap();
+    for request_id in 1..=300 {
+        ubs.submit(Command::Deposit { request_id, user: 1, asset: 1, amount: 5 });
+        ubs.commit().unwrap();
+    }
+    let seq = ubs.snapshot(0).unwrap();
+    assert_eq!(ubs.wal().next_seq(), seq + 1, "the snapshot rotated to an empty segment");
+    drop(ubs);
+    let wal = dir.join("wal");
+    let mut segments: Vec<String> =
+        fs.list_dir(&wal).unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
+    segments.sort();
+    let newest = segments.pop().expect("segments");
+    assert!(newest.ends_with(&format!("{:020}.wal", seq + 1)), "{newest}");
+    for old in segments {
+        fs.remove_file(&wal.join(old)).unwrap();
+    }
+    // Consistent so far: the snapshot covers everything the removed segments held.
+    let (ubs, _) = DurableUbs::open(fs.clone(), &dir, workload::default_markets(), config, 0).unwrap();
+    assert_eq!(ubs.core().next_seq() - 1, 300);
+    drop(ubs);
+    let snaps = dir.join("snapshots");
+    let only = fs.list_dir(&snaps).unwrap().into_iter().find(|n| n.starts_with("snapshot-")).unwrap();
+    let file = fs.list_dir(&snaps.join(&only)).unwrap().into_iter().find(|n| n.ends_with(".bin")).unwrap();
+    corrupt_file(fs.as_ref(), &snaps.join(&only).join(file));
+    match DurableUbs::open(fs.clone(), &dir, workload::default_markets(), config, 0) {
+        Err(DurableError::Divergence(why)) => assert!(why.contains("WAL"), "{why}"),
+        Err(e) => panic!("refused, but not as a divergence: {e}"),
+        Ok((ubs, info)) => panic!(
+            "opened from {:?} with {} commands and its WAL at {}",
+            info.snapshot_seq,
+            ubs.core().next_seq() - 1,
+            ubs.wal().next_seq()
+        ),
+    }
+}
+
+/// The matching engine's side of the same hole: its snapshot's segments gone, only the
+/// empty segment it rotated to kept, then the snapshot lost. It must refuse to open rather
+/// than start from no events with its WAL numbered beyond them.
+#[test]
+fn matching_refuses_an_empty_wal_that_starts_beyond_its_lost_snapshot() {
+    let fs: Arc<dyn FileSystem> = Arc::new(MemFs::new());
+    let mut wl = sim::seed::rng(3, sim::seed::Stream::Workload);
+    let commands = workload::generate(&mut wl, &WorkloadConfig { commands: 300, users: 5 });
+    let config =
+        PipelineConfig { matching: DurableConfig { keep_snapshots: 1, ..config().matching }, ..config() };
+    let (mut p, _) =
+        DurablePipeline::open(fs.clone(), &root(), workload::default_markets(), config, 0).unwrap();
+    for c in &commands {
+        p.submit(*c, 0).unwrap();
+    }
+    let event = p.me.snapshot(0).unwrap();
+    assert_eq!(p.me.wal().next_seq(), event + 1, "the snapshot rotated to an empty segment");
+    drop(p);
+    let dir = root().join("matching");
+    let wal = dir.join("wal");
+    let mut segments: Vec<String> =
+        fs.list_dir(&wal).unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
+    segments.sort();
+    segments.pop().expect("segments");
+    for old in segments {
+        fs.remove_file(&wal.join(old)).unwrap();
+    }
+    let snaps = dir.join("snapshots");
+    for snap in fs.list_dir(&snaps).unwrap().into_iter().filter(|n| n.starts_with("snapshot-")) {
+        for file in fs.list_dir(&snaps.join(&snap)).unwrap().into_iter().filter(|n| n.ends_with(".bin")) {
+            corrupt_file(fs.as_ref(), &snaps.join(&snap).join(file));
+        }
+    }
+    match DurablePipeline::recover(fs.clone(), &root(), workload::default_markets(), config, 0) {
+        Err(DurableError::Divergence(why)) => assert!(why.contains("WAL"), "{why}"),
+        Err(e) => panic!("refused, but not as a divergence: {e}"),
+        Ok((p, info)) => panic!(
+            "opened from {:?} at event {} with its WAL at {}",
+            info.matching.snapshot_seq,
+            p.me.engine().next_event_id(),
+            p.me.wal().next_seq()
+        ),
+    }
 }

@@ -131,7 +131,13 @@ impl DurableMatching {
             }
             Ok(())
         })?;
-        if first_seen.is_some_and(|f| f > next_event) || wal.next_seq() < next_event {
+        // The WAL must continue the snapshot: from its next event (or, holding nothing after
+        // it, end right there), never ending before it.
+        let continues = match first_seen {
+            Some(f) => f <= next_event,
+            None => wal.next_seq() <= next_event,
+        };
+        if !continues || wal.next_seq() < next_event {
             return Err(DurableError::Divergence(format!(
                 "matching snapshot needs events from {next_event}, the WAL holds {first_seen:?}..{}",
                 wal.next_seq() - 1

@@ -112,7 +112,13 @@ impl DurableUbs {
             }
             Ok(())
         })?;
-        if first_seen.is_some_and(|f| f > snap_seq + 1) || wal.next_seq() <= snap_seq {
+        // The WAL must continue the snapshot: from the entry after it (or, holding nothing
+        // after it, end right there), never ending before it.
+        let continues = match first_seen {
+            Some(f) => f <= snap_seq + 1,
+            None => wal.next_seq() <= snap_seq + 1,
+        };
+        if !continues || wal.next_seq() <= snap_seq {
             return Err(DurableError::Divergence(format!(
                 "ubscore snapshot covers WAL seq {snap_seq}, but the WAL holds {:?}..{}",
                 first_seen,
