@@ -578,3 +578,42 @@ fn matching_refuses_an_empty_wal_that_starts_beyond_its_lost_snapshot() {
         ),
     }
 }
+
+/// Settlement's side: its ledger is its whole WAL. A reopening starts a fresh, empty
+/// segment; with every older segment and every checkpoint gone, the WAL is numbered beyond
+/// an empty ledger, and Settlement must refuse to open rather than start from no trades.
+#[test]
+fn settlement_refuses_an_empty_wal_numbered_beyond_its_ledger() {
+    let fs: Arc<dyn FileSystem> = Arc::new(MemFs::new());
+    let mut wl = sim::seed::rng(3, sim::seed::Stream::Workload);
+    let commands = workload::generate(&mut wl, &WorkloadConfig { commands: 300, users: 5 });
+    run_clean(&fs, &commands);
+    let (p, _) =
+        DurablePipeline::open(fs.clone(), &root(), workload::default_markets(), config(), 0).unwrap();
+    let trades = p.settlement.settlement().last_trade_id();
+    assert!(trades > 0, "the workload trades");
+    drop(p);
+    let wal = root().join("settlement").join("wal");
+    let mut segments: Vec<String> =
+        fs.list_dir(&wal).unwrap().into_iter().filter(|n| n.ends_with(".wal")).collect();
+    segments.sort_by_key(|n| n.rsplit('-').next().map(str::to_string));
+    let newest = segments.pop().expect("segments");
+    assert!(newest.ends_with(&format!("{:020}.wal", trades + 1)), "the reopening's empty segment: {newest}");
+    for old in segments {
+        fs.remove_file(&wal.join(old)).unwrap();
+    }
+    // Its checkpoints lost too: nothing else says trades were settled.
+    let snaps = root().join("settlement").join("snapshots");
+    for snap in fs.list_dir(&snaps).unwrap().into_iter().filter(|n| n.starts_with("snapshot-")) {
+        corrupt_file(fs.as_ref(), &snaps.join(&snap).join("checkpoint.json"));
+    }
+    match DurablePipeline::recover(fs.clone(), &root(), workload::default_markets(), config(), 0) {
+        Err(DurableError::Divergence(why)) => assert!(why.contains("WAL is numbered"), "{why}"),
+        Err(e) => panic!("refused, but not as a divergence: {e}"),
+        Ok((p, _)) => panic!(
+            "opened with {} trades and its WAL at {}",
+            p.settlement.settlement().last_trade_id(),
+            p.settlement.wal().next_seq()
+        ),
+    }
+}

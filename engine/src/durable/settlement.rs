@@ -59,6 +59,15 @@ impl DurableSettlement {
                 other => Err(refuse(format!("ledger replay of trade {}: {other:?}", trade.trade_id))),
             }
         })?;
+        // The ledger is its whole WAL, replayed from trade 1: it must end where the WAL does
+        // (a WAL numbered beyond an empty ledger lost every segment that held trades).
+        if wal.next_seq() - 1 != settlement.last_trade_id() {
+            return Err(DurableError::Divergence(format!(
+                "the ledger replayed ends at trade {}, but its WAL is numbered to {}",
+                settlement.last_trade_id(),
+                wal.next_seq() - 1
+            )));
+        }
         if settlement.last_trade_id() < checkpoint {
             return Err(DurableError::Divergence(format!(
                 "checkpoint says trade {checkpoint} was settled, the ledger ends at {}",
