@@ -104,7 +104,7 @@ pub struct DurablePipeline {
     /// Commands submitted since the followers last pulled, and after how many they pull.
     unpulled: u64,
     pull_every: u64,
-    /// Called after every commit of the followers' pulls (see
+    /// Called after every round of the followers' pulls, once both committed (see
     /// [`DurablePipeline::on_followers_commit`]).
     followers_committed: Option<FollowersCommitted>,
 }
@@ -183,9 +183,10 @@ impl DurablePipeline {
         ))
     }
 
-    /// Calls `f` after every commit of the followers' pulls, with the followers as they
-    /// stand: the moments from which a follower process would answer queries up to its new
-    /// watermark (an observer of what they serve, as the explorer is).
+    /// Calls `f` after every round of the followers' pulls, once both have committed
+    /// (market data last; a round that fails before then calls nothing), with the
+    /// followers as they stand: the moments from which a follower process would answer
+    /// queries up to its new watermark (an observer of what they serve, as the explorer is).
     pub fn on_followers_commit(&mut self, f: FollowersCommitted) {
         self.followers_committed = Some(f);
     }

@@ -3,7 +3,7 @@
 //! market data; the markets publish order events), on one simulated disk with tiny segments,
 //! frequent snapshots and retention on. A recording run logs every filesystem operation
 //! and, for every command, the operation count when it was submitted and acknowledged
-//! (and, after every commit of the followers' pulls, what they would serve from then on);
+//! (and, after every round of the followers' pulls, what they would serve from then on);
 //! the explorer sees the disk after every operation through a tap on it.
 
 use super::served::{Marks, Served};
@@ -157,8 +157,8 @@ pub struct Progress {
     pub started_at: Vec<u64>,
     /// Operations done when command `i`'s acknowledgement came back.
     pub acked_at: Vec<u64>,
-    /// What the followers served: their durable watermarks, recorded after every commit
-    /// of their pulls.
+    /// What the followers served: their durable watermarks, recorded after every round of
+    /// their pulls.
     pub served: Served,
 }
 

@@ -683,45 +683,52 @@ impl Explorer<'_> {
                         o.nested_least = Some((what.clone(), *q));
                     }
                 }
-                let finding = match again.recovered {
-                    // On durable data a redone recovery finds the followers at least where
-                    // the uninterrupted one did (further, if the cut-short one pulled more).
-                    Ok(_) if settled && again.marks.0.iter().zip(o.marks.0).any(|(a, b)| *a < b) => Some((
-                        what.clone(),
-                        Violation::RecoveryMismatch {
-                            service: "market-data, audit".into(),
-                            recovery: 1,
-                            at: h as u64,
-                            field: "events the followers recovered after a recovery was cut short".into(),
-                            expected: format!(
-                                "{:?} (what the uninterrupted recovery of the same disk found)",
-                                o.marks.0
-                            ),
-                            actual: format!("{:?}", again.marks.0),
-                        },
-                    )),
-                    Ok(q) if q == h || (!settled && q < h) => {
-                        again.nested.map(|(w, v)| (format!("{what}; then {w}"), v))
-                    }
-                    Ok(q) => Some((
-                        what.clone(),
-                        Violation::RecoveryMismatch {
-                            service: "ubscore".into(),
-                            recovery: 1,
-                            at: q as u64,
-                            field: "history entries recovered after a recovery was cut short".into(),
-                            expected: format!("{h} (what the uninterrupted recovery of the same disk found)"),
-                            actual: q.to_string(),
-                        },
-                    )),
-                    Err(v) => Some((what, v)),
-                };
+                let finding = redone_finding(&what, h, o.marks, settled, &again);
                 if let Some(found) = finding {
                     o.nested.get_or_insert(found);
                 }
             }
         }
     }
+}
+
+/// The finding on a recovery redone after `what` cut the first one short, on a disk whose
+/// uninterrupted recovery found `h` history entries and the followers at `marks`; `settled`:
+/// everything on the disk was durable.
+fn redone_finding(
+    what: &str,
+    h: usize,
+    marks: Marks,
+    settled: bool,
+    again: &Outcome,
+) -> Option<(String, Violation)> {
+    let mismatch = |service: &str, at: u64, field: &str, expected: String, actual: String| {
+        let field = field.to_string();
+        Violation::RecoveryMismatch { service: service.into(), recovery: 1, at, field, expected, actual }
+    };
+    let found = match &again.recovered {
+        // On durable data a redone recovery finds the followers at least where the
+        // uninterrupted one did (further, if the cut-short one pulled more).
+        Ok(_) if settled && again.marks.0.iter().zip(marks.0).any(|(a, b)| *a < b) => mismatch(
+            "market-data, audit",
+            h as u64,
+            "events the followers recovered after a recovery was cut short",
+            format!("at least {:?} (what the uninterrupted recovery of the same disk found)", marks.0),
+            format!("{:?}", again.marks.0),
+        ),
+        Ok(q) if *q == h || (!settled && *q < h) => {
+            return again.nested.clone().map(|(w, v)| (format!("{what}; then {w}"), v));
+        }
+        Ok(q) => mismatch(
+            "ubscore",
+            *q as u64,
+            "history entries recovered after a recovery was cut short",
+            format!("{h} (what the uninterrupted recovery of the same disk found)"),
+            q.to_string(),
+        ),
+        Err(v) => v.clone(),
+    };
+    Some((what.to_string(), found))
 }
 
 /// The command that reproduces one failure: its operation (or pull, or command) and its
@@ -755,4 +762,43 @@ pub fn repro_command(cfg: &ExploreConfig, failure: &ExploreFailure) -> String {
         cmd += &format!(" --at {}", failure.op);
     }
     cmd + &format!(" --family {}", failure.family.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redone(recovered: Result<usize, Violation>, marks: [u64; 2]) -> Outcome {
+        Outcome {
+            recovered,
+            marks: Marks(marks),
+            nested_marks: served::Least::default(),
+            nested: None,
+            nested_states: 0,
+            cells: BTreeMap::new(),
+            nested_least: None,
+        }
+    }
+
+    #[test]
+    fn a_redone_recovery_on_durable_data_keeps_the_history_and_the_followers() {
+        let first = Marks([5, 4]);
+        let judge =
+            |settled, again: Outcome| redone_finding("cut", 10, first, settled, &again).map(|(_, v)| v);
+        assert_eq!(judge(true, redone(Ok(10), [5, 4])), None);
+        assert_eq!(judge(true, redone(Ok(10), [7, 6])), None, "further: it pulled more before the cut");
+        let behind = judge(true, redone(Ok(10), [5, 3])).expect("the trail lost durable events");
+        assert!(
+            matches!(&behind, Violation::RecoveryMismatch { expected, .. } if expected.starts_with("at least"))
+        );
+        assert_eq!(
+            judge(false, redone(Ok(10), [5, 3])),
+            None,
+            "unsettled: the served rule judges it instead"
+        );
+        assert_eq!(judge(true, redone(Ok(9), [5, 4])).map(|v| v.kind()), Some("recovery-mismatch"));
+        assert_eq!(judge(false, redone(Ok(9), [5, 4])), None, "unsettled: fewer entries may be lost");
+        let failed = Violation::Unrecoverable { error: "refused".into() };
+        assert_eq!(judge(false, redone(Err(failed.clone()), [0, 0])), Some(failed));
+    }
 }
