@@ -30,6 +30,12 @@ impl Recovered {
             ledger_trade_id: p.settlement.settlement().last_trade_id(),
         })
     }
+
+    /// What each follower's recovery holds (before any pull), to be held against what it
+    /// served before the crash.
+    pub fn marks(&self) -> super::served::Marks {
+        super::served::Marks([self.md.last_event_id, self.trail.last_event_id])
+    }
 }
 
 /// How a follower's state differs from the derivation: (field, expected, actual).

@@ -126,7 +126,7 @@ impl Oracle {
             let (mut p, info) =
                 DurablePipeline::recover(fs, &super::drive::root(), setup.markets.clone(), setup.config, 0)?;
             let recovered = followers::Recovered::of(&p);
-            let marks = Marks::recovered(&p);
+            let marks = recovered.as_ref().map_or(Marks::default(), followers::Recovered::marks);
             p.converge(0)?;
             Ok::<_, DurableError>((p, info, recovered, marks))
         }));

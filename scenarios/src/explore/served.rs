@@ -10,7 +10,6 @@
 //! have served), never as an excuse: what a recovery holds is read from its state.
 
 use crate::checker::Violation;
-use engine::durable::DurablePipeline;
 use engine::durable::pipeline::Followers;
 
 /// The followers held to what they served, in [`Marks`]' order.
@@ -24,13 +23,6 @@ impl Marks {
     /// What each follower would serve now: everything up to its durable watermark.
     pub fn of_followers(f: &Followers) -> Marks {
         Marks([f.market_data.durable_event_id(), f.audit.durable_event_id()])
-    }
-
-    /// What each follower's state holds as recovered (before any pull).
-    pub fn recovered(p: &DurablePipeline) -> Marks {
-        p.followers.as_ref().map_or(Marks::default(), |f| {
-            Marks([f.market_data.inner().last_event_id(), f.audit.inner().last_event_id()])
-        })
     }
 }
 
