@@ -108,3 +108,24 @@ fn retention_removes_segments_and_every_service_still_recovers() {
         seeds.len()
     );
 }
+
+/// Snapshots by simulated time alone (production's second trigger; the other scenarios
+/// snapshot by count): they are taken, recoveries load them, and every service still
+/// equals the model.
+#[test]
+fn snapshots_by_simulated_time_alone_are_taken_and_recovered_from() {
+    use engine::durable::SnapshotPolicy;
+    let (mut loaded, mut runs) = (0, 0);
+    for &seed in &exsim_tests::seeds(0..3) {
+        let mut cfg = simrun::crash_world(seed, 600);
+        cfg.storage.snapshots = SnapshotPolicy::every(0, 300);
+        let markets = cfg.markets.clone();
+        let result = sim::world::run_world(cfg);
+        if let Err(e) = simrun::check(&result, &markets) {
+            panic!("seed {seed}: {e}");
+        }
+        loaded += result.recoveries.iter().filter(|r| r.newest_valid_snapshot.is_some()).count();
+        runs += 1;
+    }
+    assert!(loaded >= runs, "only {loaded} recoveries in {runs} runs found a snapshot to load");
+}

@@ -165,7 +165,26 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     if r.gen_bool(0.3) {
         with_market_data(cfg);
     }
+    storage_knobs(&mut r, cfg);
 }
+
+/// The storage settings every other scenario leaves at one value, drawn last (after
+/// everything above, so each seed's rates stay what they were): snapshots by simulated
+/// time too (production's second trigger; 0 = by count only), a third snapshot kept (the
+/// WAL then reaches back further), small segments (rotation and, with retention, removals
+/// every few commits).
+fn storage_knobs(r: &mut rand_chacha::ChaCha8Rng, cfg: &mut WorldConfig) {
+    cfg.storage.snapshots.every_ms = SWARM_SNAPSHOT_MS[r.gen_range(0..SWARM_SNAPSHOT_MS.len())];
+    cfg.storage.keep_snapshots = SWARM_KEEP_SNAPSHOTS[r.gen_range(0..SWARM_KEEP_SNAPSHOTS.len())];
+    cfg.storage.wal.segment_bytes = SWARM_SEGMENT_BYTES[r.gen_range(0..SWARM_SEGMENT_BYTES.len())];
+}
+
+/// Swarm's snapshot intervals by simulated time, ms (0: by count only), by weight.
+pub const SWARM_SNAPSHOT_MS: [u64; 4] = [0, 0, 300, 3_000];
+/// Swarm's numbers of snapshots kept, by weight.
+pub const SWARM_KEEP_SNAPSHOTS: [usize; 3] = [2, 2, 3];
+/// Swarm's WAL segment sizes, bytes, by weight.
+pub const SWARM_SEGMENT_BYTES: [u64; 3] = [64 << 10, 64 << 10, 4 << 10];
 
 /// A world with the seeded workload, crashes of every service, torn and lost writes.
 pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
@@ -228,5 +247,29 @@ mod tests {
         let world = crash_world(0, 100_000);
         assert_eq!(world.max_safety, safety_budget(world.commands.len()));
         assert!(world.max_safety >= Duration::from_secs(2_500));
+    }
+
+    /// A sweep of swarm seeds reaches every value of every storage knob it draws, and
+    /// combinations of them (time-triggered snapshots with retention on).
+    #[test]
+    fn swarm_reaches_every_storage_setting() {
+        use std::collections::BTreeSet;
+        let params = Params::default();
+        let worlds: Vec<_> =
+            (0..200).map(|s| world_config(Scenario::Swarm, s, 200, &params).storage).collect();
+        let ms: BTreeSet<_> = worlds.iter().map(|s| s.snapshots.every_ms).collect();
+        let keep: BTreeSet<_> = worlds.iter().map(|s| s.keep_snapshots).collect();
+        let segments: BTreeSet<_> = worlds.iter().map(|s| s.wal.segment_bytes).collect();
+        assert_eq!(ms, SWARM_SNAPSHOT_MS.into_iter().collect());
+        assert_eq!(keep, SWARM_KEEP_SNAPSHOTS.into_iter().collect());
+        assert_eq!(segments, SWARM_SEGMENT_BYTES.into_iter().collect());
+        let timed_with_retention = worlds.iter().filter(|s| s.snapshots.every_ms > 0 && s.retention).count();
+        assert!(
+            timed_with_retention >= 10,
+            "{timed_with_retention} worlds snapshot by time with retention on"
+        );
+        // The other scenarios keep one setting each: snapshots by count only.
+        let crash = world_config(Scenario::Crash, 0, 200, &params).storage;
+        assert_eq!((crash.snapshots.every_ms, crash.keep_snapshots), (0, 2));
     }
 }
