@@ -194,7 +194,7 @@ pub enum PlannedFault {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         drawn: Vec<PendingFate>,
     },
-    /// The link between two services is cut for `for_ms`.
+    /// The link from `a` to `b` is cut for `for_ms`, one way (see `World::partition`).
     Partition {
         /// One side.
         a: Service,

@@ -466,14 +466,16 @@ impl World {
         disk.set_next_death(death);
     }
 
-    /// Cuts the link between `a` and `b`.
+    /// Cuts the link from `a` to `b`, one way: what `a` sends `b` is lost, while `b`'s
+    /// messages still reach `a`. Requests `a` sends are lost before they act; replies to
+    /// `b`'s requests are lost after theirs (the chaos draws both sides, so both happen).
     pub fn partition(&mut self, a: Service, b: Service) {
         self.net.clog_link(self.nodes[&a], self.nodes[&b]);
         self.partitions += 1;
         self.trace_fault(a.name(), "partition", format!("partition from {b}"));
     }
 
-    /// Restores the link between `a` and `b`.
+    /// Restores the link from `a` to `b`.
     pub fn heal(&mut self, a: Service, b: Service) {
         self.net.unclog_link(self.nodes[&a], self.nodes[&b]);
         self.trace_fault(a.name(), "heal", format!("heal from {b}"));
