@@ -115,7 +115,6 @@ fn retention_removes_segments_and_every_service_still_recovers() {
 #[test]
 fn snapshots_by_simulated_time_alone_are_taken_and_recovered_from() {
     use engine::durable::SnapshotPolicy;
-    let (mut loaded, mut runs) = (0, 0);
     for &seed in &exsim_tests::seeds(0..3) {
         let mut cfg = simrun::crash_world(seed, 600);
         cfg.storage.snapshots = SnapshotPolicy::every(0, 300);
@@ -124,8 +123,7 @@ fn snapshots_by_simulated_time_alone_are_taken_and_recovered_from() {
         if let Err(e) = simrun::check(&result, &markets) {
             panic!("seed {seed}: {e}");
         }
-        loaded += result.recoveries.iter().filter(|r| r.newest_valid_snapshot.is_some()).count();
-        runs += 1;
+        let loaded = result.recoveries.iter().filter(|r| r.newest_valid_snapshot.is_some()).count();
+        assert!(loaded > 0, "seed {seed}: no recovery found a snapshot to load");
     }
-    assert!(loaded >= runs, "only {loaded} recoveries in {runs} runs found a snapshot to load");
 }

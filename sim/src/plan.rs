@@ -196,9 +196,9 @@ pub enum PlannedFault {
     },
     /// The link from `a` to `b` is cut for `for_ms`, one way (see `World::partition`).
     Partition {
-        /// One side.
+        /// The sender: what it sends `b` is lost.
         a: Service,
-        /// The other.
+        /// The receiver: what it sends `a` still arrives.
         b: Service,
         /// Simulated ms until it heals.
         for_ms: u64,

@@ -6,9 +6,11 @@ error wording) or a class of bug the harness cannot see: read each one.
 
 Needs `cargo install cargo-mutants`. Usage (from the repository's root):
     python3 xtask/scripts/mutants.py [--sample N] [--seed S] [--out DIR]
-Writes DIR/results.tsv (index, verdict, seconds, mutant) and DIR/N.log for caught ones.
+Writes DIR/results.tsv (index, verdict, seconds, mutant; verdicts: caught-sweep, caught-explore,
+SURVIVED, unviable, error-RC) and DIR/N.log for every mutant not SURVIVED. Checks first that the
+unmutated tree passes.
 """
-import argparse, json, os, random, subprocess, sys, time
+import argparse, json, os, random, signal, subprocess, sys, time
 
 FILES = [
     'engine/src/wal/mod.rs', 'engine/src/wal/format.rs', 'engine/src/wal/segment.rs',
@@ -26,21 +28,40 @@ CHECKS = [
 
 
 def run(cmd, cwd, env, timeout):
+    """Runs `cmd` in its own process group, so that a timeout kills cargo, rustc or exsim too."""
+    p = subprocess.Popen(cmd, cwd=cwd, env=env, shell=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        p = subprocess.run(cmd, cwd=cwd, env=env, shell=True, capture_output=True, text=True, timeout=timeout)
-        return p.returncode, p.stdout + p.stderr
+        out, _ = p.communicate(timeout=timeout)
+        return p.returncode, out
     except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.communicate()
         return 'timeout', 'timed out'
+
+
+def verdict_of(checks, binary, cwd, env):
+    """The first check that fails as a finding (exit 1), else SURVIVED; any other exit
+    (a usage error, a panic, a timeout) is an error, not a catch."""
+    for name, cmd in checks:
+        rc, log = run(cmd.format(bin=binary), cwd, env, 900)
+        if rc == 1:
+            return name, log
+        if rc != 0:
+            return f'error-{rc}', log
+    return 'SURVIVED', ''
 
 
 def apply(path, mutant):
     """Replaces the mutant's span (1-based lines and columns) with its replacement."""
-    lines = open(path).read().split('\n')
+    with open(path, encoding='utf-8') as f:
+        lines = f.read().split('\n')
     s, e = mutant['span']['start'], mutant['span']['end']
     head = lines[s['line'] - 1][:s['column'] - 1]
     tail = lines[e['line'] - 1][e['column'] - 1:]
     lines[s['line'] - 1:e['line']] = [head + mutant['replacement'] + tail]
-    open(path, 'w').write('\n'.join(lines))
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write('\n'.join(lines))
 
 
 def main():
@@ -51,35 +72,41 @@ def main():
     ap.add_argument('--worktree', default='target/mutants/tree')
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
+    if subprocess.run(['git', 'diff', '--quiet', 'HEAD', '--', 'engine'], check=False).returncode != 0:
+        sys.exit('engine/ has uncommitted changes: the mutants are listed from HEAD; commit first')
     listed = subprocess.run(['cargo', 'mutants', '--list', '--json', '--package', 'exsim-engine'],
                             capture_output=True, text=True, check=True).stdout
     mutants = [m for m in json.loads(listed) if m['file'] in FILES]
     random.Random(a.seed).shuffle(mutants)
+    # One work tree, always at HEAD (the mutants' spans are HEAD's).
+    subprocess.run(['git', 'worktree', 'prune'], check=True)
     if not os.path.isdir(a.worktree):
         subprocess.run(['git', 'worktree', 'add', '--detach', a.worktree, 'HEAD'], check=True)
+    head = subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True, check=True).stdout.strip()
+    subprocess.run(['git', 'checkout', '-q', '--force', '--detach', head], cwd=a.worktree, check=True)
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.abspath(os.path.join(a.out, 'target')),
                CARGO_PROFILE_RELEASE_DEBUG='0')
     env.pop('RUSTFLAGS', None)  # the work tree's .cargo/config.toml builds with --cfg madsim
     binary = os.path.join(env['CARGO_TARGET_DIR'], 'release', 'exsim')
-    results = open(os.path.join(a.out, 'results.tsv'), 'a')
-    for i, m in enumerate(mutants[:a.sample]):
-        subprocess.run(['git', 'checkout', '-q', '--', m['file']], cwd=a.worktree, check=True)
-        apply(os.path.join(a.worktree, m['file']), m)
-        t0 = time.time()
-        rc, log = run('cargo build --release -q 2>&1', a.worktree, env, 1800)
-        verdict = 'unviable' if rc != 0 else 'SURVIVED'
-        if rc == 0:
-            for name, cmd in CHECKS:
-                rc, log = run(cmd.format(bin=binary), a.worktree, env, 900)
-                if rc != 0:
-                    verdict = name
-                    open(os.path.join(a.out, f'{i}.log'), 'w').write(log[-4000:])
-                    break
-        results.write(f"{i}\t{verdict}\t{int(time.time() - t0)}s\t{m['name']}\n")
-        results.flush()
-        print(f"{i}\t{verdict}\t{m['name']}", file=sys.stderr)
-        subprocess.run(['git', 'checkout', '-q', '--', m['file']], cwd=a.worktree, check=True)
-
+    # The unmutated engine must pass every check, or no verdict below means anything.
+    rc, log = run('cargo build --release -q 2>&1', a.worktree, env, 3600)
+    baseline = verdict_of(CHECKS, binary, a.worktree, env)[0] if rc == 0 else 'unviable'
+    if baseline != 'SURVIVED':
+        sys.exit(f'the unmutated tree is {baseline}: fix that first\n{log[-2000:]}')
+    with open(os.path.join(a.out, 'results.tsv'), 'w', encoding='utf-8') as results:
+        for i, m in enumerate(mutants[:a.sample]):
+            path = os.path.join(a.worktree, m['file'])
+            apply(path, m)
+            t0 = time.time()
+            rc, log = run('cargo build --release -q 2>&1', a.worktree, env, 1800)
+            verdict, log = ('unviable', log) if rc != 0 else verdict_of(CHECKS, binary, a.worktree, env)
+            if verdict != 'SURVIVED':
+                with open(os.path.join(a.out, f'{i}.log'), 'w', encoding='utf-8') as f:
+                    f.write(log[-4000:])
+            results.write(f"{i}\t{verdict}\t{int(time.time() - t0)}s\t{m['name']}\n")
+            results.flush()
+            print(f"{i}\t{verdict}\t{m['name']}", file=sys.stderr)
+            subprocess.run(['git', 'checkout', '-q', '--', m['file']], cwd=a.worktree, check=True)
 
 if __name__ == '__main__':
     main()
