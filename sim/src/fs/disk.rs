@@ -48,6 +48,11 @@ struct FileNode {
     /// The archive's last version of this file is exactly the durable bytes' prefix (false
     /// after anything but an fsync changed them: a power failure, media damage).
     archive_exact: bool,
+    /// The cache may differ from the durable bytes beyond what is pending: a failed fsync
+    /// dropped writes the cache still holds. Otherwise, with nothing pending, the cache
+    /// equals the durable bytes, so a power failure need not compare them (that compare
+    /// was linear in the disk at every power failure).
+    cache_stale: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -515,7 +520,7 @@ impl Disk {
     /// by a failed fsync but still cached): a power failure now would change nothing.
     pub fn settled(&self) -> bool {
         self.nodes.values().all(|n| match n {
-            Node::File(f) => f.pending.is_empty() && f.current == f.durable,
+            Node::File(f) => f.pending.is_empty() && (!f.cache_stale || f.current == f.durable),
             Node::Dir(d) => d.pending.is_empty() && d.current == d.durable,
         })
     }
@@ -525,6 +530,7 @@ impl Disk {
     pub fn fail_fsync(&mut self, path: &Path) {
         if let Ok(f) = self.file_mut(path) {
             let dropped = std::mem::take(&mut f.pending).len() as u64;
+            f.cache_stale |= dropped > 0;
             self.faults.push(Fault::FsyncEio { path: path.to_path_buf(), dropped });
         }
     }
@@ -615,6 +621,7 @@ impl Disk {
         let at = (at % f.durable.len() as u64) as usize;
         f.durable[at] = f.durable[at].wrapping_add(0x5A) | 0x01; // never a no-op, never undone
         f.current = f.durable.clone();
+        f.cache_stale = false;
         f.archive_exact = false;
         f.pending.clear();
         self.faults.push(Fault::SnapshotCorrupted { path: path.clone() });
@@ -656,6 +663,7 @@ impl Disk {
             }
         };
         f.current = f.durable.clone();
+        f.cache_stale = false;
         f.archive_exact = false;
         if changed {
             self.faults.push(Fault::Media { path: path.to_path_buf(), offset, media });
@@ -1041,6 +1049,7 @@ impl Disk {
         if fail {
             // fsyncgate: the dirty pages are marked clean without reaching the disk.
             let dropped = pending.len() as u64;
+            f.cache_stale |= dropped > 0;
             self.faults.push(Fault::FsyncEio { path: path.to_path_buf(), dropped });
             return Err(eio("fsync", path));
         }
@@ -1236,7 +1245,8 @@ impl Disk {
             // fsync error).
             if let Some(Node::File(f)) = self.nodes.get_mut(&ino) {
                 if f.pending.is_empty() && (!may_rot || f.durable.is_empty()) {
-                    if f.current != f.durable {
+                    debug_assert!(f.cache_stale || f.current == f.durable, "a fresh cache differs");
+                    if std::mem::take(&mut f.cache_stale) {
                         f.current.clone_from(&f.durable);
                     }
                     f.archive_exact = false;
@@ -1325,6 +1335,7 @@ impl Disk {
             self.faults.push(Fault::BitRot { path: at.path.clone(), offset: (bit / 8) as u64 });
         }
         f.current = content.clone();
+        f.cache_stale = false;
         f.durable = content;
         f.archive_exact = false;
     }
