@@ -127,3 +127,53 @@ fn snapshots_by_simulated_time_alone_are_taken_and_recovered_from() {
         assert!(loaded > 0, "seed {seed}: no recovery found a snapshot to load");
     }
 }
+
+/// Recoveries are judged by digest unless a run asks for every row: a wrong de-dup row or
+/// ledger trade is still found, and with every row kept the finding names it.
+#[test]
+fn a_wrong_row_is_found_by_digest_and_named_with_every_row_kept() {
+    use engine::service::Recovered;
+    use scenarios::checker::Violation;
+    use scenarios::checker::recovery::found_by_digest;
+    let mut cfg = simrun::crash_world(3, 1500);
+    let thin = sim::world::run_world(cfg.clone());
+    assert!(thin.recoveries.iter().any(|r| r.thinned.is_some()), "tables kept as digests by default");
+    cfg.full_recoveries = true;
+    let markets = cfg.markets.clone();
+    let mut full = sim::world::run_world(cfg);
+    assert!(full.recoveries.iter().all(|r| r.thinned.is_none()));
+    assert_eq!(full.trace_hash, thin.trace_hash, "keeping rows does not change the run");
+    simrun::check(&full, &markets).unwrap();
+    // The last UBSCore recovery with a de-dup row and the last Settlement one with a trade.
+    let last = |f: &sim::world::WorldResult, ubs: bool| {
+        f.recoveries
+            .iter()
+            .rposition(|r| match &r.state {
+                Recovered::Ubs { state, .. } => ubs && !state.dedup.is_empty(),
+                Recovered::Settlement { ledger, .. } => !ubs && !ledger.is_empty(),
+                _ => false,
+            })
+            .expect("a recovery with rows")
+    };
+    for ubs in [true, false] {
+        let i = last(&full, ubs);
+        let mut tampered = full.recoveries.clone();
+        match &mut tampered[i].state {
+            Recovered::Ubs { state, .. } => state.dedup.pop().map(drop).expect("a row"),
+            Recovered::Settlement { ledger, .. } => ledger[0].qty += 1,
+            _ => unreachable!(),
+        }
+        let kept = std::mem::replace(&mut full.recoveries, tampered);
+        let named = simrun::check(&full, &markets).unwrap_err();
+        assert!(matches!(&named, Violation::RecoveryMismatch { recovery, .. } if *recovery == i), "{named}");
+        assert!(!found_by_digest(&named), "with every row kept the row is named: {named}");
+        full.recoveries[i].thinned = sim::world::thin(&mut full.recoveries[i].state);
+        let by_digest = simrun::check(&full, &markets).unwrap_err();
+        assert!(
+            matches!(&by_digest, Violation::RecoveryMismatch { recovery, .. } if *recovery == i)
+                && found_by_digest(&by_digest),
+            "{by_digest}"
+        );
+        full.recoveries = kept;
+    }
+}

@@ -398,10 +398,14 @@ fn run_world(
     options: &RunOptions,
     report: &mut RunReport,
 ) {
-    let mut cfg = crate::simrun::world_config(scenario, seed, commands, params);
-    cfg.plan = options.plan.clone();
-    cfg.keep_trace = options.keep_trace;
-    cfg.cancel = options.cancel.clone();
+    let config = || {
+        let mut cfg = crate::simrun::world_config(scenario, seed, commands, params);
+        cfg.plan = options.plan.clone();
+        cfg.keep_trace = options.keep_trace;
+        cfg.cancel = options.cancel.clone();
+        cfg
+    };
+    let cfg = config();
     let markets = cfg.markets.clone();
     let result = sim::world::run_world(cfg);
     report.commands = result.sent.len();
@@ -416,17 +420,32 @@ fn run_world(
     report.crash_points = result.crash_points.clone();
     report.trace_hash = result.trace_hash;
     report.state_digest = result.state_digest;
-    // A panic in the checker is a finding too, and keeps the run's plan, hashes and tails.
-    let verdict =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::simrun::check(&result, &markets)))
-            .unwrap_or_else(|panic| {
-                let message = format!("the checker: {}", engine::service::panic_message(&*panic));
-                Err(Violation::Panic { message })
-            });
+    let mut verdict = judged(&result, &markets);
+    // A recovery judged by digest says only that it differs: the same run again, with
+    // every row kept, names the first row that does (it is deterministic, so it fails the
+    // same way; should it not, the digest's finding stands).
+    if verdict.as_ref().is_err_and(crate::checker::recovery::found_by_digest) {
+        let mut cfg = config();
+        cfg.full_recoveries = true;
+        if let Err(detailed) = judged(&sim::world::run_world(cfg), &markets) {
+            verdict = Err(detailed);
+        }
+    }
     if let Err(v) = verdict {
         report.violation = Some(v);
         report.tails = result.tails.clone();
     }
+}
+
+/// The checker's verdict on a finished world. A panic in the checker is a finding too, and
+/// keeps the run's plan, hashes and tails.
+#[cfg(madsim)]
+fn judged(result: &sim::world::WorldResult, markets: &engine::Markets) -> Result<(), Violation> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::simrun::check(result, markets)))
+        .unwrap_or_else(|panic| {
+            let message = format!("the checker: {}", engine::service::panic_message(&*panic));
+            Err(Violation::Panic { message })
+        })
 }
 
 #[cfg(not(madsim))]

@@ -207,6 +207,7 @@ pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
             retention: false,
         },
         keep_trace: false,
+        full_recoveries: false,
         max_safety: safety_budget(budget_for),
         planted: None,
         plan: None,

@@ -6,7 +6,7 @@ use super::Violation;
 use crate::model::Model;
 use engine::service::Recovered;
 use engine::{OrderId, SymbolId, Trade};
-use sim::world::RecoveryRecord;
+use sim::world::{RecoveryRecord, TableDigest};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
@@ -14,14 +14,36 @@ use std::fmt::Debug;
 /// A matching recovery: (its index, its state, its order index).
 type MeRecovery<'r> = (usize, &'r engine::matching::MeState, &'r [(OrderId, SymbolId)]);
 
+/// A UBSCore recovery: (its index, its state, and its de-dup table's digest when the world
+/// kept that instead of the rows).
+type UbsRecovery<'r> = (usize, &'r engine::ubscore::UbsState, Option<TableDigest>);
+
+/// A Settlement recovery: (its index, its ledger, its watermark, and the ledger's digest when
+/// the world kept that instead of the trades).
+type SettlementRecovery<'r> = (usize, &'r [Trade], u64, Option<TableDigest>);
+
+/// What the field of a mismatch found by digest ends with: the scenario then runs the seed
+/// again with every row kept, to name the first differing row.
+pub const BY_DIGEST: &str = " (by digest)";
+
+/// Whether `v` is a recovery mismatch found by comparing digests (see [`BY_DIGEST`]).
+pub fn found_by_digest(v: &Violation) -> bool {
+    matches!(v, Violation::RecoveryMismatch { field, .. } if field.ends_with(BY_DIGEST))
+}
+
+/// A table's digest as a mismatch shows it.
+fn digest_text(d: TableDigest) -> String {
+    format!("{} rows, digest {:016x}", d.rows, d.digest)
+}
+
 /// The recoveries of a run, indexed by the point of history each recovered to.
 pub struct RecoveryPoints<'r> {
     /// UBSCore recoveries by the number of WAL entries they hold.
-    ubs: BTreeMap<u64, Vec<(usize, &'r engine::ubscore::UbsState)>>,
+    ubs: BTreeMap<u64, Vec<UbsRecovery<'r>>>,
     /// Matching recoveries by the last `ubs_seq` their state covers, with their index.
     me: BTreeMap<u64, Vec<MeRecovery<'r>>>,
-    /// Settlement recoveries: (index, ledger, watermark).
-    settlement: Vec<(usize, &'r [Trade], u64)>,
+    /// Settlement recoveries.
+    settlement: Vec<SettlementRecovery<'r>>,
     /// The recoveries judged so far.
     judged: BTreeSet<usize>,
 }
@@ -98,12 +120,14 @@ impl<'r> RecoveryPoints<'r> {
                 });
             }
             match &record.state {
-                Recovered::Ubs { wal_seq, state, .. } => p.ubs.entry(*wal_seq).or_default().push((i, state)),
+                Recovered::Ubs { wal_seq, state, .. } => {
+                    p.ubs.entry(*wal_seq).or_default().push((i, state, record.thinned))
+                }
                 Recovered::Matching { state, index, .. } => {
                     p.me.entry(state.last_ubs_seq).or_default().push((i, state, index))
                 }
                 Recovered::Settlement { ledger, last_trade_id, .. } => {
-                    p.settlement.push((i, ledger, *last_trade_id))
+                    p.settlement.push((i, ledger, *last_trade_id, record.thinned))
                 }
                 // Judged by `checker::market_data` and `checker::audit`, against the model's
                 // event log.
@@ -116,7 +140,7 @@ impl<'r> RecoveryPoints<'r> {
     /// UBSCore recovered to `wal_seq` entries must hold all of the model's UBSCore state
     /// there: balances, supply, per-order locks, the de-duplication table and counters.
     pub fn check_at_wal(&mut self, model: &Model, wal_seq: u64) -> Result<(), Violation> {
-        for (i, state) in self.ubs.get(&wal_seq).into_iter().flatten() {
+        for (i, state, thinned) in self.ubs.get(&wal_seq).into_iter().flatten() {
             self.judged.insert(*i);
             let fail =
                 |field: &str, want: String, got: String| mismatch("ubscore", *i, wal_seq, field, want, got);
@@ -149,10 +173,19 @@ impl<'r> RecoveryPoints<'r> {
             if let Some((order, want, got)) = first_key_difference(want, got) {
                 return Err(fail(&format!("lock of order {order}"), format!("{want:?}"), format!("{got:?}")));
             }
-            let got = state.dedup.iter().map(|(k, v)| (*k, v));
-            if let Some((key, want, got)) =
-                first_key_difference(model.dedup().iter().map(|(k, v)| (*k, v)), got)
-            {
+            if let Some(got) = thinned {
+                let want = TableDigest::of(model.dedup().iter());
+                if want != *got {
+                    return Err(fail(
+                        &format!("de-dup table{BY_DIGEST}"),
+                        digest_text(want),
+                        digest_text(*got),
+                    ));
+                }
+            } else if let Some((key, want, got)) = first_key_difference(
+                model.dedup().iter().map(|(k, v)| (*k, v)),
+                state.dedup.iter().map(|(k, v)| (*k, v)),
+            ) {
                 return Err(fail(&format!("de-dup entry {key:?}"), format!("{want:?}"), format!("{got:?}")));
             }
             let want_next = model.history().len() as u64 + 1;
@@ -209,10 +242,10 @@ impl<'r> RecoveryPoints<'r> {
     /// Every recovered settlement ledger is a prefix of the model's trades, and its
     /// watermark is its last trade.
     pub fn check_settlement(&mut self, model: &Model) -> Result<(), Violation> {
-        for (i, ledger, last) in &self.settlement {
+        for (i, ledger, last, thinned) in &self.settlement {
             self.judged.insert(*i);
-            let at = ledger.len() as u64;
-            if ledger.len() > model.ledger().len() {
+            let at = thinned.map_or(ledger.len() as u64, |d| d.rows);
+            if at > model.ledger().len() as u64 {
                 return Err(Violation::UnplacedRecovery {
                     service: "settlement".into(),
                     recovery: *i,
@@ -220,7 +253,13 @@ impl<'r> RecoveryPoints<'r> {
                     history: model.ledger().len() as u64,
                 });
             }
-            if let Some(k) = (0..ledger.len()).find(|k| ledger[*k] != model.ledger()[*k]) {
+            if let Some(got) = thinned {
+                let want = TableDigest::of(&model.ledger()[..at as usize]);
+                if want != *got {
+                    let field = format!("ledger{BY_DIGEST}");
+                    return Err(mismatch("settlement", *i, at, &field, digest_text(want), digest_text(*got)));
+                }
+            } else if let Some(k) = (0..ledger.len()).find(|k| ledger[*k] != model.ledger()[*k]) {
                 return Err(mismatch(
                     "settlement",
                     *i,
@@ -247,7 +286,7 @@ impl<'r> RecoveryPoints<'r> {
             history,
         };
         for (at, list) in &self.ubs {
-            if let Some((i, _)) = list.iter().find(|(i, _)| !self.judged.contains(i)) {
+            if let Some((i, ..)) = list.iter().find(|(i, ..)| !self.judged.contains(i)) {
                 return Err(unplaced("ubscore", *i, *at, history_entries));
             }
         }

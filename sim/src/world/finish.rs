@@ -186,7 +186,7 @@ impl World {
     /// Opens the three services from their disks; the final recoveries are recoveries too:
     /// the checker judges each one at its point.
     fn open_all(&self) -> Result<FinalState, DurableError> {
-        let hook = self.shared.recovery_hook(self.start);
+        let hook = self.shared.recovery_hook(self.start, self.cfg.full_recoveries);
         // `s`'s disk, for the recovery reported as `role`'s.
         let disk_of = |s: Service, role: Service| -> Arc<dyn FileSystem> {
             let disk = self.simfs.disk(self.nodes[&s]);

@@ -16,12 +16,14 @@ mod observer;
 mod queries;
 mod result;
 mod services;
+mod thin;
 
 pub use result::{
     Answered, FinalState, MarketDataSeen, Problem, RecoveryRecord, ReplicaSeen, Served, WorldResult,
     state_digest,
 };
 pub use services::names_damage;
+pub use thin::{TableDigest, thin};
 
 use crate::fs::{CrashPoint, CrashTarget, Death, FaultConfig, PendingFate, SimFs};
 use crate::plan::{ChaosRates, FaultPlan, NetworkFaults, OpCounts, RecoveryFault, Service};
@@ -130,6 +132,9 @@ pub struct WorldConfig {
     pub storage: DurableConfig,
     /// Keep every trace line in the result (to compare two runs line by line).
     pub keep_trace: bool,
+    /// Keep every recovery's de-dup table and ledger row by row (the checker then names the
+    /// first differing row) instead of as digests (memory linear in the run; see `thin`).
+    pub full_recoveries: bool,
     /// Simulated time after which the safety phase is cut short and liveness must follow.
     pub max_safety: Duration,
     /// A bug planted in the engine for this run (needs the `planted-bugs` feature).
@@ -223,16 +228,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// The hook every recovery reports to.
-    fn recovery_hook(self: &Arc<Self>, start: madsim::time::Instant) -> RecoveryHook {
+    /// The hook every recovery reports to; unless `full`, the tables that grow with the run
+    /// are kept as digests (see `thin`).
+    fn recovery_hook(self: &Arc<Self>, start: madsim::time::Instant, full: bool) -> RecoveryHook {
         let shared = self.clone();
-        Arc::new(move |node: &str, state: Recovered| {
+        Arc::new(move |node: &str, mut state: Recovered| {
             let newest_valid_snapshot = lock(&shared.newest_valid).get(node).copied().flatten();
+            let thinned = if full { None } else { thin::thin(&mut state) };
             lock(&shared.recoveries).push(RecoveryRecord {
                 node: node.to_string(),
                 at_ms: start.elapsed().as_millis() as u64,
                 state,
                 newest_valid_snapshot,
+                thinned,
             });
         })
     }
@@ -354,7 +362,7 @@ impl World {
             served_ticks: Mutex::new(Vec::new()),
             served: Mutex::new(Vec::new()),
         });
-        let hook = shared.recovery_hook(start);
+        let hook = shared.recovery_hook(start, cfg.full_recoveries);
         let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);
         assert!(cfg.replica || cfg.failover_at.is_none(), "a failover needs the replica");
         if let Some(md) = cfg.market_data {

@@ -64,6 +64,9 @@ pub struct RecoveryRecord {
     /// The newest snapshot that verified on its disk just before it opened (judged by the
     /// simulator, not the engine): the one it had to load.
     pub newest_valid_snapshot: Option<u64>,
+    /// The digest of the table the world dropped from `state` (UBSCore's de-dup table,
+    /// Settlement's ledger; see `WorldConfig::full_recoveries`); `None`: `state` is whole.
+    pub thinned: Option<super::TableDigest>,
 }
 
 /// What happened in a run.
