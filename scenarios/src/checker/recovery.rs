@@ -140,6 +140,8 @@ impl<'r> RecoveryPoints<'r> {
     /// UBSCore recovered to `wal_seq` entries must hold all of the model's UBSCore state
     /// there: balances, supply, per-order locks, the de-duplication table and counters.
     pub fn check_at_wal(&mut self, model: &Model, wal_seq: u64) -> Result<(), Violation> {
+        // Recoveries at one point share the model's digest: computed once, when needed.
+        let mut model_dedup = None;
         for (i, state, thinned) in self.ubs.get(&wal_seq).into_iter().flatten() {
             self.judged.insert(*i);
             let fail =
@@ -174,7 +176,7 @@ impl<'r> RecoveryPoints<'r> {
                 return Err(fail(&format!("lock of order {order}"), format!("{want:?}"), format!("{got:?}")));
             }
             if let Some(got) = thinned {
-                let want = TableDigest::of(model.dedup().iter());
+                let want = *model_dedup.get_or_insert_with(|| TableDigest::of(model.dedup().iter()));
                 if want != *got {
                     return Err(fail(
                         &format!("de-dup table{BY_DIGEST}"),
@@ -242,6 +244,9 @@ impl<'r> RecoveryPoints<'r> {
     /// Every recovered settlement ledger is a prefix of the model's trades, and its
     /// watermark is its last trade.
     pub fn check_settlement(&mut self, model: &Model) -> Result<(), Violation> {
+        // Every ledger judged by digest is a prefix of the model's: their digests in one pass.
+        let lens = self.settlement.iter().filter_map(|r| r.3.map(|d| d.rows)).collect();
+        let prefixes = TableDigest::prefixes(model.ledger(), &lens);
         for (i, ledger, last, thinned) in &self.settlement {
             self.judged.insert(*i);
             let at = thinned.map_or(ledger.len() as u64, |d| d.rows);
@@ -254,7 +259,7 @@ impl<'r> RecoveryPoints<'r> {
                 });
             }
             if let Some(got) = thinned {
-                let want = TableDigest::of(&model.ledger()[..at as usize]);
+                let want = prefixes[&at];
                 if want != *got {
                     let field = format!("ledger{BY_DIGEST}");
                     return Err(mismatch("settlement", *i, at, &field, digest_text(want), digest_text(*got)));
