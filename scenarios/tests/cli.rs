@@ -276,6 +276,9 @@ fn bench_sim_compares_the_exchange_with_a_bare_madsim_loop() {
     let exchange = rows[0]["messages_per_s"].as_f64().unwrap_or(0.0);
     // The exchange moves messages and much else besides: it cannot beat the bare loop.
     assert!(bare > 0.0 && exchange > 0.0 && exchange < bare, "exchange {exchange}/s, bare {bare}/s");
+    // A run's peak heap is counted: the workload, the disks and the recovered states at least.
+    let peak = rows[0]["peak_bytes"].as_u64().unwrap_or(0);
+    assert!(peak > 1 << 20, "peak heap {peak} bytes");
 }
 
 #[test]

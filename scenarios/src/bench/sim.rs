@@ -26,6 +26,8 @@ pub struct SimRow {
     pub messages_per_s: f64,
     /// Median kills per run.
     pub kills: u64,
+    /// Median peak heap of one run (the simulation and its checker), bytes.
+    pub peak_bytes: u64,
 }
 
 /// The benchmark result.
@@ -44,10 +46,10 @@ pub struct SimBench {
 impl SimBench {
     /// The table as Markdown.
     pub fn table(&self) -> String {
-        let mut s = "exsim bench sim (release build, medians)\n\n| scenario | commands | seeds | wall per run | simulated | messages | messages/s (wall) | of bare madsim | kills |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n".to_string();
+        let mut s = "exsim bench sim (release build, medians)\n\n| scenario | commands | seeds | wall per run | simulated | messages | messages/s (wall) | of bare madsim | kills | peak heap |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n".to_string();
         for r in &self.rows {
             s += &format!(
-                "| {} | {} | {} | {:.1} ms | {:.1} s | {} | {} | {:.1} % | {} |\n",
+                "| {} | {} | {} | {:.1} ms | {:.1} s | {} | {} | {:.1} % | {} | {:.1} MiB |\n",
                 r.scenario,
                 thousands(r.commands as u64),
                 r.runs,
@@ -56,7 +58,8 @@ impl SimBench {
                 thousands(r.messages),
                 thousands(r.messages_per_s as u64),
                 100.0 * r.messages_per_s / self.bare_messages_per_s.max(1e-9),
-                r.kills
+                r.kills,
+                r.peak_bytes as f64 / (1024.0 * 1024.0)
             );
         }
         s += &format!(
@@ -79,8 +82,11 @@ fn row(scenario: Scenario, commands: usize, seeds: u64, progress: &impl Fn(&str)
     let mut sims = Vec::new();
     let mut msgs = Vec::new();
     let mut kills = Vec::new();
+    let mut peaks = Vec::new();
     for seed in 0..seeds {
+        let base = super::alloc::start();
         let r = scenario::run(scenario, seed, &params);
+        peaks.push(super::alloc::peak_since(base) as u64);
         if let Some(f) = r.failure {
             return Err(format!("{scenario} seed {seed} failed while benchmarking: {f}"));
         }
@@ -100,6 +106,7 @@ fn row(scenario: Scenario, commands: usize, seeds: u64, progress: &impl Fn(&str)
         messages,
         messages_per_s: messages as f64 / (wall_us as f64 / 1e6),
         kills: median(kills),
+        peak_bytes: median(peaks),
     })
 }
 
