@@ -420,20 +420,39 @@ fn run_world(
     report.crash_points = result.crash_points.clone();
     report.trace_hash = result.trace_hash;
     report.state_digest = result.state_digest;
-    let mut verdict = judged(&result, &markets);
-    // A recovery judged by digest says only that it differs: the same run again, with
-    // every row kept, names the first row that does (it is deterministic, so it fails the
-    // same way; should it not, the digest's finding stands).
-    if verdict.as_ref().is_err_and(crate::checker::recovery::found_by_digest) {
-        let mut cfg = config();
-        cfg.full_recoveries = true;
-        if let Err(detailed) = judged(&sim::world::run_world(cfg), &markets) {
-            verdict = Err(detailed);
-        }
-    }
-    if let Err(v) = verdict {
-        report.violation = Some(v);
+    if let Err(v) = judged(&result, &markets) {
         report.tails = result.tails.clone();
+        drop(result);
+        report.violation = Some(with_rows_named(v, config(), report.trace_hash, &markets));
+    }
+}
+
+/// A recovery found wrong by digest says only that a table differs: the same run again,
+/// with every row kept, names the first row that does. The run is deterministic, so it
+/// fails the same way; its finding replaces `first` only if it is the same run (same trace
+/// hash), of the same kind, and names a row (a run cancelled by the wall clock, or one that
+/// went another way, leaves `first` as it is).
+#[cfg(madsim)]
+fn with_rows_named(
+    first: Violation,
+    mut cfg: sim::world::WorldConfig,
+    hash: u64,
+    markets: &engine::Markets,
+) -> Violation {
+    use crate::checker::recovery::found_by_digest;
+    let cancelled = cfg.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
+    if !found_by_digest(&first) || cancelled {
+        return first;
+    }
+    cfg.full_recoveries = true;
+    let again = sim::world::run_world(cfg);
+    match judged(&again, markets) {
+        Err(named)
+            if again.trace_hash == hash && named.kind() == first.kind() && !found_by_digest(&named) =>
+        {
+            named
+        }
+        _ => first,
     }
 }
 

@@ -26,9 +26,14 @@ type SettlementRecovery<'r> = (usize, &'r [Trade], u64, Option<TableDigest>);
 /// again with every row kept, to name the first differing row.
 pub const BY_DIGEST: &str = " (by digest)";
 
-/// Whether `v` is a recovery mismatch found by comparing digests (see [`BY_DIGEST`]).
+/// Whether `v` is a recovery mismatch found by comparing digests (see [`BY_DIGEST`]), also
+/// when media damage wraps it.
 pub fn found_by_digest(v: &Violation) -> bool {
-    matches!(v, Violation::RecoveryMismatch { field, .. } if field.ends_with(BY_DIGEST))
+    match v {
+        Violation::RecoveryMismatch { field, .. } => field.ends_with(BY_DIGEST),
+        Violation::SilentCorruption { found } => found_by_digest(found),
+        _ => false,
+    }
 }
 
 /// A table's digest as a mismatch shows it.
@@ -307,6 +312,16 @@ impl<'r> RecoveryPoints<'r> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mismatch_by_digest_is_known_as_one_also_under_media_damage() {
+        let by_digest = mismatch("ubscore", 3, 7, &format!("de-dup table{BY_DIGEST}"), "a", "b");
+        let named = mismatch("ubscore", 3, 7, "de-dup entry 4", "a", "b");
+        assert!(found_by_digest(&by_digest) && !found_by_digest(&named));
+        let wrapped = Violation::SilentCorruption { found: Box::new(by_digest) };
+        assert!(found_by_digest(&wrapped), "media damage wraps the finding");
+        assert!(!found_by_digest(&Violation::SilentCorruption { found: Box::new(named) }));
+    }
 
     #[test]
     fn the_merge_walk_names_the_smallest_differing_key() {
