@@ -216,6 +216,21 @@ mod tests {
         assert_eq!((r.kind, r.epoch, r.seq, r.durable, r.payload), (3, 2, 0x0102, 1, &b"ab"[..]));
     }
 
+    /// The writer takes payloads up to `MAX_PAYLOAD` bytes: the reader must take them back
+    /// (a boundary no workload reaches; found by mutating the reader's limit).
+    #[test]
+    fn the_largest_payload_the_writer_takes_reads_back() {
+        let payload = vec![7u8; MAX_PAYLOAD];
+        let mut out = Vec::new();
+        Record { kind: 1, epoch: 1, seq: 1, durable: 0, payload: &payload }.encode_into(&mut out);
+        let r = decode_record(&out).expect("a record of the largest payload");
+        assert_eq!(r.payload.len(), MAX_PAYLOAD);
+        // One byte more is refused by its length alone (the writer asserts it never writes one).
+        out[..4].copy_from_slice(&(MAX_PAYLOAD as u32 + 1).to_le_bytes());
+        out.push(0);
+        assert!(decode_record(&out).is_none());
+    }
+
     #[test]
     fn any_flipped_bit_is_detected() {
         let mut out = Vec::new();
