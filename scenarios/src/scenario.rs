@@ -423,7 +423,7 @@ fn run_world(
     if let Err(v) = judged(&result, &markets) {
         report.tails = result.tails.clone();
         drop(result);
-        report.violation = Some(with_rows_named(v, config(), report.trace_hash, &markets));
+        report.violation = Some(with_rows_named(v, config, report.trace_hash, &markets));
     }
 }
 
@@ -435,13 +435,16 @@ fn run_world(
 #[cfg(madsim)]
 fn with_rows_named(
     first: Violation,
-    mut cfg: sim::world::WorldConfig,
+    config: impl FnOnce() -> sim::world::WorldConfig,
     hash: u64,
     markets: &engine::Markets,
 ) -> Violation {
     use crate::checker::recovery::found_by_digest;
-    let cancelled = cfg.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst));
-    if !found_by_digest(&first) || cancelled {
+    if !found_by_digest(&first) {
+        return first;
+    }
+    let mut cfg = config();
+    if cfg.cancel.as_ref().is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst)) {
         return first;
     }
     cfg.full_recoveries = true;
