@@ -21,6 +21,7 @@ fn config(commands: usize, recovery_depth: usize, planted: Option<Bug>) -> Explo
         storage: Default::default(),
         jobs: 2,
         planted,
+        hostile: 0,
     }
 }
 
@@ -129,6 +130,26 @@ fn the_followers_bugs_are_caught_by_the_rule_they_break() {
         }
     }
     assert!(wrong.is_empty(), "not caught, or caught by the wrong rule: {wrong:?}");
+}
+
+/// A bug only hostile commands reach (an order that locks nothing, untracked) is caught
+/// when the explored workload has them (`--hostile`): seed 9's has a dust buy.
+#[test]
+fn a_bug_of_hostile_inputs_is_caught_with_hostile_commands_mixed_in() {
+    const { assert!(engine::bugs::AVAILABLE) };
+    let cfg = ExploreConfig { seed: 9, depth: 0, ..config(30, 0, Some(Bug::ZeroLockUntracked)) };
+    let plain = run(&cfg);
+    assert!(
+        plain.failures.is_empty(),
+        "the plain workload never locks nothing: {:?}",
+        plain.failures.first()
+    );
+    let r = run(&ExploreConfig { hostile: 30, ..cfg });
+    let first = r.failures.first().map(|f| f.violation.kind());
+    assert!(
+        first.is_some_and(|k| ["unrecoverable", "state-mismatch", "service-error"].contains(&k)),
+        "{first:?}"
+    );
 }
 
 /// A follower that reports events durable before they are is caught by what it served:

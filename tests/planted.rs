@@ -57,6 +57,10 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // A follower answered as of events a crash then took back: its recovery is behind
         // what it served.
         Bug::FollowerServesUnsynced => &["market-data-diverged", "audit-diverged"],
+        // An order that locks nothing (only hostile dust orders do) is missing from
+        // UBSCore's open locks: the state differs from the model's, or UBSCore meets a
+        // trade of an order it does not know.
+        Bug::ZeroLockUntracked => &["recovery-mismatch", "state-mismatch", "service-error"],
     }
 }
 

@@ -128,6 +128,46 @@ fn snapshots_by_simulated_time_alone_are_taken_and_recovered_from() {
     }
 }
 
+/// The hostile world sends what the realistic workload never does: every reason for a
+/// rejection reaches UBSCore (and its WAL, replay and snapshots, under crashes), trades
+/// worth nothing settle, and every service still equals the model.
+#[test]
+fn hostile_commands_reach_every_rejection_and_the_exchange_still_equals_the_model() {
+    use engine::{Outcome, RejectReason};
+    use scenarios::scenario::{Params, Scenario};
+    use std::collections::BTreeSet;
+    let mut reasons = BTreeSet::new();
+    let mut worthless_trades = 0;
+    for &seed in &exsim_tests::seeds(0..3) {
+        let cfg = simrun::world_config(Scenario::Hostile, seed, 800, &Params::default());
+        let markets = cfg.markets.clone();
+        let result = sim::world::run_world(cfg);
+        if let Err(e) = simrun::check(&result, &markets) {
+            panic!("seed {seed}: {e}");
+        }
+        assert!(result.kills > 0, "seed {seed}: the hostile world crashes services too");
+        reasons.extend(result.acked.iter().filter_map(|(_, ack)| match ack.outcome {
+            Outcome::Rejected(reason) => Some(reason),
+            Outcome::Accepted => None,
+        }));
+        let state = result.final_state.as_ref().expect("the final state was recovered");
+        worthless_trades += state.settlement.settlement().ledger().iter().filter(|t| t.value == 0).count();
+    }
+    let every = [
+        RejectReason::ZeroAmount,
+        RejectReason::ZeroQty,
+        RejectReason::ZeroPrice,
+        RejectReason::UnknownAsset,
+        RejectReason::UnknownSymbol,
+        RejectReason::DuplicateId,
+        RejectReason::InsufficientBalance,
+        RejectReason::Overflow,
+    ];
+    let missing: Vec<_> = every.iter().filter(|r| !reasons.contains(r)).collect();
+    assert!(missing.is_empty(), "no acknowledgement rejected for {missing:?}");
+    assert!(worthless_trades > 0, "no trade worth 0 quote units was settled");
+}
+
 /// Recoveries are judged by digest unless a run asks for every row: a wrong de-dup row or
 /// ledger trade is still found, and with every row kept the finding names it.
 #[test]

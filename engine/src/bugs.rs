@@ -65,11 +65,14 @@ pub enum Bug {
     /// durable by its next snapshot and reports what it applied as durable: it serves
     /// events that a crash takes back, which it then pulls again as if nothing happened.
     FollowerServesUnsynced,
+    /// UBSCore keeps no open lock for an order that locks nothing (a buy too small to be
+    /// worth a quote unit): "nothing frozen, nothing to release", until the order trades.
+    ZeroLockUntracked,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 20] = [
+    pub const ALL: [Bug; 21] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -90,6 +93,7 @@ impl Bug {
         Bug::AuditBeforeLedger,
         Bug::RetentionForgetsFollowers,
         Bug::FollowerServesUnsynced,
+        Bug::ZeroLockUntracked,
     ];
 
     /// Kebab-case name.
@@ -115,6 +119,7 @@ impl Bug {
             Bug::AuditBeforeLedger => "audit-before-ledger",
             Bug::RetentionForgetsFollowers => "retention-forgets-followers",
             Bug::FollowerServesUnsynced => "follower-serves-unsynced",
+            Bug::ZeroLockUntracked => "zero-lock-untracked",
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod checker;
 pub mod conform;
 #[cfg(madsim)]
 pub mod explore;
+pub mod hostile;
 pub mod model;
 #[cfg(not(madsim))]
 pub mod real;

@@ -54,11 +54,14 @@ pub enum Scenario {
     /// L2 books and top-of-book deltas, and Settlement keeps the audit trail, under kills
     /// of all four and network faults.
     MarketData,
+    /// Crashes and network faults with hostile commands mixed into the workload: zero and
+    /// unknown fields, overflows, strangers, reused ids, cancels of nothing, dust trades.
+    Hostile,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 18] = [
+    pub const ALL: [Scenario; 19] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -77,6 +80,7 @@ impl Scenario {
         Scenario::Replica,
         Scenario::Failover,
         Scenario::MarketData,
+        Scenario::Hostile,
     ];
 
     /// The scenarios a plain `exsim sweep` runs.
@@ -109,6 +113,7 @@ impl Scenario {
             Scenario::Replica => "replica",
             Scenario::Failover => "failover",
             Scenario::MarketData => "market-data",
+            Scenario::Hostile => "hostile",
         }
     }
 
@@ -160,6 +165,10 @@ impl Scenario {
                 "order events on: market data as a fourth durable service (ticks, L2 books, top-of-book \
                  deltas) and Settlement's audit trail, killed like the others, with loss, partitions and \
                  retention on; everything they publish derived again by the oracle"
+            }
+            Scenario::Hostile => {
+                "crashes, loss and duplication, and one command in ten hostile: zero and unknown fields, \
+                 overflowing deposits and locks, strangers, reused ids, cancels of nothing, dust trades"
             }
         }
     }
@@ -500,6 +509,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         | Bug::AuditBeforeLedger
         | Bug::RetentionForgetsFollowers
         | Bug::FollowerServesUnsynced => Scenario::MarketData,
+        Bug::ZeroLockUntracked => Scenario::Hostile,
         _ => Scenario::Crash,
     }
 }

@@ -81,6 +81,12 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             cfg.chaos.partitions = true;
             cfg.chaos.loss = 0.01;
         }
+        Scenario::Hostile => {
+            c.partitions = true;
+            c.loss = 0.01;
+            c.duplicate = 0.02;
+            with_hostile(seed, &mut cfg, HOSTILE_PERCENT);
+        }
     }
     if let Some(ms) = params.fault_every_ms {
         cfg.chaos.fault_every_ms = ms;
@@ -166,6 +172,22 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
         with_market_data(cfg);
     }
     storage_knobs(&mut r, cfg);
+    // Hostile commands in a third of the runs, drawn after the storage settings.
+    if r.gen_bool(1.0 / 3.0) {
+        with_hostile(seed, cfg, HOSTILE_PERCENT);
+    }
+}
+
+/// The share of hostile commands (percent) in `hostile` and the swarm runs that draw them.
+pub const HOSTILE_PERCENT: u32 = 10;
+
+/// Mixes hostile commands (`crate::hostile`) into the world's workload, from their own
+/// stream, so that the workload's draws stay what they were.
+fn with_hostile(seed: u64, cfg: &mut WorldConfig, percent: u32) {
+    let mut rng = sim::seed::rng(seed, sim::seed::Stream::Hostile);
+    let commands = std::mem::take(&mut cfg.commands);
+    cfg.commands = crate::hostile::mix(&mut rng, commands, WORLD_USERS, percent);
+    cfg.max_safety = safety_budget(cfg.commands.len());
 }
 
 /// The storage settings every other scenario leaves at one value, drawn last (after
@@ -186,10 +208,13 @@ pub const SWARM_KEEP_SNAPSHOTS: [usize; 3] = [2, 2, 3];
 /// Swarm's WAL segment sizes, bytes, by weight.
 pub const SWARM_SEGMENT_BYTES: [u64; 3] = [64 << 10, 64 << 10, 4 << 10];
 
+/// The users of a world's workload.
+const WORLD_USERS: u64 = 50;
+
 /// A world with the seeded workload, crashes of every service, torn and lost writes.
 pub fn crash_world(seed: u64, commands: usize) -> WorldConfig {
     let mut wl = sim::seed::rng(seed, sim::seed::Stream::Workload);
-    let commands = workload::generate(&mut wl, &WorkloadConfig { commands, users: 50 });
+    let commands = workload::generate(&mut wl, &WorkloadConfig { commands, users: WORLD_USERS });
     // A handful of snapshots per run, whatever its length: each one copies the state.
     let snapshot_every = (commands.len() as u64 / 6).max(200);
     let budget_for = commands.len();
@@ -272,5 +297,25 @@ mod tests {
         // The other scenarios keep one setting each: snapshots by count only.
         let crash = world_config(Scenario::Crash, 0, 200, &params).storage;
         assert_eq!((crash.snapshots.every_ms, crash.keep_snapshots), (0, 2));
+    }
+
+    /// Hostile commands come in the `hostile` world and in about a third of swarm's, on top
+    /// of the same seeded workload; no other scenario has them.
+    #[test]
+    fn hostile_commands_are_mixed_into_hostile_and_some_swarm_worlds() {
+        let params = Params::default();
+        let plain = |seed| crash_world(seed, 200).commands.len();
+        let hostile = world_config(Scenario::Hostile, 3, 200, &params);
+        assert!(hostile.commands.len() > plain(3) + 10, "{} commands", hostile.commands.len());
+        assert_eq!(hostile.max_safety, safety_budget(hostile.commands.len()));
+        let swarm =
+            (0..300).filter(|&s| world_config(Scenario::Swarm, s, 200, &params).commands.len() > plain(s));
+        let drawn = swarm.count();
+        assert!((60..=140).contains(&drawn), "{drawn} of 300 swarm worlds have hostile commands");
+        for scenario in
+            Scenario::ALL.into_iter().filter(|s| ![Scenario::Hostile, Scenario::Swarm].contains(s))
+        {
+            assert_eq!(world_config(scenario, 3, 200, &params).commands.len(), plain(3), "{scenario}");
+        }
     }
 }

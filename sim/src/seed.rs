@@ -19,6 +19,8 @@ pub enum Stream {
     Swarm = 5,
     /// The faults a recovering service meets (damaged snapshots, media, crash points).
     Recovery = 6,
+    /// Hostile commands mixed into the workload (zero, unknown, overflowing, reused ids).
+    Hostile = 7,
 }
 
 /// The random stream for `stream` under `seed`.

@@ -50,6 +50,10 @@ pub struct ExploreArgs {
     /// Plant a known bug (builds with `--features planted-bugs`).
     #[arg(long)]
     plant: Option<String>,
+    /// Mix hostile commands into the workload: after each command, this percent chance of
+    /// one (zero and unknown fields, overflows, strangers, reused ids, dust trades; 0..=100).
+    #[arg(long, default_value_t = 0)]
+    hostile: u32,
     /// Write the report (counts, coverage map, failures) as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -103,6 +107,9 @@ fn config(args: &ExploreArgs) -> Result<exsim_scenarios::explore::ExploreConfig,
             "--segment-bytes must be at least 64, --snapshot-every and --pull-every at least 1".into(),
         ));
     }
+    if args.hostile > 100 {
+        return Err(Failure::Usage(format!("--hostile is a percentage (0..=100), not {}", args.hostile)));
+    }
     if args.shrink && args.budget < 2 {
         return Err(Failure::Usage("--budget must be at least 2 explorations".into()));
     }
@@ -132,6 +139,7 @@ fn config(args: &ExploreArgs) -> Result<exsim_scenarios::explore::ExploreConfig,
         },
         jobs: crate::parse_jobs(args.jobs)?,
         planted: crate::parse_plant(args.plant.as_deref())?,
+        hostile: args.hostile,
     })
 }
 
@@ -188,7 +196,7 @@ fn shrink(
     failure: &exsim_scenarios::explore::ExploreFailure,
     budget: usize,
 ) -> Result<(), Failure> {
-    use exsim_scenarios::explore::{self, drive::Setup, shrink};
+    use exsim_scenarios::explore::{self, shrink};
     let bar = crate::progress_bar(budget as u64, "{bar:40} {pos}/{len} explorations {msg}");
     let shrunk = shrink::shrink(cfg, failure, budget, &|runs, commands| {
         bar.set_position(runs as u64);
@@ -205,7 +213,7 @@ fn shrink(
         s.after.0,
         s.after.1
     );
-    let all = Setup::new(cfg.seed, cfg.commands).commands;
+    let all = cfg.workload().commands;
     let keep = s.config.keep.clone().unwrap_or_default();
     say!("commands: {} of the seeded workload: {keep:?}", keep.len());
     let storage = s.config.storage;

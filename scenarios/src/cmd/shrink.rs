@@ -62,7 +62,9 @@ pub fn run(
         shrunk.plan.faults()
     );
     crate::put(&shrunk.plan.describe());
-    let all = exsim_scenarios::simrun::world_config(scenario, seed, shrunk.before.0, &params).commands;
+    // The workload of the run that was shrunk (the plan's indices point into it).
+    let commands = params.commands.unwrap_or(scenario.default_commands());
+    let all = exsim_scenarios::simrun::world_config(scenario, seed, commands, &params).commands;
     for i in shrunk.plan.keep_commands.iter().flatten() {
         if let Some(c) = all.get(*i) {
             say!("  command #{i}: {c:?}");

@@ -100,6 +100,20 @@ impl Setup {
         Setup { seed, markets, commands, config }
     }
 
+    /// The workload with hostile commands mixed in (`crate::hostile`: `percent` in 100
+    /// after each command, from their own stream), cut back to its length, so that the
+    /// same seed explores the same number of commands.
+    pub fn with_hostile(mut self, percent: u32) -> Setup {
+        if percent > 0 {
+            let users = USERS;
+            let len = self.commands.len();
+            let mut rng = sim::seed::rng(self.seed, sim::seed::Stream::Hostile);
+            self.commands = crate::hostile::mix(&mut rng, std::mem::take(&mut self.commands), users, percent);
+            self.commands.truncate(len);
+        }
+        self
+    }
+
     /// Only the commands at `keep` (indices into the seeded workload, in its order), when
     /// given: a shrunk workload. Indices beyond the workload are ignored (validated by the
     /// command line).

@@ -49,6 +49,15 @@ pub struct ExploreConfig {
     pub jobs: usize,
     /// A bug planted in the engine.
     pub planted: Option<engine::bugs::Bug>,
+    /// Hostile commands mixed into the workload, percent (0: none; see `crate::hostile`).
+    pub hostile: u32,
+}
+
+impl ExploreConfig {
+    /// The seeded workload this exploration runs, before `keep` and `storage`.
+    pub fn workload(&self) -> drive::Setup {
+        drive::Setup::new(self.seed, self.commands).with_hostile(self.hostile)
+    }
 }
 
 /// A restriction of the crash states explored.
@@ -247,7 +256,7 @@ struct Explorer<'a> {
 pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> ExploreReport {
     let started = std::time::Instant::now();
     engine::bugs::plant(cfg.planted);
-    let setup = Setup::new(cfg.seed, cfg.commands).keeping(cfg.keep.as_deref()).with_storage(cfg.storage);
+    let setup = cfg.workload().keeping(cfg.keep.as_deref()).with_storage(cfg.storage);
     let ex = Explorer { cfg, oracle: Oracle::new(&setup), setup, cache: Mutex::new(BTreeMap::new()) };
     // Shared with the disk's tap, which must own what it holds.
     let only = Arc::new(cfg.only.clone());
@@ -744,6 +753,9 @@ pub fn repro_command(cfg: &ExploreConfig, failure: &ExploreFailure) -> String {
         " --seed {} --commands {} --depth {} --recovery-depth {}",
         cfg.seed, cfg.commands, cfg.depth, cfg.recovery_depth
     );
+    if cfg.hostile > 0 {
+        cmd += &format!(" --hostile {}", cfg.hostile);
+    }
     let s = cfg.storage;
     for (flag, value) in [
         ("--segment-bytes", s.segment_bytes),

@@ -99,8 +99,7 @@ pub fn shrink(
     budget: usize,
     tick: &dyn Fn(usize, usize),
 ) -> Result<ExploreShrunk, ShrinkError> {
-    let all: Vec<usize> =
-        cfg.keep.clone().unwrap_or_else(|| (0..Setup::new(cfg.seed, cfg.commands).commands.len()).collect());
+    let all: Vec<usize> = cfg.keep.clone().unwrap_or_else(|| (0..cfg.workload().commands.len()).collect());
     let before = (all.len(), faults(failure));
     // Only what the failure needed: its deviations, a recovery crash if it had one.
     let mut base = cfg.clone();
@@ -224,7 +223,7 @@ fn class_of(cfg: &ExploreConfig, failure: &ExploreFailure) -> Class {
 
 /// The workload and storage of `cfg`, with only the commands at `keep`.
 fn setup_of(cfg: &ExploreConfig, keep: Option<&[usize]>) -> Setup {
-    Setup::new(cfg.seed, cfg.commands).keeping(keep).with_storage(cfg.storage)
+    cfg.workload().keeping(keep).with_storage(cfg.storage)
 }
 
 /// The failures, with only the commands at `keep`, of the crash states of `class`.
