@@ -61,6 +61,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // UBSCore's open locks: the state differs from the model's, or UBSCore meets a
         // trade of an order it does not know.
         Bug::ZeroLockUntracked => &["recovery-mismatch", "state-mismatch", "service-error"],
+        // After a crash that follows a graceful stop, UBSCore skips the WAL since its
+        // snapshot: a retry it no longer knows is logged again, or its state lacks entries.
+        Bug::CleanStopTrusted => &["duplicate-command", "recovery-mismatch"],
     }
 }
 

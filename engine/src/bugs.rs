@@ -68,11 +68,15 @@ pub enum Bug {
     /// UBSCore keeps no open lock for an order that locks nothing (a buy too small to be
     /// worth a quote unit): "nothing frozen, nothing to release", until the order trades.
     ZeroLockUntracked,
+    /// A graceful stop leaves a clean-shutdown marker that UBSCore's open trusts ("nothing
+    /// after the snapshot to replay") but never removes: after the next crash it skips the
+    /// WAL entries logged since its snapshot.
+    CleanStopTrusted,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 22] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -94,6 +98,7 @@ impl Bug {
         Bug::RetentionForgetsFollowers,
         Bug::FollowerServesUnsynced,
         Bug::ZeroLockUntracked,
+        Bug::CleanStopTrusted,
     ];
 
     /// Kebab-case name.
@@ -120,6 +125,7 @@ impl Bug {
             Bug::RetentionForgetsFollowers => "retention-forgets-followers",
             Bug::FollowerServesUnsynced => "follower-serves-unsynced",
             Bug::ZeroLockUntracked => "zero-lock-untracked",
+            Bug::CleanStopTrusted => "clean-stop-trusted",
         }
     }
 }

@@ -57,11 +57,14 @@ pub enum Scenario {
     /// Crashes and network faults with hostile commands mixed into the workload: zero and
     /// unknown fields, overflows, strangers, reused ids, cancels of nothing, dust trades.
     Hostile,
+    /// Planned restarts: most kills are graceful stops (a final snapshot, exit, restart), a
+    /// third of them interrupted by a crash inside the stop; retention on.
+    Restart,
 }
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 19] = [
+    pub const ALL: [Scenario; 20] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -81,6 +84,7 @@ impl Scenario {
         Scenario::Failover,
         Scenario::MarketData,
         Scenario::Hostile,
+        Scenario::Restart,
     ];
 
     /// The scenarios a plain `exsim sweep` runs.
@@ -114,6 +118,7 @@ impl Scenario {
             Scenario::Failover => "failover",
             Scenario::MarketData => "market-data",
             Scenario::Hostile => "hostile",
+            Scenario::Restart => "restart",
         }
     }
 
@@ -165,6 +170,10 @@ impl Scenario {
                 "order events on: market data as a fourth durable service (ticks, L2 books, top-of-book \
                  deltas) and Settlement's audit trail, killed like the others, with loss, partitions and \
                  retention on; everything they publish derived again by the oracle"
+            }
+            Scenario::Restart => {
+                "graceful stops (SIGTERM: final snapshot, exit, restart) among the kills, a third crashed \
+                 half-way, then power failures; retention on"
             }
             Scenario::Hostile => {
                 "crashes, loss and duplication, and one command in ten hostile: zero and unknown fields, \
@@ -510,6 +519,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         | Bug::RetentionForgetsFollowers
         | Bug::FollowerServesUnsynced => Scenario::MarketData,
         Bug::ZeroLockUntracked => Scenario::Hostile,
+        Bug::CleanStopTrusted => Scenario::Restart,
         _ => Scenario::Crash,
     }
 }

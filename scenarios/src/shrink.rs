@@ -502,7 +502,8 @@ fn recovery_of(f: &PlannedFault) -> Option<&Vec<RecoveryFault>> {
     match f {
         PlannedFault::Kill { recovery, .. }
         | PlannedFault::CrashPoint { recovery, .. }
-        | PlannedFault::CrashAt { recovery, .. } => Some(recovery),
+        | PlannedFault::CrashAt { recovery, .. }
+        | PlannedFault::Stop { recovery, .. } => Some(recovery),
         PlannedFault::Partition { .. } => None,
     }
 }
@@ -511,7 +512,8 @@ fn recovery_mut(f: &mut PlannedFault) -> Option<&mut Vec<RecoveryFault>> {
     match f {
         PlannedFault::Kill { recovery, .. }
         | PlannedFault::CrashPoint { recovery, .. }
-        | PlannedFault::CrashAt { recovery, .. } => Some(recovery),
+        | PlannedFault::CrashAt { recovery, .. }
+        | PlannedFault::Stop { recovery, .. } => Some(recovery),
         PlannedFault::Partition { .. } => None,
     }
 }

@@ -81,6 +81,12 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             cfg.chaos.partitions = true;
             cfg.chaos.loss = 0.01;
         }
+        Scenario::Restart => {
+            c.graceful_stop = 0.7;
+            c.process_crash = 0.3;
+            cfg.storage.retention = true;
+            cfg.storage.wal = WalConfig::segments(4 << 10);
+        }
         Scenario::Hostile => {
             c.partitions = true;
             c.loss = 0.01;
@@ -149,6 +155,7 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
         process_crash,
         crash_on: None,
         media,
+        graceful_stop: 0.0,
     };
     cfg.faults = FaultConfig {
         lose_write: (1.0 - tear) / 2.0,
@@ -175,6 +182,10 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     // Hostile commands in a third of the runs, drawn after the storage settings.
     if r.gen_bool(1.0 / 3.0) {
         with_hostile(seed, cfg, HOSTILE_PERCENT);
+    }
+    // Graceful stops in a third of the runs, drawn last of all.
+    if r.gen_bool(1.0 / 3.0) {
+        cfg.chaos.graceful_stop = r.gen_range(0.1..0.7);
     }
 }
 

@@ -194,6 +194,21 @@ pub enum PlannedFault {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         drawn: Vec<PendingFate>,
     },
+    /// The service is asked to stop gracefully (SIGTERM: it stops serving, commits, takes
+    /// a snapshot and exits, its page cache intact), and restarts `down_ms` after it exited,
+    /// meeting `recovery`. With `interrupt`, a crash point is armed as the stop is asked
+    /// for: the stop (its final snapshot) may die half-way.
+    Stop {
+        /// Which service (never the replica, whose graceful stop is its promotion).
+        service: Service,
+        /// Simulated ms from its exit to its restart.
+        down_ms: u64,
+        /// Faults its recovery meets.
+        recovery: Vec<RecoveryFault>,
+        /// A crash point armed with the request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interrupt: Option<Interrupt>,
+    },
     /// The link from `a` to `b` is cut for `for_ms`, one way (see `World::partition`).
     Partition {
         /// The sender: what it sends `b` is lost.
@@ -203,6 +218,18 @@ pub enum PlannedFault {
         /// Simulated ms until it heals.
         for_ms: u64,
     },
+}
+
+/// A crash point armed together with a graceful stop: the `nth` filesystem operation from
+/// the request on, before or after its effect, kills the service as `death` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupt {
+    /// The operation, counted from the request.
+    pub nth: u64,
+    /// Before its effect, or after.
+    pub before: bool,
+    /// How it dies.
+    pub death: Death,
 }
 
 /// The operation a fired crash point hit (or the last one before a kill): the `nth` of its
@@ -381,6 +408,8 @@ pub struct ChaosRates {
     pub replica: bool,
     /// Whether the world has market data (it is then a victim too).
     pub market_data: bool,
+    /// Probability that a kill of a durable service is a graceful stop instead.
+    pub graceful_stop: f64,
 }
 
 /// The longest chain of crash points one recovery meets.
@@ -442,6 +471,16 @@ impl Planner {
         CrashTarget { kind: Some(op), phase: Some(phase) }
     }
 
+    /// A crash point for a graceful stop, in a third of them: within the operations of its
+    /// final snapshot (a few per file, a dozen or two in all).
+    fn interrupt(&mut self) -> Option<Interrupt> {
+        if !self.chaos.gen_bool(1.0 / 3.0) {
+            return None;
+        }
+        let (nth, before) = (self.chaos.gen_range(1..=24), self.chaos.gen_bool(0.5));
+        Some(Interrupt { nth, before, death: self.death() })
+    }
+
     fn victim(&mut self) -> Service {
         let services = Service::of_world(self.rates.replica, self.rates.market_data);
         services[self.chaos.gen_range(0..services.len())]
@@ -467,12 +506,16 @@ impl Iterator for Planner {
                 0 => {
                     let death = self.death();
                     let down_ms = self.down();
-                    PlannedFault::Kill {
-                        service: victim,
-                        death,
-                        down_ms,
-                        recovery: self.recovery_faults(),
-                        hit: None,
+                    let recovery = self.recovery_faults();
+                    // Drawn after everything else, and only when stops are on: every other
+                    // scenario's plans stay what they were.
+                    if self.rates.graceful_stop > 0.0
+                        && victim != Service::Replica
+                        && self.chaos.gen_bool(self.rates.graceful_stop.min(1.0))
+                    {
+                        PlannedFault::Stop { service: victim, down_ms, recovery, interrupt: self.interrupt() }
+                    } else {
+                        PlannedFault::Kill { service: victim, death, down_ms, recovery, hit: None }
                     }
                 }
                 1 => {
@@ -634,7 +677,8 @@ impl FaultPlan {
         let names = |f: &PlannedFault| match *f {
             PlannedFault::Kill { service, .. }
             | PlannedFault::CrashPoint { service, .. }
-            | PlannedFault::CrashAt { service, .. } => absent(service),
+            | PlannedFault::CrashAt { service, .. }
+            | PlannedFault::Stop { service, .. } => absent(service),
             PlannedFault::Partition { a, b, .. } => absent(a).or(absent(b)),
         };
         if let Some((index, service)) =
@@ -768,7 +812,9 @@ fn pin_of(f: &PlannedFault) -> Option<PlannedFault> {
         PlannedFault::CrashPoint { service, before, death, down_ms, recovery, hit, .. } => {
             (*service, (*hit)?, *before, *death, *down_ms, recovery)
         }
-        PlannedFault::CrashAt { .. } | PlannedFault::Partition { .. } => return None,
+        PlannedFault::CrashAt { .. } | PlannedFault::Partition { .. } | PlannedFault::Stop { .. } => {
+            return None;
+        }
     };
     (hit.lifetime >= 1).then(|| PlannedFault::CrashAt {
         service,
@@ -812,6 +858,16 @@ pub fn describe_fault(f: &PlannedFault) -> String {
                 describe_fates(fates.as_deref())
             )
         }
+        PlannedFault::Stop { service, down_ms, recovery, interrupt } => format!(
+            "stop {service} gracefully{}, down {down_ms} ms after it exits{}",
+            interrupt.map_or(String::new(), |i| format!(
+                ", crashing {} its {}. operation from the request ({})",
+                if i.before { "before" } else { "after" },
+                i.nth,
+                describe_death(i.death)
+            )),
+            describe_recovery(recovery)
+        ),
         PlannedFault::Partition { a, b, for_ms } => format!("partition {a} from {b} for {for_ms} ms"),
     }
 }
@@ -834,6 +890,7 @@ mod tests {
             media: 0.3,
             replica: false,
             market_data: false,
+            graceful_stop: 0.0,
         }
     }
 

@@ -16,6 +16,8 @@ const SERVICE: &str = "ubscore";
 const STATE_FILE: &str = "state.bin";
 /// The sparse ubs_seq index up to the snapshot (older snapshots lack it).
 const INDEX_FILE: &str = "index.bin";
+/// The clean-shutdown marker of the planted bug `clean-stop-trusted` (no correct build writes it).
+const CLEAN_MARKER: &str = "CLEAN";
 
 /// UBSCore, logging every fresh command and every applied ME event before anything that
 /// depends on it leaves the service.
@@ -72,8 +74,15 @@ impl DurableUbs {
         let skip_below = if stored_index.is_some() { snap_seq + 1 } else { 0 };
         let mut index = stored_index.unwrap_or_default();
         let mut replayed = 0;
-        let skip_to =
-            if crate::bugs::planted(crate::bugs::Bug::ReplayOffByOne) { snap_seq + 1 } else { snap_seq };
+        let skip_to = if crate::bugs::planted(crate::bugs::Bug::ReplayOffByOne) {
+            snap_seq + 1
+        } else if crate::bugs::planted(crate::bugs::Bug::CleanStopTrusted)
+            && fs.exists(&dir.join(CLEAN_MARKER)).unwrap_or(false)
+        {
+            u64::MAX
+        } else {
+            snap_seq
+        };
         let mut first_seen = None;
         let (wal, wal_info) = Wal::open_from(fs.clone(), &dir.join("wal"), config.wal, skip_below, |e| {
             first_seen.get_or_insert(e.seq);
@@ -221,6 +230,18 @@ impl DurableUbs {
         }
         self.snapshot(now_ms)?;
         Ok(true)
+    }
+
+    /// Planted `clean-stop-trusted` only: leaves the clean-shutdown marker a graceful stop
+    /// writes after its snapshot.
+    pub fn leave_clean_marker(&self) -> Result<(), DurableError> {
+        let path = self.dir.join(CLEAN_MARKER);
+        let io = |e: std::io::Error| DurableError::Engine(format!("{}: {e}", path.display()));
+        if !self.fs.exists(&path).map_err(io)? {
+            self.fs.create_new(&path).map_err(io)?;
+            self.fs.sync_dir(&self.dir).map_err(io)?;
+        }
+        Ok(())
     }
 
     /// Commits, rotates the WAL, writes a snapshot of the committed state, and drops WAL

@@ -94,5 +94,5 @@ pub(super) async fn settlement_with_audit(env: NodeEnv) -> Result<Stop, DurableE
     let mut books = lock(&state);
     books.audit.snapshot(ms_since(start))?;
     let snapshot = books.ledger.checkpoint(ms_since(start))?;
-    Ok(Stop::Graceful { snapshot })
+    Ok(Stop::Graceful { snapshot: Some(snapshot) })
 }

@@ -65,7 +65,7 @@ async fn market_data(env: NodeEnv, listen: SocketAddr, config: MdConfig) -> Resu
     let served = state.clone();
     serve(ep, fatal, &env, move |request| Ok(answer(&lock(&served), request))).await?;
     let snapshot = lock(&state).snapshot(ms_since(start))?;
-    Ok(Stop::Graceful { snapshot })
+    Ok(Stop::Graceful { snapshot: Some(snapshot) })
 }
 
 /// Answers a query from what is durable. Pulled events are committed in the same step as

@@ -139,7 +139,10 @@ pub enum Stop {
     /// runtime, as `exsim node` runs it: no other task of the node runs in between).
     Graceful {
         /// The snapshot's sequence number (UBSCore's WAL seq, the ME's, the last trade id).
-        snapshot: u64,
+        /// `None`: the matching engine was asked to stop before it had verified the events
+        /// its recovery found in its WAL; a snapshot then would skip them, so it takes none
+        /// and its restart verifies them again.
+        snapshot: Option<u64>,
     },
 }
 
@@ -411,8 +414,12 @@ async fn ubscore(env: NodeEnv) -> Result<Stop, DurableError> {
         })
     })
     .await?;
-    let snapshot = lock(&state).snapshot(ms_since(start))?;
-    Ok(Stop::Graceful { snapshot })
+    let mut s = lock(&state);
+    let snapshot = s.snapshot(ms_since(start))?;
+    if crate::bugs::planted(crate::bugs::Bug::CleanStopTrusted) {
+        s.leave_clean_marker()?;
+    }
+    Ok(Stop::Graceful { snapshot: Some(snapshot) })
 }
 
 /// UBSCore's answer to the replica. A replica keeps nothing durable, so a watermark ahead
@@ -508,7 +515,8 @@ async fn matching(env: NodeEnv) -> Result<Stop, DurableError> {
         })
     })
     .await?;
-    let snapshot = lock(&state).snapshot(ms_since(start))?;
+    let mut s = lock(&state);
+    let snapshot = if s.caught_up() { Some(s.snapshot(ms_since(start))?) } else { None };
     Ok(Stop::Graceful { snapshot })
 }
 
@@ -558,7 +566,7 @@ async fn settlement(env: NodeEnv) -> Result<Stop, DurableError> {
     })
     .await?;
     let snapshot = lock(&state).checkpoint(ms_since(start))?;
-    Ok(Stop::Graceful { snapshot })
+    Ok(Stop::Graceful { snapshot: Some(snapshot) })
 }
 
 /// What the hot-standby replica tells its observer (the simulation's checker).
@@ -650,7 +658,7 @@ async fn replica(
     }
     let last = hand_over(&env, &state).await?;
     env.trace(format!("replica: promoted, events up to {last} adopted"));
-    Ok(Stop::Graceful { snapshot: last })
+    Ok(Stop::Graceful { snapshot: Some(last) })
 }
 
 /// The replica's puller: UBSCore's records after its watermark (after an unanswered pull,

@@ -23,6 +23,16 @@ pub fn write(
         return write_in_place(fs, dir, service, seq, fields, files, keep);
     }
     crate::storage::create_dir_durable(fs, dir).map_err(err("create_dir", dir))?;
+    let target = dir.join(super::snapshot_name(seq));
+    if fs.exists(&target).map_err(err("exists", &target))? {
+        // A snapshot at this sequence number is there already (taken again with nothing
+        // logged since, e.g. by a graceful stop right after a restart). It is kept: replacing
+        // it means removing it before the new one is durable, and a power failure in between
+        // can keep the removal and lose the rename, leaving no snapshot at all where the
+        // logs before it are gone. (The matching engine's state can grow without a new event
+        // id, by resting orders: the kept one is older, and everything after it is logged.)
+        return Ok(());
+    }
     let tmp = dir.join(super::tmp_name(seq));
     if fs.exists(&tmp).map_err(err("exists", &tmp))? {
         fs.remove_dir_all(&tmp).map_err(err("remove", &tmp))?;
@@ -43,12 +53,6 @@ pub fn write(
     write_file(fs, &tmp.join(COMPLETE), format!("{:08x}\n", crc32fast::hash(&json)).as_bytes())?;
     fs.sync_dir(&tmp).map_err(err("sync_dir", &tmp))?;
 
-    let target = dir.join(super::snapshot_name(seq));
-    if fs.exists(&target).map_err(err("exists", &target))? {
-        // A snapshot at the same sequence number (e.g. taken again after a restart):
-        // the new one replaces it.
-        fs.remove_dir_all(&target).map_err(err("remove", &target))?;
-    }
     fs.rename(&tmp, &target).map_err(err("rename", &tmp))?;
     fs.sync_dir(dir).map_err(err("sync_dir", dir))?;
 

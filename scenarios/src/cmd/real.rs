@@ -136,8 +136,12 @@ mod imp {
         let addrs =
             engine::service::Addrs { ubscore: a.ubscore, matching: a.matching, settlement: a.settlement };
         match node::run(s, &a.data, addrs, plant) {
-            Ended::Graceful(seq) => {
+            Ended::Graceful(Some(seq)) => {
                 say!("{s} stopped gracefully: snapshot {seq}");
+                Ok(())
+            }
+            Ended::Graceful(None) => {
+                say!("{s} stopped gracefully {}", exsim_scenarios::real::crashtest::NO_SNAPSHOT);
                 Ok(())
             }
             Ended::Fatal(e) => Err((1, format!("{s} stopped: {e}"))),
@@ -270,7 +274,7 @@ mod imp {
         let unclean: Vec<String> = report
             .kills
             .iter()
-            .filter(|k| k.graceful && k.replayed != Some(0))
+            .filter(|k| k.clean && k.replayed != Some(0))
             .map(|k| format!("{} replayed {:?} entries after a graceful stop", k.service, k.replayed))
             .chain(report.unclean_stops.iter().map(|(s, how)| format!("{s} did not stop gracefully: {how}")))
             .collect();

@@ -44,6 +44,9 @@ pub struct Kill {
     pub service: Service,
     /// SIGTERM (true) or SIGKILL.
     pub graceful: bool,
+    /// A SIGTERM that ended with a snapshot (the node says so as it exits): its restart
+    /// must replay nothing. A matching engine stopped before it verified its WAL takes none.
+    pub clean: bool,
     /// From the signal to serving again.
     pub rto: Duration,
     /// WAL entries its restart replayed after its snapshot (graceful stops: must be 0).
@@ -241,7 +244,18 @@ async fn kill_and_restart(
     }
     let rto = start.elapsed();
     let replayed = replayed_since(&cluster.log(s), log_len, s);
-    Ok(Ok(Kill { service: s, graceful, rto, replayed }))
+    let clean = graceful && !stop_line_since(&cluster.log(s), log_len).contains(NO_SNAPSHOT);
+    Ok(Ok(Kill { service: s, graceful, clean, rto, replayed }))
+}
+
+/// How a node that stops gracefully without a snapshot says so (`exsim node`).
+pub const NO_SNAPSHOT: &str = "without a snapshot (its WAL not yet verified)";
+
+/// The line in which a node said how it stopped, in `log` after byte `from` (empty if none).
+fn stop_line_since(log: &Path, from: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
+    text.lines().find(|l| l.contains(" stopped gracefully")).unwrap_or_default().to_string()
 }
 
 /// The last line of a node's log (its last words, when it stopped on an error).
@@ -301,7 +315,7 @@ pub fn describe(r: &CrashReport) -> String {
         percentile(&rto, 0.99),
         rto.last().copied().unwrap_or(0)
     );
-    let clean: Vec<u64> = r.kills.iter().filter(|k| k.graceful).filter_map(|k| k.replayed).collect();
+    let clean: Vec<u64> = r.kills.iter().filter(|k| k.clean).filter_map(|k| k.replayed).collect();
     out += &format!("clean restarts: {}, replayed {}\n", clean.len(), clean.iter().sum::<u64>());
     let l = &r.load;
     out += &format!(

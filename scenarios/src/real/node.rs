@@ -16,8 +16,9 @@ use std::time::Duration;
 /// How a node ended.
 #[derive(Debug)]
 pub enum Ended {
-    /// SIGTERM: stopped after a snapshot at this sequence number.
-    Graceful(u64),
+    /// SIGTERM: stopped after a snapshot at this sequence number (`None`: the matching
+    /// engine stopped before it had verified its WAL, without a snapshot).
+    Graceful(Option<u64>),
     /// A fatal error (its message).
     Fatal(String),
 }

@@ -14,6 +14,10 @@ use std::time::Duration;
 /// The supervisor's longest sleep between two looks at the world (simulated ms).
 const TICK_MS: u64 = 50;
 
+/// How long a service asked to stop gracefully may take to exit (simulated ms): it checks
+/// for the request every 50 ms, then commits and writes one snapshot.
+const STOP_DEADLINE_MS: u64 = 10_000;
+
 /// Work the chaos actor has scheduled.
 #[derive(Default)]
 struct Due {
@@ -27,6 +31,9 @@ struct Due {
     pinned: BTreeMap<usize, (u64, Vec<RecoveryFault>)>,
     /// Partitions and when they heal.
     heals: Vec<(u64, Service, Service)>,
+    /// Services asked to stop gracefully and not yet gone: when they were asked, and their
+    /// pause and recovery faults once they exit.
+    stopping: BTreeMap<Service, (u64, u64, Vec<RecoveryFault>)>,
 }
 
 impl Due {
@@ -121,7 +128,18 @@ fn due_at(w: &World, e: &PlanEvent) -> Option<u64> {
 fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
     w.advance_failover();
     let now = ms(w.elapsed());
+    for s in w.take_exited() {
+        // Stopped gracefully: back after the planned pause. Its death (an exit) also
+        // disarmed a crash point armed with the request that did not fire.
+        due.armed.remove(&s);
+        if let Some((_, down, recovery)) = due.stopping.remove(&s) {
+            due.restarts.insert(s, (now + down, recovery));
+        }
+    }
+    overdue_stops(w, due, now);
     for s in w.take_self_stopped() {
+        // A service that stops itself during a graceful stop ends that stop too.
+        due.stopping.remove(&s);
         if !due.restarts.contains_key(&s) {
             w.restart(s, STOPPED_ITSELF, &[]);
         }
@@ -129,6 +147,8 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
     for s in w.services() {
         if w.is_dead(s) && !due.restarts.contains_key(&s) && !w.is_retired(s) {
             // A crash point fired: back after the planned pause, meeting the planned faults.
+            // (During a graceful stop too: the crash took the stop's place.)
+            due.stopping.remove(&s);
             w.count_kill();
             let fired = w.take_fired_pin(s);
             let pinned = fired.and_then(|i| due.pinned.remove(&i));
@@ -179,6 +199,27 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
     }
 }
 
+/// A service that did not exit within [`STOP_DEADLINE_MS`] of its graceful-stop request is
+/// a finding (a shutdown that hangs), and is killed so that the run goes on.
+fn overdue_stops(w: &mut World, due: &mut Due, now: u64) {
+    let overdue: Vec<Service> = due
+        .stopping
+        .iter()
+        .filter(|(s, (asked, ..))| now.saturating_sub(*asked) > STOP_DEADLINE_MS && !w.is_dead(**s))
+        .map(|(s, _)| *s)
+        .collect();
+    for s in overdue {
+        let (asked, down, recovery) = due.stopping.remove(&s).expect("listed");
+        w.problem(
+            s,
+            format!("did not exit within {} ms of its graceful-stop request at {asked} ms", STOP_DEADLINE_MS),
+        );
+        w.crash(s, Death::ProcessCrash);
+        due.armed.remove(&s);
+        due.restarts.insert(s, (now + down, recovery));
+    }
+}
+
 /// One planned fault (`index`: its place in the executed plan). Returns whether it acted
 /// (a kill of a service already down does not).
 fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> bool {
@@ -216,6 +257,26 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> 
             };
             w.pin_crash(*service, pin, fates.clone());
             due.pinned.insert(index, (*down_ms, recovery.clone()));
+        }
+        PlannedFault::Stop { service, down_ms, recovery, interrupt } => {
+            let s = *service;
+            if due.restarts.contains_key(&s)
+                || due.stopping.contains_key(&s)
+                || w.is_dead(s)
+                || w.is_retired(s)
+            {
+                w.trace_fault(s.name(), "stop-skipped", "stop skipped: down or stopping already".into());
+                return false;
+            }
+            w.stop(s);
+            if let Some(i) = interrupt {
+                w.arm_crash_point(s, CrashPoint { op: i.nth, before: i.before }, None, i.death);
+                due.armed.insert(s, (*down_ms, recovery.clone(), None));
+                let at = if i.before { "before" } else { "after" };
+                let line = format!("crash point armed: op +{} {at}{}", i.nth, super::death_note(i.death));
+                w.trace_fault(s.name(), "crash-point", line);
+            }
+            due.stopping.insert(s, (now, *down_ms, recovery.clone()));
         }
         PlannedFault::Partition { a, b, for_ms } => {
             w.partition(*a, *b);

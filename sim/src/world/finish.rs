@@ -39,6 +39,7 @@ impl World {
                 disk.set_config(self.cfg.faults.healed());
             }
             let stopped_itself = lock(&self.shared.stopped).remove(&s);
+            lock(&self.shared.exited).remove(&s);
             if self.is_retired(s) {
                 // Gone for good (the primary after a failover).
             } else if stopped_itself {
@@ -78,6 +79,10 @@ impl World {
             }
             for s in self.take_self_stopped() {
                 self.restart(s, STOPPED_ITSELF, &[]);
+            }
+            // A graceful stop asked for in the safety phase may end only now.
+            for s in self.take_exited() {
+                self.restart(s, "after a graceful stop", &[]);
             }
             self.advance_failover();
             self.step(Duration::from_millis(50)).await;
@@ -289,6 +294,11 @@ impl World {
         let duplicated = engine::service::rpc::take_duplicated();
         if duplicated > 0 {
             faults.insert("message_duplicated".into(), duplicated);
+        }
+        // Counted, not absorbed into the hash: each stop and exit has its trace line.
+        if self.stops > 0 {
+            faults.insert("graceful_stop".into(), self.stops);
+            faults.insert("graceful_exit".into(), self.shared.exits.load(Ordering::SeqCst));
         }
         let detected = lock(&self.shared.detected).len() as u64;
         if detected > 0 {

@@ -73,6 +73,9 @@ pub struct Chaos {
     /// Under media faults a service may refuse to start naming the damage ("corruption
     /// detected"), which ends the run; it may never lose or change acknowledged data.
     pub media: f64,
+    /// Probability that a kill of a durable service is a graceful stop instead (SIGTERM: a
+    /// final snapshot, then exit and restart; a third of them crash half-way).
+    pub graceful_stop: f64,
 }
 
 impl Chaos {
@@ -91,6 +94,7 @@ impl Chaos {
             process_crash: 0.0,
             crash_on: None,
             media: 0.0,
+            graceful_stop: 0.0,
         }
     }
 
@@ -109,6 +113,7 @@ impl Chaos {
             media: self.media,
             replica: false,
             market_data: false,
+            graceful_stop: self.graceful_stop,
         }
     }
 }
@@ -194,6 +199,12 @@ pub(crate) struct Shared {
     pub(crate) newest_valid: Mutex<BTreeMap<String, Option<u64>>>,
     /// Services that stopped themselves (after an I/O error) and wait for their supervisor.
     pub(crate) stopped: Mutex<BTreeSet<Service>>,
+    /// Each durable service's graceful-stop request (its SIGTERM), set by the world.
+    pub(crate) shutdown: BTreeMap<Service, Arc<AtomicBool>>,
+    /// Services that stopped gracefully (and exited) and wait for their supervisor.
+    pub(crate) exited: Mutex<BTreeSet<Service>>,
+    /// Graceful stops that ended in an exit (not in a crash or an error).
+    pub(crate) exits: AtomicU64,
     /// Services that refused to go on naming damage inflicted on their disk.
     pub(crate) detected: Mutex<Vec<(String, String)>>,
     /// Clients done.
@@ -313,6 +324,8 @@ pub struct World {
     start: madsim::time::Instant,
     kills: u64,
     partitions: u64,
+    /// Graceful stops asked for.
+    stops: u64,
     /// Snapshots damaged on purpose (a fallback must stay intact).
     damaged_snapshots: BTreeSet<PathBuf>,
     clients: usize,
@@ -346,6 +359,13 @@ impl World {
             recoveries: Mutex::new(Vec::new()),
             newest_valid: Mutex::new(BTreeMap::new()),
             stopped: Mutex::new(BTreeSet::new()),
+            shutdown: Service::of_world(cfg.replica, cfg.market_data.is_some())
+                .iter()
+                .filter(|s| **s != Service::Replica)
+                .map(|s| (*s, Arc::new(AtomicBool::new(false))))
+                .collect(),
+            exited: Mutex::new(BTreeSet::new()),
+            exits: AtomicU64::new(0),
             detected: Mutex::new(Vec::new()),
             done: AtomicUsize::new(0),
             acked: Mutex::new(Vec::new()),
@@ -395,6 +415,7 @@ impl World {
             start,
             kills: 0,
             partitions: 0,
+            stops: 0,
             damaged_snapshots: BTreeSet::new(),
             clients,
             media,
@@ -438,6 +459,31 @@ impl World {
         self.trace_fault(s.name(), fault, format!("kill{}", death_note(death)));
     }
 
+    /// Asks `s` to stop gracefully (its SIGTERM): it stops serving, commits, takes a snapshot
+    /// and exits (see `services::exited`); its supervisor restarts it.
+    pub fn stop(&mut self, s: Service) {
+        let flag = self.shared.shutdown.get(&s).expect("only durable services are stopped gracefully");
+        flag.store(true, Ordering::SeqCst);
+        self.stops += 1;
+        self.trace_fault(s.name(), "graceful-stop", "stop requested (graceful)".into());
+    }
+
+    /// Whether `s` was asked to stop gracefully in its current life.
+    pub fn is_stopping(&self, s: Service) -> bool {
+        self.shared.shutdown.get(&s).is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Records a finding of the world about `s` (a service error no injected fault explains).
+    pub fn problem(&self, s: Service, error: String) {
+        self.trace(s.name(), format!("problem: {error}"));
+        lock(&self.shared.errors).push(Problem::ServiceError { node: s.name().to_string(), error });
+    }
+
+    /// Services that stopped gracefully since the last call.
+    pub fn take_exited(&self) -> Vec<Service> {
+        std::mem::take(&mut *lock(&self.shared.exited)).into_iter().collect()
+    }
+
     /// Restarts `s` (killing it first if it still runs, as a process crash when it stopped
     /// itself), and inflicts the first faults of `recovery` on it as it comes back: every
     /// fault up to and including the first crash in recovery. Returns the rest, for the
@@ -447,6 +493,10 @@ impl World {
             self.set_next_death(s, Death::ProcessCrash);
         }
         self.handle.kill(self.nodes[&s]);
+        // A new life has not been asked to stop.
+        if let Some(flag) = self.shared.shutdown.get(&s) {
+            flag.store(false, Ordering::SeqCst);
+        }
         let rest = self.meet_recovery_faults(s, recovery);
         // Revived here, not only when the node's init runs: until then the supervisor must
         // not take the restarting node for one a crash point killed again.
@@ -740,7 +790,8 @@ fn plan_has_media(plan: &FaultPlan) -> bool {
     plan.events.iter().any(|e| match &e.fault {
         PlannedFault::Kill { recovery, .. }
         | PlannedFault::CrashPoint { recovery, .. }
-        | PlannedFault::CrashAt { recovery, .. } => {
+        | PlannedFault::CrashAt { recovery, .. }
+        | PlannedFault::Stop { recovery, .. } => {
             recovery.iter().any(|r| matches!(r, RecoveryFault::Media { .. }))
         }
         PlannedFault::Partition { .. } => false,

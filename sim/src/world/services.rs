@@ -12,8 +12,8 @@ use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The services' addresses.
@@ -151,7 +151,7 @@ async fn run(service: Service, shared: Arc<Shared>, life: Life, hook: RecoveryHo
         batch: 256,
         trace: tracer.clone(),
         on_recovered: Some(hook),
-        shutdown: None,
+        shutdown: shared.shutdown.get(&service).cloned(),
         directory: Some(shared.directory.clone()),
     };
     tracer(name, "start".into());
@@ -165,10 +165,9 @@ async fn run(service: Service, shared: Arc<Shared>, life: Life, hook: RecoveryHo
             engine::service::run_market_data(env, market_data_addr(), config).await
         }
     };
-    // Simulated nodes are never asked to shut down but the replica, whose graceful stop
-    // is its promotion, after which it runs as the matching engine until it stops.
-    let engine::service::Stop::Fatal(err) = stop else {
-        unreachable!("{name}: stopped gracefully without being asked")
+    let err = match stop {
+        engine::service::Stop::Fatal(err) => err,
+        engine::service::Stop::Graceful { snapshot } => return exited(service, &shared, snapshot),
     };
     // Reached only when the service stopped itself (not when killed).
     tracer(name, format!("stopped: {err}"));
@@ -181,4 +180,35 @@ async fn run(service: Service, shared: Arc<Shared>, life: Life, hook: RecoveryHo
         lock(&shared.errors).push(Problem::ServiceError { node: name.to_string(), error: err.to_string() });
     }
     lock(&shared.stopped).insert(service);
+}
+
+/// A life that stopped gracefully ends as a real process does: at once, its other tasks
+/// with it (no pull applied after its final snapshot), the page cache intact. The snapshot
+/// it says it took must be the newest valid one on its disk, judged by the simulator.
+fn exited(service: Service, shared: &Arc<Shared>, snapshot: Option<u64>) {
+    let name = service.name();
+    let id = madsim::plugin::node();
+    let disk = SimFs::current().disk(id);
+    let valid = crate::snapshots::newest_valid(&lock(&disk), &data_dir(service));
+    let Some(snapshot) = snapshot else {
+        (shared.tracer)(name, "stopped gracefully without a snapshot (its WAL not yet verified)".into());
+        return exit(service, shared, &disk, id);
+    };
+    (shared.tracer)(name, format!("stopped gracefully at snapshot {snapshot}"));
+    if valid != Some(snapshot) {
+        let error = format!(
+            "stopped gracefully saying it took snapshot {snapshot}, but the newest valid snapshot \
+             on its disk is {valid:?}"
+        );
+        lock(&shared.errors).push(Problem::ServiceError { node: name.to_string(), error });
+    }
+    exit(service, shared, &disk, id)
+}
+
+/// The process ends (its page cache survives); the supervisor restarts it.
+fn exit(service: Service, shared: &Shared, disk: &Mutex<crate::fs::Disk>, id: NodeId) {
+    lock(&shared.exited).insert(service);
+    shared.exits.fetch_add(1, Ordering::SeqCst);
+    lock(disk).set_next_death(crate::fs::Death::ProcessCrash);
+    madsim::runtime::Handle::current().kill(id);
 }
