@@ -576,7 +576,10 @@ pub fn shrink(
     let (Some(violation), Some(plan)) = (first.violation, first.plan) else {
         return Err(ShrinkError::Passes);
     };
-    let cfg = crate::simrun::world_config(scenario, seed, first.commands, params);
+    // The workload the run was given (the plan's command indices point into it); not the
+    // count sent, which includes the deposits (and any hostile commands mixed in).
+    let commands = params.commands.unwrap_or(scenario.default_commands());
+    let cfg = crate::simrun::world_config(scenario, seed, commands, params);
     let (all, snapshot_every, segment_bytes, clients) =
         (cfg.commands, cfg.storage.snapshots.every_entries, cfg.storage.wal.segment_bytes, cfg.clients);
     let before = (all.len(), plan.faults());

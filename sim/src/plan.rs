@@ -471,8 +471,9 @@ impl Planner {
         CrashTarget { kind: Some(op), phase: Some(phase) }
     }
 
-    /// A crash point for a graceful stop, in a third of them: within the operations of its
-    /// final snapshot (a few per file, a dozen or two in all).
+    /// A crash point for a graceful stop, in a third of them: within 24 operations of the
+    /// request (its final snapshot, a dozen or two operations, or what the service still
+    /// served and pulled in the few ms before it saw the request).
     fn interrupt(&mut self) -> Option<Interrupt> {
         if !self.chaos.gen_bool(1.0 / 3.0) {
             return None;
@@ -650,6 +651,7 @@ impl FaultPlan {
         for (i, e) in self.events.iter().enumerate() {
             let nth = match e.fault {
                 PlannedFault::CrashPoint { nth, .. } | PlannedFault::CrashAt { nth, .. } => nth,
+                PlannedFault::Stop { interrupt: Some(i), .. } => i.nth,
                 _ => 1,
             };
             if nth == 0 {

@@ -128,15 +128,7 @@ fn due_at(w: &World, e: &PlanEvent) -> Option<u64> {
 fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
     w.advance_failover();
     let now = ms(w.elapsed());
-    for s in w.take_exited() {
-        // Stopped gracefully: back after the planned pause. Its death (an exit) also
-        // disarmed a crash point armed with the request that did not fire.
-        due.armed.remove(&s);
-        if let Some((_, down, recovery)) = due.stopping.remove(&s) {
-            due.restarts.insert(s, (now + down, recovery));
-        }
-    }
-    overdue_stops(w, due, now);
+    stops_ended(w, due, now);
     for s in w.take_self_stopped() {
         // A service that stops itself during a graceful stop ends that stop too.
         due.stopping.remove(&s);
@@ -199,9 +191,17 @@ fn supervise(w: &mut World, due: &mut Due, executed: &mut FaultPlan) {
     }
 }
 
-/// A service that did not exit within [`STOP_DEADLINE_MS`] of its graceful-stop request is
-/// a finding (a shutdown that hangs), and is killed so that the run goes on.
-fn overdue_stops(w: &mut World, due: &mut Due, now: u64) {
+/// Services that stopped gracefully come back after the planned pause (their exit also
+/// disarmed a crash point armed with the request that did not fire); one that did not exit
+/// within [`STOP_DEADLINE_MS`] of its request is a finding (a shutdown that hangs), and is
+/// killed so that the run goes on.
+fn stops_ended(w: &mut World, due: &mut Due, now: u64) {
+    for s in w.take_exited() {
+        due.armed.remove(&s);
+        if let Some((_, down, recovery)) = due.stopping.remove(&s) {
+            due.restarts.insert(s, (now + down, recovery));
+        }
+    }
     let overdue: Vec<Service> = due
         .stopping
         .iter()
@@ -232,6 +232,8 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> 
             }
             w.crash(*service, *death);
             due.armed.remove(service);
+            // A kill cuts a graceful stop short: the kill's pause and faults apply.
+            due.stopping.remove(service);
             due.restarts.insert(*service, (now + down_ms, recovery.clone()));
         }
         PlannedFault::CrashPoint { service, nth, before, target, death, down_ms, recovery, .. } => {
@@ -260,15 +262,15 @@ fn execute(w: &mut World, fault: &PlannedFault, due: &mut Due, index: usize) -> 
         }
         PlannedFault::Stop { service, down_ms, recovery, interrupt } => {
             let s = *service;
-            if due.restarts.contains_key(&s)
-                || due.stopping.contains_key(&s)
-                || w.is_dead(s)
-                || w.is_retired(s)
-            {
-                w.trace_fault(s.name(), "stop-skipped", "stop skipped: down or stopping already".into());
+            let busy = due.restarts.contains_key(&s) || due.stopping.contains_key(&s);
+            if busy || w.is_dead(s) || w.is_retired(s) || !w.stop(s) {
+                w.trace_fault(
+                    s.name(),
+                    "stop-skipped",
+                    "stop skipped: down, stopping, or the replica".into(),
+                );
                 return false;
             }
-            w.stop(s);
             if let Some(i) = interrupt {
                 w.arm_crash_point(s, CrashPoint { op: i.nth, before: i.before }, None, i.death);
                 due.armed.insert(s, (*down_ms, recovery.clone(), None));

@@ -82,7 +82,9 @@ impl World {
             }
             // A graceful stop asked for in the safety phase may end only now.
             for s in self.take_exited() {
-                self.restart(s, "after a graceful stop", &[]);
+                if !self.is_retired(s) {
+                    self.restart(s, "after a graceful stop", &[]);
+                }
             }
             self.advance_failover();
             self.step(Duration::from_millis(50)).await;

@@ -460,17 +460,14 @@ impl World {
     }
 
     /// Asks `s` to stop gracefully (its SIGTERM): it stops serving, commits, takes a snapshot
-    /// and exits (see `services::exited`); its supervisor restarts it.
-    pub fn stop(&mut self, s: Service) {
-        let flag = self.shared.shutdown.get(&s).expect("only durable services are stopped gracefully");
+    /// and exits (see `services::exited`); its supervisor restarts it. False (and nothing
+    /// done) for the replica, whose only graceful stop is its promotion.
+    pub fn stop(&mut self, s: Service) -> bool {
+        let Some(flag) = self.shared.shutdown.get(&s) else { return false };
         flag.store(true, Ordering::SeqCst);
         self.stops += 1;
         self.trace_fault(s.name(), "graceful-stop", "stop requested (graceful)".into());
-    }
-
-    /// Whether `s` was asked to stop gracefully in its current life.
-    pub fn is_stopping(&self, s: Service) -> bool {
-        self.shared.shutdown.get(&s).is_some_and(|f| f.load(Ordering::SeqCst))
+        true
     }
 
     /// Records a finding of the world about `s` (a service error no injected fault explains).

@@ -165,6 +165,12 @@ async fn run(service: Service, shared: Arc<Shared>, life: Life, hook: RecoveryHo
             engine::service::run_market_data(env, market_data_addr(), config).await
         }
     };
+    // A crash point that fired where no `.await` followed (the final snapshot of a graceful
+    // stop) killed the node, yet its task ran on to here: the death is the supervisor's,
+    // with the pause and the recovery faults it planned.
+    if lock(&simfs.disk(id)).is_dead() {
+        return;
+    }
     let err = match stop {
         engine::service::Stop::Fatal(err) => err,
         engine::service::Stop::Graceful { snapshot } => return exited(service, &shared, snapshot),
