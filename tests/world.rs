@@ -196,23 +196,42 @@ fn graceful_stops_exit_with_a_snapshot_and_every_restart_equals_the_model() {
 }
 
 /// The matching engine asked to stop before it verified the events its recovery found in
-/// its WAL takes no snapshot (one would skip them; the engine asserts it never does): seed
-/// 45 of `restart` asks for such a stop.
+/// its WAL takes no snapshot (one would skip them; the engine asserts it never does, so the
+/// old code panicked): a plan kills it as a process and asks it to stop right after its
+/// restart, before it has pulled the UBSCore records it re-matches its events against.
 #[test]
 fn a_matching_engine_stopped_before_it_verified_its_wal_exits_without_a_snapshot() {
-    use scenarios::scenario::{Params, Scenario};
-    let mut cfg = simrun::world_config(Scenario::Restart, 45, 2_000, &Params::default());
-    cfg.keep_trace = true;
-    let markets = cfg.markets.clone();
-    let result = sim::world::run_world(cfg);
-    if let Err(e) = simrun::check(&result, &markets) {
-        panic!("{e}");
+    use scenarios::scenario::{self, Params, RunOptions, Scenario};
+    use sim::fs::Death;
+    use sim::plan::{PlanEvent, PlannedFault, Service};
+    let p = Params { commands: Some(600), ..Params::default() };
+    let template = scenario::run(Scenario::Crash, 1, &p).plan.expect("a plan");
+    let at = |at_ms, fault| PlanEvent { at_ms, fault, after_ack: None, last_ack: None };
+    let mut found = false;
+    for t in [1_500, 2_500, 3_500] {
+        let kill = PlannedFault::Kill {
+            service: Service::Matching,
+            death: Death::ProcessCrash,
+            down_ms: 5,
+            recovery: Vec::new(),
+            hit: None,
+        };
+        let stop = PlannedFault::Stop {
+            service: Service::Matching,
+            down_ms: 5,
+            recovery: Vec::new(),
+            interrupt: None,
+        };
+        let plan = sim::plan::FaultPlan { events: vec![at(t, kill), at(t + 6, stop)], ..template.clone() };
+        let options = RunOptions { plan: Some(plan), keep_trace: true, ..RunOptions::default() };
+        let r = scenario::run_with(Scenario::Crash, 1, &p, &options);
+        assert_eq!(r.failure, None, "kill at {t} ms, stop 6 ms later");
+        let trace = r.trace.expect("kept");
+        found |= trace
+            .iter()
+            .any(|l| l.contains("matching") && l.contains("stopped gracefully without a snapshot"));
     }
-    let trace = result.trace.expect("kept");
-    assert!(
-        trace.iter().any(|l| l.contains("matching") && l.contains("stopped gracefully without a snapshot")),
-        "no stop of an unverified matching engine in this run"
-    );
+    assert!(found, "no stop found the matching engine still verifying its WAL");
 }
 
 /// Recoveries are judged by digest unless a run asks for every row: a wrong de-dup row or
