@@ -176,7 +176,8 @@ fn hostile_commands_reach_every_rejection_and_the_exchange_still_equals_the_mode
 fn graceful_stops_exit_with_a_snapshot_and_every_restart_equals_the_model() {
     use scenarios::scenario::{Params, Scenario};
     let (mut stops, mut exits) = (0, 0);
-    for &seed in &exsim_tests::seeds(0..4) {
+    let seeds = exsim_tests::seeds(0..4);
+    for &seed in &seeds {
         let mut cfg = simrun::world_config(Scenario::Restart, seed, 800, &Params::default());
         cfg.keep_trace = true;
         let markets = cfg.markets.clone();
@@ -191,8 +192,9 @@ fn graceful_stops_exit_with_a_snapshot_and_every_restart_equals_the_model() {
         stops += result.faults.get("graceful_stop").copied().unwrap_or(0);
         exits += result.faults.get("graceful_exit").copied().unwrap_or(0);
     }
-    assert!(exits >= 4, "{exits} graceful exits of {stops} stops asked for");
-    assert!(stops > exits, "some stops were cut short by a crash ({exits} exits of {stops})");
+    assert!(exits >= seeds.len() as u64, "{exits} graceful exits of {stops} stops asked for");
+    // Over several seeds (one may be pinned with EXSIM_SEED), some stop meets a crash.
+    assert!(stops > exits || seeds.len() == 1, "no stop was cut short by a crash ({exits} exits of {stops})");
 }
 
 /// The matching engine asked to stop before it verified the events its recovery found in
