@@ -64,6 +64,12 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // After a crash that follows a graceful stop, UBSCore skips the WAL since its
         // snapshot: a retry it no longer knows is logged again, or its state lacks entries.
         Bug::CleanStopTrusted => &["duplicate-command", "recovery-mismatch"],
+        // A segment whose name a failed directory fsync left pending vanishes at a power
+        // failure: the WAL's seal vouches for the entries it held, or they are missing.
+        Bug::DirFsyncErrorIgnored => &["service-error", "unrecoverable", "lost-ack", "history-broken"],
+        // Every state is right; only the strict round of queries after convergence finds
+        // market data refusing to answer.
+        Bug::QueryGuardInverted => &["liveness"],
     }
 }
 

@@ -109,6 +109,30 @@ fn retention_removes_segments_and_every_service_still_recovers() {
     );
 }
 
+/// Metadata operations that fail with EIO (a create, a rename, a directory fsync, a
+/// listing in recovery) stop the service that sees them; it restarts as a process and
+/// recovers, and every service still equals the model.
+#[test]
+fn metadata_errors_stop_the_service_and_every_restart_equals_the_model() {
+    use scenarios::scenario::{Params, Scenario};
+    let (mut errors, mut stopped) = (0, 0);
+    let seeds = exsim_tests::seeds(0..3);
+    for &seed in &seeds {
+        let mut cfg = simrun::world_config(Scenario::MetadataEio, seed, 1000, &Params::default());
+        cfg.keep_trace = true;
+        let markets = cfg.markets.clone();
+        let result = sim::world::run_world(cfg);
+        if let Err(e) = simrun::check(&result, &markets) {
+            panic!("seed {seed}: {e}");
+        }
+        errors += result.faults.get("metadata_eio").copied().unwrap_or(0);
+        let trace = result.trace.as_ref().expect("kept");
+        stopped += trace.iter().filter(|l| l.contains("restart (stopped itself)")).count();
+    }
+    assert!(errors >= 2 * seeds.len() as u64, "only {errors} metadata errors in {} runs", seeds.len());
+    assert!(stopped > 0, "{errors} metadata errors and no service stopped itself");
+}
+
 /// Snapshots by simulated time alone (production's second trigger; the other scenarios
 /// snapshot by count): they are taken, recoveries load them, and every service still
 /// equals the model.

@@ -72,11 +72,19 @@ pub enum Bug {
     /// after the snapshot to replay") but never removes: after the next crash it skips the
     /// WAL entries logged since its snapshot.
     CleanStopTrusted,
+    /// The WAL ignores a failed directory fsync after creating a segment and appends to
+    /// it: the segment's name is not durable, and a power failure can take the whole
+    /// segment, acknowledged entries and all.
+    DirFsyncErrorIgnored,
+    /// Market data's guard against serving events that are not durable yet is inverted:
+    /// it answers only while it runs ahead of its watermark and refuses every query once
+    /// it has caught up; every state it holds and recovers is right.
+    QueryGuardInverted,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 24] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -99,6 +107,8 @@ impl Bug {
         Bug::FollowerServesUnsynced,
         Bug::ZeroLockUntracked,
         Bug::CleanStopTrusted,
+        Bug::DirFsyncErrorIgnored,
+        Bug::QueryGuardInverted,
     ];
 
     /// Kebab-case name.
@@ -126,6 +136,8 @@ impl Bug {
             Bug::FollowerServesUnsynced => "follower-serves-unsynced",
             Bug::ZeroLockUntracked => "zero-lock-untracked",
             Bug::CleanStopTrusted => "clean-stop-trusted",
+            Bug::DirFsyncErrorIgnored => "dir-fsync-error-ignored",
+            Bug::QueryGuardInverted => "query-guard-inverted",
         }
     }
 }

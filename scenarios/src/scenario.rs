@@ -35,6 +35,9 @@ pub enum Scenario {
     FsyncEio,
     /// Writes fail with ENOSPC: the service stops and recovers.
     DiskFull,
+    /// Metadata operations (create, rename, remove, directory fsync, list, …) fail with
+    /// EIO: the service stops and recovers.
+    MetadataEio,
     /// Small segments, frequent snapshots, retention on, no tail cache: old segments are
     /// removed while every service must still recover.
     Retention,
@@ -64,7 +67,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 20] = [
+    pub const ALL: [Scenario; 21] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -76,6 +79,7 @@ impl Scenario {
         Scenario::Media,
         Scenario::FsyncEio,
         Scenario::DiskFull,
+        Scenario::MetadataEio,
         Scenario::Retention,
         Scenario::Network,
         Scenario::Chaos,
@@ -110,6 +114,7 @@ impl Scenario {
             Scenario::Media => "media",
             Scenario::FsyncEio => "fsync-eio",
             Scenario::DiskFull => "disk-full",
+            Scenario::MetadataEio => "metadata-eio",
             Scenario::Retention => "retention",
             Scenario::Network => "network",
             Scenario::Chaos => "chaos",
@@ -151,6 +156,10 @@ impl Scenario {
                 "fsync fails with EIO (fsyncgate); the service stops and recovers from disk"
             }
             Scenario::DiskFull => "writes fail with ENOSPC; the service stops and recovers",
+            Scenario::MetadataEio => {
+                "create, mkdir, rename, remove, directory fsync, list, exists and len fail with EIO (no \
+                 effect; a failed directory fsync leaves its entries pending); the service stops and recovers"
+            }
             Scenario::Retention => {
                 "4 KiB segments, snapshots every 60 entries, retention on, no tail cache: old segments \
                  removed under crashes, every service still recovers"
@@ -517,9 +526,11 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::TickLostOnRecovery
         | Bug::AuditBeforeLedger
         | Bug::RetentionForgetsFollowers
-        | Bug::FollowerServesUnsynced => Scenario::MarketData,
+        | Bug::FollowerServesUnsynced
+        | Bug::QueryGuardInverted => Scenario::MarketData,
         Bug::ZeroLockUntracked => Scenario::Hostile,
         Bug::CleanStopTrusted => Scenario::Restart,
+        Bug::DirFsyncErrorIgnored => Scenario::MetadataEio,
         _ => Scenario::Crash,
     }
 }

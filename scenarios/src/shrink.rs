@@ -349,7 +349,7 @@ impl Shrinker<'_> {
     fn errors(&mut self) {
         self.pass = "ddmin I/O errors";
         let d = self.best.disk;
-        if self.best.io_errors.is_empty() || d.eio_fsync + d.eio_read + d.eio_write + d.enospc_write > 0.0 {
+        if self.best.io_errors.is_empty() || d.has_error_rates() {
             return;
         }
         self.ddmin_list(self.best.io_errors.clone(), &|c, sub| c.io_errors = sub.to_vec());
@@ -666,7 +666,7 @@ fn rate_reductions(p: &FaultPlan) -> Vec<Vec<FaultPlan>> {
         out.push(vec![FaultPlan { network: sim::plan::NetworkFaults::default(), ..p.clone() }]);
     }
     let d = p.disk;
-    if d.eio_fsync > 0.0 || d.eio_read > 0.0 || d.eio_write > 0.0 || d.enospc_write > 0.0 {
+    if d.has_error_rates() {
         out.push(vec![FaultPlan { disk: d.healed(), ..p.clone() }]);
     }
     if d.lose_write > 0.0 || d.tear_write > 0.0 || d.persist_entry_op < 1.0 {

@@ -296,6 +296,7 @@ fn list_names_every_scenario_with_a_description() {
         "corrupt-snapshot",
         "fsync-eio",
         "disk-full",
+        "metadata-eio",
         "network",
         "chaos",
         "swarm",

@@ -628,10 +628,7 @@ impl FaultPlan {
     /// `io_errors`, as executed) kept at their operations.
     pub fn errors_pinned(&self) -> FaultPlan {
         let d = self.disk;
-        FaultPlan {
-            disk: FaultConfig { eio_fsync: 0.0, eio_read: 0.0, eio_write: 0.0, enospc_write: 0.0, ..d },
-            ..self.clone()
-        }
+        FaultPlan { disk: d.without_error_rates(), ..self.clone() }
     }
 
     /// The same plan with every event anchored to the acknowledgement the world saw last
@@ -722,8 +719,8 @@ impl FaultPlan {
         let mut out = String::new();
         let d = &self.disk;
         out += &format!(
-            "disk: lose {:.2}, tear {:.2}, entry ops persist {:.2}, eio fsync {:.3}, enospc {:.3}\n",
-            d.lose_write, d.tear_write, d.persist_entry_op, d.eio_fsync, d.enospc_write
+            "disk: lose {:.2}, tear {:.2}, entry ops persist {:.2}, eio fsync {:.3}, enospc {:.3}, eio metadata {:.3}\n",
+            d.lose_write, d.tear_write, d.persist_entry_op, d.eio_fsync, d.enospc_write, d.eio_metadata
         );
         out += &format!("network: loss {:.3}, duplicate {:.3}\n", self.network.loss, self.network.duplicate);
         if let Some(keep) = &self.keep_commands {

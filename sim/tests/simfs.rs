@@ -1,7 +1,7 @@
 //! The rules of the simulated disk, one by one, and what they do to naive and to careful
 //! writers: fsync and directory fsync decide what survives a power failure; unsynced
 //! writes are kept, lost or torn per sector; entry operations persist or roll back;
-//! fsyncgate; ENOSPC; EIO; crash points before and after an operation's effect; bit rot.
+//! fsyncgate; ENOSPC; EIO of data and of metadata operations; crash points before and after an operation's effect; bit rot.
 
 use engine::storage::FileSystem;
 use engine::wal::{Wal, WalConfig};
@@ -147,6 +147,62 @@ fn enospc_and_eio_are_errors_without_effect() {
     assert!(fs.read_all(p("/d/f")).is_err());
     let kinds: Vec<_> = faults(&fs).iter().map(Fault::kind).collect();
     assert!(kinds.contains(&"write_eio") && kinds.contains(&"read_eio"), "{kinds:?}");
+}
+
+/// A metadata EIO fails the operation without effect: a failed create, rename or remove
+/// leaves the namespace as it was; a failed directory fsync leaves the directory's entry
+/// operations pending (a power failure may still roll them back, a later directory fsync
+/// still makes them durable); reads, writes and file fsyncs are not metadata and go on.
+#[test]
+fn metadata_eio_fails_names_and_directory_fsyncs_without_effect() {
+    let failing = FaultConfig { eio_metadata: 1.0, persist_entry_op: 0.0, ..FaultConfig::perfect() };
+    let healthy = FaultConfig { persist_entry_op: 0.0, ..FaultConfig::perfect() };
+    let fs = disk(healthy, 8);
+    durable_file(&fs);
+    let set = |c: FaultConfig| fs.disk().lock().unwrap().set_config(c);
+    set(failing);
+    assert!(fs.create_new(p("/d/g")).is_err() && fs.create_dir_all(p("/d/e")).is_err());
+    assert!(fs.rename(p("/d/f"), p("/d/h")).is_err() && fs.remove_file(p("/d/f")).is_err());
+    assert!(fs.list_dir(p("/d")).is_err() && fs.exists(p("/d/f")).is_err() && fs.len(p("/d/f")).is_err());
+    // Data operations are not metadata.
+    fs.append(p("/d/f"), b"data").unwrap();
+    fs.sync_file(p("/d/f")).unwrap();
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), b"data");
+    set(healthy);
+    assert_eq!(fs.list_dir(p("/d")).unwrap(), vec!["f".to_string()], "no failed operation took effect");
+    // A create whose directory fsync failed is visible, not durable: a power failure
+    // (every pending entry operation rolled back here) takes it.
+    fs.create_new(p("/d/g")).unwrap();
+    set(failing);
+    assert!(fs.sync_dir(p("/d")).is_err());
+    set(healthy);
+    assert!(fs.exists(p("/d/g")).unwrap(), "the page cache shows it");
+    power_fail(&fs);
+    assert!(!fs.exists(p("/d/g")).unwrap(), "the failed directory fsync made nothing durable");
+    // The same create, its failed directory fsync retried: durable.
+    fs.create_new(p("/d/g")).unwrap();
+    set(failing);
+    assert!(fs.sync_dir(p("/d")).is_err());
+    set(healthy);
+    fs.sync_dir(p("/d")).unwrap();
+    power_fail(&fs);
+    assert!(fs.exists(p("/d/g")).unwrap(), "a later directory fsync still made it durable");
+    let failed: Vec<OpKind> = faults(&fs)
+        .iter()
+        .filter_map(|f| if let Fault::MetadataEio { op, .. } = f { Some(*op) } else { None })
+        .collect();
+    for op in [
+        OpKind::Create,
+        OpKind::Mkdir,
+        OpKind::Rename,
+        OpKind::Remove,
+        OpKind::List,
+        OpKind::Exists,
+        OpKind::Len,
+        OpKind::FsyncDir,
+    ] {
+        assert!(failed.contains(&op), "{op:?} not recorded as a metadata EIO: {failed:?}");
+    }
 }
 
 #[test]

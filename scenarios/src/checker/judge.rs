@@ -42,7 +42,8 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
     }
     // So may market data: what it recovered and served speaks first too.
     if let Some(seen) = &result.market_data {
-        market_data::check(&result.recoveries, &seen.served_ticks, &result.served, seen.config, &model)?;
+        let (ticks, complete) = (&seen.served_ticks, seen.ticks_complete);
+        market_data::check(&result.recoveries, ticks, complete, &result.served, seen.config, &model)?;
     }
     // And Settlement's audit trail (kept when the markets publish order events).
     if markets.order_events() {

@@ -184,6 +184,7 @@ pub(crate) fn difference(want: &MdState, got: &MdState) -> Option<(String, Strin
 pub fn check(
     recoveries: &[RecoveryRecord],
     served: &[Tick],
+    complete: bool,
     queries: &[Answered],
     config: MdConfig,
     model: &Model,
@@ -250,12 +251,13 @@ pub fn check(
         d.step(event);
         judge(&d)?;
     }
-    check_served(served, &d.state.ticks)
+    check_served(served, &d.state.ticks, complete)
 }
 
 /// Ticks served must be the model's, every trade once, in trade order (the observer always
-/// asks for the ticks after the last one it was served).
-fn check_served(served: &[Tick], ticks: &[Tick]) -> Result<(), Violation> {
+/// asks for the ticks after the last one it was served); `complete`: the observer read them
+/// to the end after convergence, so they must be all of the model's.
+fn check_served(served: &[Tick], ticks: &[Tick], complete: bool) -> Result<(), Violation> {
     let mut last = 0;
     for tick in served {
         let want = (tick.trade_id as usize).checked_sub(1).and_then(|i| ticks.get(i));
@@ -281,6 +283,15 @@ fn check_served(served: &[Tick], ticks: &[Tick]) -> Result<(), Violation> {
             });
         }
         last = tick.trade_id;
+    }
+    if complete && last != ticks.len() as u64 {
+        return Err(Violation::MarketDataDiverged {
+            recovery: None,
+            at: 0,
+            field: "ticks served after convergence".into(),
+            expected: format!("every tick, to trade {}", ticks.len()),
+            actual: format!("to trade {last}"),
+        });
     }
     Ok(())
 }
@@ -312,12 +323,16 @@ mod tests {
     #[test]
     fn served_ticks_must_be_the_models_in_order() {
         let model = [tick(1, 10), tick(2, 11), tick(3, 12)];
-        assert_eq!(check_served(&[tick(1, 10), tick(2, 11), tick(3, 12)], &model), Ok(()));
-        assert!(check_served(&[tick(1, 10), tick(3, 12)], &model).is_err(), "a tick skipped");
-        assert!(check_served(&[tick(1, 10), tick(1, 10)], &model).is_err(), "a repeat");
-        assert!(check_served(&[tick(1, 99)], &model).is_err(), "a changed price");
+        assert_eq!(check_served(&[tick(1, 10), tick(2, 11), tick(3, 12)], &model, true), Ok(()));
+        assert!(check_served(&[tick(1, 10), tick(3, 12)], &model, false).is_err(), "a tick skipped");
+        assert!(check_served(&[tick(1, 10), tick(1, 10)], &model, false).is_err(), "a repeat");
+        assert!(check_served(&[tick(1, 99)], &model, false).is_err(), "a changed price");
         let all = [tick(1, 10), tick(2, 11), tick(3, 12), tick(4, 13)];
-        assert!(check_served(&all, &model).is_err(), "a trade the model never made");
+        assert!(check_served(&all, &model, false).is_err(), "a trade the model never made");
+        // A prefix is fine while the run goes on, not once the observer read to the end.
+        assert_eq!(check_served(&[tick(1, 10)], &model, false), Ok(()));
+        assert!(check_served(&[tick(1, 10)], &model, true).is_err(), "ticks missing after convergence");
+        assert!(check_served(&[], &model, true).is_err(), "nothing served after convergence");
     }
 
     #[test]

@@ -109,6 +109,8 @@ pub enum IoFailure {
     ReadEio,
     /// An fsync fails with EIO (and drops the file's pending writes).
     FsyncEio,
+    /// A metadata operation fails with EIO (without effect).
+    MetadataEio,
 }
 
 /// An I/O error at one operation of a disk's life: the `nth` operation of `kind` in
@@ -772,7 +774,12 @@ impl Disk {
             self.die(c, op, path, phase, nth_of_kind);
             return Err(crashed());
         }
-        let result = f(self);
+        let result = if op.is_metadata() && self.fails(self.config.eio_metadata, IoFailure::MetadataEio) {
+            self.faults.push(Fault::MetadataEio { path: path.to_path_buf(), op });
+            Err(eio(op.name(), path))
+        } else {
+            f(self)
+        };
         if let Some(c) = hit {
             self.die(c, op, path, phase, nth_of_kind);
             return Err(crashed());

@@ -25,6 +25,11 @@ pub struct FaultConfig {
     pub capacity: u64,
     /// Probability that a write fails with ENOSPC (a transiently full disk).
     pub enospc_write: f64,
+    /// Probability that a metadata operation (create, mkdir, rename, remove, directory
+    /// fsync, list, exists, len) fails with EIO, without effect: a failed directory fsync
+    /// leaves the directory's entry operations pending.
+    #[serde(default)]
+    pub eio_metadata: f64,
     /// At power failure: probability per file of one flipped bit in its durable bytes.
     pub bit_rot: f64,
     /// Simulated microseconds per operation, plus per KiB written.
@@ -42,6 +47,7 @@ impl Default for FaultConfig {
             eio_fsync: 0.0,
             capacity: u64::MAX,
             enospc_write: 0.0,
+            eio_metadata: 0.0,
             bit_rot: 0.0,
             latency_us: 20,
         }
@@ -51,7 +57,26 @@ impl Default for FaultConfig {
 impl FaultConfig {
     /// The same disk without injected errors (EIO, ENOSPC, bit rot): the liveness phase.
     pub fn healed(self) -> FaultConfig {
-        FaultConfig { eio_read: 0.0, eio_write: 0.0, eio_fsync: 0.0, enospc_write: 0.0, bit_rot: 0.0, ..self }
+        FaultConfig {
+            eio_read: 0.0,
+            eio_write: 0.0,
+            eio_fsync: 0.0,
+            enospc_write: 0.0,
+            eio_metadata: 0.0,
+            bit_rot: 0.0,
+            ..self
+        }
+    }
+
+    /// The same disk with no I/O error rate (EIO, ENOSPC), bit rot kept: errors pinned to
+    /// operations replace the rates when a shrink replays a run.
+    pub fn without_error_rates(self) -> FaultConfig {
+        FaultConfig { bit_rot: self.bit_rot, ..self.healed() }
+    }
+
+    /// Whether any I/O error (EIO, ENOSPC) has a rate above 0.
+    pub fn has_error_rates(&self) -> bool {
+        self.eio_fsync + self.eio_read + self.eio_write + self.enospc_write + self.eio_metadata > 0.0
     }
 
     /// A disk that loses nothing and never fails (pending writes all persist at power
@@ -78,6 +103,9 @@ pub enum Fault {
     FsyncEio { path: PathBuf, dropped: u64 },
     /// A write failed with ENOSPC.
     NoSpace { path: PathBuf },
+    /// A metadata operation (`op`: create, mkdir, rename, remove, directory fsync, list,
+    /// exists, len) failed with EIO, without effect.
+    MetadataEio { path: PathBuf, op: OpKind },
     /// A durable bit flipped.
     BitRot { path: PathBuf, offset: u64 },
     /// A snapshot file was damaged on purpose (fallback scenarios).
@@ -145,6 +173,7 @@ impl Fault {
             Fault::WriteEio { .. } => "write_eio",
             Fault::FsyncEio { .. } => "fsync_eio",
             Fault::NoSpace { .. } => "enospc",
+            Fault::MetadataEio { .. } => "metadata_eio",
             Fault::BitRot { .. } => "bit_rot",
             Fault::SnapshotCorrupted { .. } => "snapshot_corrupted",
             Fault::CrashPoint { .. } => "crash_point",

@@ -81,6 +81,13 @@ impl OpKind {
         }
     }
 
+    /// Whether the operation works on names rather than file contents (the operations a
+    /// metadata EIO may fail): the entry operations, a directory's fsync, listing,
+    /// existence and length.
+    pub fn is_metadata(self) -> bool {
+        self.is_entry_op() || matches!(self, OpKind::FsyncDir | OpKind::List | OpKind::Exists | OpKind::Len)
+    }
+
     /// Whether the operation changes the namespace of its directory.
     fn is_entry_op(self) -> bool {
         matches!(self, OpKind::Mkdir | OpKind::Create | OpKind::Rename | OpKind::Remove | OpKind::Rmdir)

@@ -22,6 +22,9 @@ use std::time::Duration;
 
 /// How long the services have to converge once faults stop (simulated).
 const LIVENESS_BUDGET: Duration = Duration::from_secs(120);
+/// Steps of 50 ms the observer has for the final round of queries (no faults: a few round
+/// trips of at most 10 ms each, unless a query has to be asked again after 1 s of silence).
+const FINAL_QUERY_STEPS: u64 = 400;
 
 impl World {
     /// Stops every fault, brings every service back and waits until all three agree.
@@ -91,6 +94,28 @@ impl World {
         }
         let verdict = if self.halted() { "halted: corruption detected" } else { "converged" };
         self.trace("world", verdict.into());
+        if verdict == "converged" && lock(&self.shared.errors).is_empty() {
+            self.final_queries().await;
+        }
+    }
+
+    /// After convergence, with every fault stopped, every query a client may make must be
+    /// answered (a service that refuses everything would otherwise pass: only answers are
+    /// judged); the observer asks each once more, strictly (`queries::final_round`).
+    async fn final_queries(&mut self) {
+        if self.cfg.market_data.is_none() && !self.cfg.markets.order_events() {
+            return;
+        }
+        self.shared.final_asked.store(true, Ordering::SeqCst);
+        for _ in 0..FINAL_QUERY_STEPS {
+            if self.shared.final_done.load(Ordering::SeqCst) {
+                return;
+            }
+            self.step(Duration::from_millis(50)).await;
+        }
+        let waited = FINAL_QUERY_STEPS * 50;
+        lock(&self.shared.errors)
+            .push(Problem::Liveness(format!("the final round of queries did not end within {waited} ms")));
     }
 
     /// Why the liveness phase failed: clients done, the last statuses, the budget spent and
@@ -165,6 +190,7 @@ impl World {
             market_data: self.cfg.market_data.map(|config| MarketDataSeen {
                 config,
                 served_ticks: std::mem::take(&mut *lock(&shared.served_ticks)),
+                ticks_complete: shared.ticks_complete.load(Ordering::SeqCst),
             }),
             served: std::mem::take(&mut *lock(&shared.served)),
         }

@@ -236,6 +236,13 @@ pub(crate) struct Shared {
     pub(crate) served_ticks: Mutex<Vec<engine::market_data::Tick>>,
     /// Every other query answered to the observer.
     pub(crate) served: Mutex<Vec<Answered>>,
+    /// The observer's strict round after convergence: asked by the world, done by the
+    /// observer (see `queries::final_round`).
+    pub(crate) final_asked: AtomicBool,
+    pub(crate) final_done: AtomicBool,
+    /// The final round read market data's ticks until none was left: the served ticks
+    /// are then every tick, and the checker holds them to all of the model's.
+    pub(crate) ticks_complete: AtomicBool,
 }
 
 impl Shared {
@@ -381,6 +388,9 @@ impl World {
             statuses: Mutex::new((0, Vec::new())),
             served_ticks: Mutex::new(Vec::new()),
             served: Mutex::new(Vec::new()),
+            final_asked: AtomicBool::new(false),
+            final_done: AtomicBool::new(false),
+            ticks_complete: AtomicBool::new(false),
         });
         let hook = shared.recovery_hook(start, cfg.full_recoveries);
         let media = cfg.chaos.media > 0.0 || cfg.plan.as_ref().is_some_and(plan_has_media);

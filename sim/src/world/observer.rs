@@ -67,6 +67,10 @@ async fn run(shared: Arc<Shared>, watch: Watch) {
         let round = shared.rounds.load(Ordering::SeqCst);
         let matching_event = answers.get(1).copied().flatten().map_or(0, |m| m.event_id);
         queries::ask(&ep, &shared, &watch, round, matching_event, now.settlement).await;
+        if shared.final_asked.load(Ordering::SeqCst) && !shared.final_done.load(Ordering::SeqCst) {
+            queries::final_round(&ep, &shared, &watch, matching_event, now.settlement).await;
+            shared.final_done.store(true, Ordering::SeqCst);
+        }
         *lock(&shared.last_statuses) = format!("{statuses:?}");
         shared.converged.store(ok, Ordering::SeqCst);
         shared.rounds.fetch_add(1, Ordering::SeqCst);

@@ -2,11 +2,12 @@
 //! after the last one served), a top of book and an L2 book as of an event, and the audit
 //! trail of an order and of a user. Every answer is kept, with the event it is as of, for
 //! the checker to hold against the model. The choice of symbol, event, order and user
-//! follows the round number, so it is deterministic.
+//! follows the round number, so it is deterministic. After convergence one last round asks
+//! everything again and holds the services to answering it (`final_round`).
 
 use super::observer::Watch;
 use super::services::market_data_addr;
-use super::{Answered, Served, Shared, lock};
+use super::{Answered, Problem, Served, Shared, lock};
 use engine::service::{Request, Response, rpc};
 use madsim::net::Endpoint;
 use std::net::SocketAddr;
@@ -68,4 +69,91 @@ async fn read_ticks(ep: &Endpoint, addr: SocketAddr, shared: &Shared) {
     if let Some(Response::Ticks(ticks)) = rpc::call(ep, addr, &request, TIMEOUT).await {
         lock(&shared.served_ticks).extend(ticks);
     }
+}
+
+/// The strict round after convergence (no faults left): every query must get the answer of
+/// its kind, not an error or silence; market data's ticks are read until none is left.
+/// What is answered is kept for the checker as in any round; a refusal is a liveness
+/// problem (a service that answers nothing would otherwise pass, since only answers are
+/// judged).
+pub(crate) async fn final_round(
+    ep: &Endpoint,
+    shared: &Shared,
+    watch: &Watch,
+    matching_event: u64,
+    settlement: SocketAddr,
+) {
+    let refused = |who: &str, request: &Request, answer: Option<Response>| {
+        let answer = answer.map_or_else(|| "no answer".to_string(), |a| format!("{a:?}"));
+        let detail = format!("after convergence, {who} answered {request:?} with {answer}");
+        lock(&shared.errors).push(Problem::Liveness(detail));
+    };
+    if watch.market_data {
+        let md = market_data_addr();
+        if drain_ticks(ep, md, shared, &refused).await {
+            shared.ticks_complete.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        for &symbol in &watch.symbols {
+            let request = Request::Top { symbol };
+            match strictly(ep, md, &request).await {
+                Some(Response::Top { as_of, top }) => keep(shared, Served::Top { symbol, as_of, top }),
+                other => refused("market data", &request, other),
+            }
+            let request = Request::Book { symbol, as_of: matching_event };
+            match strictly(ep, md, &request).await {
+                Some(Response::Book { as_of, book }) => keep(shared, Served::Book { symbol, as_of, book }),
+                other => refused("market data", &request, other),
+            }
+        }
+    }
+    if watch.audit {
+        let request = Request::AuditOrder { order_id: 1 };
+        match strictly(ep, settlement, &request).await {
+            Some(Response::Audit { as_of, order }) => {
+                keep(shared, Served::AuditOrder { order_id: 1, as_of, order })
+            }
+            other => refused("settlement", &request, other),
+        }
+        let request = Request::AuditUser { user: 0 };
+        match strictly(ep, settlement, &request).await {
+            Some(Response::Orders { as_of, ids }) => keep(shared, Served::AuditUser { user: 0, as_of, ids }),
+            other => refused("settlement", &request, other),
+        }
+    }
+}
+
+/// Reads ticks after the last one served until an answer has none (bounded): whether it
+/// got to the end.
+async fn drain_ticks(
+    ep: &Endpoint,
+    md: SocketAddr,
+    shared: &Shared,
+    refused: &impl Fn(&str, &Request, Option<Response>),
+) -> bool {
+    const MAX_READS: usize = 100_000;
+    for _ in 0..MAX_READS {
+        let after = lock(&shared.served_ticks).last().map_or(0, |t| t.trade_id);
+        let request = Request::Ticks { after, max: 256 };
+        match strictly(ep, md, &request).await {
+            Some(Response::Ticks(ticks)) if ticks.is_empty() => return true,
+            Some(Response::Ticks(ticks)) => lock(&shared.served_ticks).extend(ticks),
+            other => {
+                refused("market data", &request, other);
+                return false;
+            }
+        }
+    }
+    false
+}
+
+/// A query of the final round: silence is retried (a slow answer is not a refusal: the
+/// services' serving loops may wait on their own pulls), an answer is returned as it is.
+async fn strictly(ep: &Endpoint, dst: SocketAddr, request: &Request) -> Option<Response> {
+    const TRIES: usize = 3;
+    for _ in 0..TRIES {
+        if let Some(answer) = rpc::call(ep, dst, request, Duration::from_secs(1)).await {
+            return Some(answer);
+        }
+    }
+    None
 }

@@ -155,6 +155,9 @@ pub struct MarketDataSeen {
     pub config: engine::market_data::MdConfig,
     /// Every tick it served to the observer, in the order served.
     pub served_ticks: Vec<engine::market_data::Tick>,
+    /// Whether the observer read the ticks to the end after convergence: the served ticks
+    /// are then all of them.
+    pub ticks_complete: bool,
 }
 
 /// xxh3 over the canonical encoding of every service's recovered state: equal states,
