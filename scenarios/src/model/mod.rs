@@ -41,10 +41,24 @@ fn crosses(taker: &Order, maker_price: Price) -> bool {
     }
 }
 
+/// A symbol as the model reads it: its assets and the base asset's minor units per whole
+/// unit, worked out here from the asset's decimals (not taken from the engine's `Symbol`).
+#[derive(Clone, Copy, Debug)]
+struct ModelSymbol {
+    base: AssetId,
+    quote: AssetId,
+    qty_unit: u64,
+}
+
 /// The reference exchange.
 #[derive(Clone, Debug)]
 pub struct Model {
     markets: Markets,
+    /// The assets and symbols, read once from the market definition's lists: the model
+    /// looks ids up in its own tables, so that a wrong lookup in the engine's `Markets`
+    /// (shared by both) cannot make the two agree on rejecting everything.
+    assets: BTreeMap<AssetId, u8>,
+    symbols: BTreeMap<SymbolId, ModelSymbol>,
     balances: BTreeMap<(UserId, AssetId), Balance>,
     /// Σ deposits − Σ withdrawals per asset, in u128 so the check itself cannot overflow.
     net_deposits: BTreeMap<AssetId, u128>,
@@ -117,8 +131,18 @@ impl Model {
 
     /// An empty exchange.
     pub fn new(markets: Markets) -> Model {
+        let assets: BTreeMap<AssetId, u8> = markets.assets().map(|a| (a.id, a.decimals)).collect();
+        let symbols = markets
+            .symbols()
+            .map(|s| {
+                let decimals = assets.get(&s.base).copied().expect("a symbol's base asset is defined");
+                (s.id, ModelSymbol { base: s.base, quote: s.quote, qty_unit: 10u64.pow(u32::from(decimals)) })
+            })
+            .collect();
         Model {
             markets,
+            assets,
+            symbols,
             balances: BTreeMap::new(),
             net_deposits: BTreeMap::new(),
             seen: BTreeMap::new(),
@@ -169,7 +193,7 @@ impl Model {
         if amount == 0 {
             return Outcome::Rejected(RejectReason::ZeroAmount);
         }
-        if self.markets.asset(asset).is_none() {
+        if !self.assets.contains_key(&asset) {
             return Outcome::Rejected(RejectReason::UnknownAsset);
         }
         let net = self.net_deposits.get(&asset).copied().unwrap_or(0);
@@ -185,7 +209,7 @@ impl Model {
         if amount == 0 {
             return Outcome::Rejected(RejectReason::ZeroAmount);
         }
-        if self.markets.asset(asset).is_none() {
+        if !self.assets.contains_key(&asset) {
             return Outcome::Rejected(RejectReason::UnknownAsset);
         }
         let avail = self.balances.get(&(user, asset)).map_or(0, |b| b.avail);
@@ -204,7 +228,7 @@ impl Model {
         if order.price == 0 {
             return Outcome::Rejected(RejectReason::ZeroPrice);
         }
-        let Some(symbol) = self.markets.symbol(order.symbol).cloned() else {
+        let Some(symbol) = self.symbols.get(&order.symbol).copied() else {
             return Outcome::Rejected(RejectReason::UnknownSymbol);
         };
         let unit = u128::from(symbol.qty_unit);
@@ -405,7 +429,7 @@ impl Model {
     /// Resting orders per symbol in priority order (bids best first, then asks).
     pub fn books(&self) -> BTreeMap<SymbolId, Vec<RestingOrder>> {
         let mut books: BTreeMap<SymbolId, Vec<RestingOrder>> =
-            self.markets.symbols().map(|s| (s.id, Vec::new())).collect();
+            self.symbols.keys().map(|s| (*s, Vec::new())).collect();
         for m in self.book.values() {
             books.entry(m.order.symbol).or_default().push(RestingOrder {
                 order_id: m.order.order_id,
