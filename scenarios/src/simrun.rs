@@ -127,7 +127,9 @@ fn replica_world(scenario: Scenario, seed: u64, cfg: &mut WorldConfig) {
 /// runs to have many L2 books.
 pub fn with_market_data(cfg: &mut WorldConfig) {
     cfg.markets = cfg.markets.clone().with_order_events(true);
-    cfg.market_data = Some(MdConfig { depth: 10, l2_every: 50, move_bps: 100 });
+    // A move of 5 basis points publishes an L2 book: the workload's best prices move that
+    // much now and then (at 100, none ever did, and a broken move trigger went unseen).
+    cfg.market_data = Some(MdConfig { depth: 10, l2_every: 50, move_bps: 5 });
 }
 
 /// Swarm testing: every rate drawn from the seed's swarm stream, so that a sweep covers
