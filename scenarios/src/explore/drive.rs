@@ -85,8 +85,7 @@ impl Setup {
         // followers' too (counted in events, about two per command), yet not after every
         // pull (8 commands): what a follower serves then rests on its WAL alone.
         let followers = FollowersConfig {
-            // Small enough that the explored prices' moves publish L2 books too.
-            md: MdConfig { depth: 10, l2_every: 8, move_bps: 5 },
+            md: MdConfig { depth: 10, l2_every: 8, move_bps: 100 },
             market_data: DurableConfig { snapshots: SnapshotPolicy::every(12, 0), ..c },
             audit: DurableConfig { snapshots: SnapshotPolicy::every(9, 0), ..c },
             pull_every: 8,
