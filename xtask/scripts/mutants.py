@@ -7,7 +7,7 @@ error wording) or a class of bug the harness cannot see: read each one.
 Needs `cargo install cargo-mutants`. Usage (from the repository's root):
     python3 xtask/scripts/mutants.py [--sample N] [--seed S] [--out DIR]
 Writes DIR/results.tsv (index, verdict, seconds, mutant; verdicts: caught-sweep, caught-explore,
-SURVIVED, unviable, error-RC) and DIR/N.log for every mutant not SURVIVED. Checks first that the
+caught-differential, SURVIVED, unviable, error-RC) and DIR/N.log for every mutant not SURVIVED. Checks first that the
 unmutated tree passes.
 """
 import argparse, json, os, random, signal, subprocess, sys, time
@@ -29,6 +29,9 @@ NOT_SIMULATED = {'engine/src/bugs.rs', 'engine/src/storage/std_fs.rs', 'engine/s
 CHECKS = [
     ('caught-sweep', '{bin} sweep --count 10 --jobs 1 --fail-fast --run-timeout 30'),
     ('caught-explore', '{bin} explore --commands 16 --jobs 1'),
+    # The in-memory pipeline beside the model: not among the sweep's defaults, and the only
+    # run of the pipeline the benchmarks use.
+    ('caught-differential', '{bin} sweep --scenarios differential --count 3 --jobs 1 --fail-fast'),
 ]
 
 
