@@ -69,7 +69,7 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::DirFsyncErrorIgnored => &["service-error", "unrecoverable", "lost-ack", "history-broken"],
         // Every state is right; only the strict round of queries after convergence finds
         // market data refusing to answer.
-        Bug::QueryGuardInverted => &["liveness"],
+        Bug::QueryGuardInverted => &["query-refused"],
     }
 }
 

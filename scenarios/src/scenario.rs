@@ -157,7 +157,7 @@ impl Scenario {
             }
             Scenario::DiskFull => "writes fail with ENOSPC; the service stops and recovers",
             Scenario::MetadataEio => {
-                "create, mkdir, rename, remove, directory fsync, list, exists and len fail with EIO (no \
+                "create, mkdir, rename, remove, rmdir, directory fsync, list, exists and len fail with EIO (no \
                  effect; a failed directory fsync leaves its entries pending); the service stops and recovers"
             }
             Scenario::Retention => {

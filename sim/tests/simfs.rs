@@ -164,6 +164,7 @@ fn metadata_eio_fails_names_and_directory_fsyncs_without_effect() {
     assert!(fs.create_new(p("/d/g")).is_err() && fs.create_dir_all(p("/d/e")).is_err());
     assert!(fs.rename(p("/d/f"), p("/d/h")).is_err() && fs.remove_file(p("/d/f")).is_err());
     assert!(fs.list_dir(p("/d")).is_err() && fs.exists(p("/d/f")).is_err() && fs.len(p("/d/f")).is_err());
+    assert!(fs.remove_dir_all(p("/d")).is_err());
     // Data operations are not metadata.
     fs.append(p("/d/f"), b"data").unwrap();
     fs.sync_file(p("/d/f")).unwrap();
@@ -196,6 +197,7 @@ fn metadata_eio_fails_names_and_directory_fsyncs_without_effect() {
         OpKind::Mkdir,
         OpKind::Rename,
         OpKind::Remove,
+        OpKind::Rmdir,
         OpKind::List,
         OpKind::Exists,
         OpKind::Len,

@@ -112,7 +112,9 @@ def main():
     if baseline != 'SURVIVED':
         sys.exit(f'the unmutated tree is {baseline}: fix that first\n{log[-2000:]}')
     print(f'{len(mutants)} mutants chosen; running {a.skip}..{a.skip + a.sample}', file=sys.stderr)
-    with open(os.path.join(a.out, 'results.tsv'), 'a', encoding='utf-8') as results:
+    # A run that resumes (`--skip`) appends to the results of the run it continues.
+    mode = 'a' if a.skip > 0 else 'w'
+    with open(os.path.join(a.out, 'results.tsv'), mode, encoding='utf-8') as results:
         for i, m in list(enumerate(mutants))[a.skip:a.skip + a.sample]:
             path = os.path.join(a.worktree, m['file'])
             apply(path, m)

@@ -53,6 +53,7 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
         return Err(match problem.clone() {
             Problem::ServiceError { node, error } => Violation::ServiceError { service: node, error },
             Problem::Liveness(detail) => Violation::Liveness { detail },
+            Problem::QueryRefused(detail) => Violation::QueryRefused { detail },
             Problem::FinalRecovery(error) => Violation::Unrecoverable { error },
             Problem::Timeout(detail) => Violation::Timeout { detail },
         });

@@ -114,6 +114,12 @@ pub enum Violation {
         /// The last watermarks seen.
         detail: String,
     },
+    /// After convergence, with no fault left, a service refused a query a client may make
+    /// (an error, a wrong kind of answer, or silence after three tries).
+    QueryRefused {
+        /// The query and what came back.
+        detail: String,
+    },
     /// The run went over its wall-clock limit and was cancelled.
     Timeout {
         /// Which budget, and how far the run got.
@@ -191,6 +197,7 @@ impl Violation {
             Violation::SilentCorruption { .. } => "silent-corruption",
             Violation::ServiceError { .. } => "service-error",
             Violation::Liveness { .. } => "liveness",
+            Violation::QueryRefused { .. } => "query-refused",
             Violation::Timeout { .. } => "timeout",
             Violation::Unrecoverable { .. } => "unrecoverable",
             Violation::Panic { .. } => "panic",
@@ -260,7 +267,7 @@ impl fmt::Display for Violation {
                 write!(f, "media damage went unnoticed by every service; the checker found {found}")
             }
             Violation::ServiceError { service, error } => write!(f, "{service}: {error}"),
-            Violation::Liveness { detail } => f.write_str(detail),
+            Violation::Liveness { detail } | Violation::QueryRefused { detail } => f.write_str(detail),
             Violation::Timeout { detail } => f.write_str(detail),
             Violation::Unrecoverable { error } => write!(f, "recovery failed: {error}"),
             Violation::Panic { message } => write!(f, "panicked: {message}"),

@@ -435,8 +435,11 @@ impl Disk {
         &self.io_errors
     }
 
-    /// Whether the current operation fails with `failure`: drawn at rate `p` (the draw
-    /// comes first, so pinning changes no other draw), or pinned. Recorded either way.
+    /// Whether the current operation fails with `failure`: drawn at rate `p`, or pinned.
+    /// Recorded either way. A pin adds no draw, but a replay with the rates off (shrink's
+    /// pinned errors) draws nothing for them, so every later draw of this disk (the fates
+    /// of a power failure) comes from another point of its stream: a failure that needs
+    /// both an error and one fate may not survive pinning.
     fn fails(&mut self, p: f64, failure: IoFailure) -> bool {
         let here = self.last_op.map(|l| IoErrorAt { kind: l.kind, phase: l.phase, nth: l.nth, failure });
         let drawn = self.roll(p);

@@ -25,8 +25,8 @@ pub struct FaultConfig {
     pub capacity: u64,
     /// Probability that a write fails with ENOSPC (a transiently full disk).
     pub enospc_write: f64,
-    /// Probability that a metadata operation (create, mkdir, rename, remove, directory
-    /// fsync, list, exists, len) fails with EIO, without effect: a failed directory fsync
+    /// Probability that a metadata operation (create, mkdir, rename, remove, rmdir,
+    /// directory fsync, list, exists, len) fails with EIO, without effect: a failed directory fsync
     /// leaves the directory's entry operations pending.
     #[serde(default)]
     pub eio_metadata: f64,
@@ -103,8 +103,8 @@ pub enum Fault {
     FsyncEio { path: PathBuf, dropped: u64 },
     /// A write failed with ENOSPC.
     NoSpace { path: PathBuf },
-    /// A metadata operation (`op`: create, mkdir, rename, remove, directory fsync, list,
-    /// exists, len) failed with EIO, without effect.
+    /// A metadata operation (`op`: create, mkdir, rename, remove, rmdir, directory fsync,
+    /// list, exists, len) failed with EIO, without effect.
     MetadataEio { path: PathBuf, op: OpKind },
     /// A durable bit flipped.
     BitRot { path: PathBuf, offset: u64 },

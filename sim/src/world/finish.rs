@@ -114,8 +114,9 @@ impl World {
             self.step(Duration::from_millis(50)).await;
         }
         let waited = FINAL_QUERY_STEPS * 50;
-        lock(&self.shared.errors)
-            .push(Problem::Liveness(format!("the final round of queries did not end within {waited} ms")));
+        lock(&self.shared.errors).push(Problem::QueryRefused(format!(
+            "the final round of queries did not end within {waited} ms"
+        )));
     }
 
     /// Why the liveness phase failed: clients done, the last statuses, the budget spent and

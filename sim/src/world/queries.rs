@@ -86,7 +86,7 @@ pub(crate) async fn final_round(
     let refused = |who: &str, request: &Request, answer: Option<Response>| {
         let answer = answer.map_or_else(|| "no answer".to_string(), |a| format!("{a:?}"));
         let detail = format!("after convergence, {who} answered {request:?} with {answer}");
-        lock(&shared.errors).push(Problem::Liveness(detail));
+        lock(&shared.errors).push(Problem::QueryRefused(detail));
     };
     if watch.market_data {
         let md = market_data_addr();
@@ -143,6 +143,8 @@ async fn drain_ticks(
             }
         }
     }
+    let detail = format!("after convergence, market data's ticks did not end within {MAX_READS} reads");
+    lock(&shared.errors).push(Problem::QueryRefused(detail));
     false
 }
 

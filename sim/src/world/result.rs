@@ -21,6 +21,9 @@ pub enum Problem {
     },
     /// No convergence after faults stopped.
     Liveness(String),
+    /// After convergence, a service refused a query (an error, a wrong kind of answer or
+    /// silence), or the final round of queries did not end.
+    QueryRefused(String),
     /// The run was cancelled from outside (its wall-clock limit passed).
     Timeout(String),
     /// The services could not be recovered from their disks at the end.
