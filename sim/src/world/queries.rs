@@ -73,9 +73,9 @@ async fn read_ticks(ep: &Endpoint, addr: SocketAddr, shared: &Shared) {
 
 /// The strict round after convergence (no faults left): every query must get the answer of
 /// its kind, not an error or silence; market data's ticks are read until none is left.
-/// What is answered is kept for the checker as in any round; a refusal is a liveness
-/// problem (a service that answers nothing would otherwise pass, since only answers are
-/// judged).
+/// What is answered is kept for the checker as in any round; a refusal is a
+/// `QueryRefused` problem (a service that answers nothing would otherwise pass, since only
+/// answers are judged).
 pub(crate) async fn final_round(
     ep: &Endpoint,
     shared: &Shared,
