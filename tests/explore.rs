@@ -110,6 +110,33 @@ fn planted_bugs_are_caught_by_the_rule_they_break() {
     assert!(wrong.is_empty(), "not caught, or caught by the wrong rule: {wrong:?}");
 }
 
+/// Errors the engine runs past are a class of their own: a directory fsync's error
+/// ignored, a snapshot's read error taken for damage. Only the io-error family finds them
+/// (each operation failing in a run that goes on as the engine decides, each operation of
+/// a recovery failing); the crash points and media damage, where nothing fails that the
+/// engine could run past, do not. The correct engine passes the same exploration.
+#[test]
+fn errors_the_engine_runs_past_are_found_by_failing_each_operation() {
+    const { assert!(engine::bugs::AVAILABLE) };
+    let family = |f| Some(Only { ops: None, family: Some(f) });
+    for (bug, seed, commands) in [(Bug::DirFsyncErrorIgnored, 0, 16), (Bug::SnapshotReadErrorCondemns, 2, 30)]
+    {
+        let base = ExploreConfig { seed, depth: 0, ..config(commands, 0, Some(bug)) };
+        let io = run(&ExploreConfig { only: family(Family::IoError), ..base.clone() });
+        let first = io.failures.first().map(|f| (f.family, f.violation.kind()));
+        assert_eq!(first, Some((Family::IoError, "unrecoverable")), "{bug}: {:#?}", io.failures.first());
+        for other in [Family::CrashPoint, Family::Media] {
+            let r = run(&ExploreConfig { only: family(other), ..base.clone() });
+            assert!(r.failures.is_empty(), "{bug} under {other:?}: {:#?}", r.failures.first());
+        }
+        let clean = run(&ExploreConfig { planted: None, only: family(Family::IoError), ..base });
+        assert!(clean.failures.is_empty(), "{:#?}", clean.failures.first());
+        // Every operation failed once, and each acknowledged disk's recoveries failed too.
+        assert_eq!(clean.io_errors, clean.ops, "{clean:?}");
+        assert!(clean.states > 3 * clean.io_errors, "recoveries with a failing operation: {clean:?}");
+    }
+}
+
 /// Market data and the trail are explored too: each of their bugs is caught by its rule
 /// (their recoveries judged against the checker's own derivations, the trail against the
 /// ledger beside it, the followers' floors in the matching engine's retention).

@@ -70,6 +70,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // Every state is right; only the strict round of queries after convergence finds
         // market data refusing to answer.
         Bug::QueryGuardInverted => &["query-refused"],
+        // A valid snapshot quarantined for a transient read error: the recovery loads an
+        // older one than the newest valid, or none is left that the log continues.
+        Bug::SnapshotReadErrorCondemns => &["recovery-mismatch", "unrecoverable", "service-error"],
     }
 }
 

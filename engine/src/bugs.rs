@@ -80,11 +80,15 @@ pub enum Bug {
     /// it answers only while it runs ahead of its watermark and refuses every query once
     /// it has caught up; every state it holds and recovers is right.
     QueryGuardInverted,
+    /// The snapshot loader takes a read error for damage without reading again: a
+    /// transient EIO quarantines a valid snapshot for good, and when retention has trimmed
+    /// the log behind it the service can never recover.
+    SnapshotReadErrorCondemns,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 24] = [
+    pub const ALL: [Bug; 25] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -109,6 +113,7 @@ impl Bug {
         Bug::CleanStopTrusted,
         Bug::DirFsyncErrorIgnored,
         Bug::QueryGuardInverted,
+        Bug::SnapshotReadErrorCondemns,
     ];
 
     /// Kebab-case name.
@@ -138,6 +143,7 @@ impl Bug {
             Bug::CleanStopTrusted => "clean-stop-trusted",
             Bug::DirFsyncErrorIgnored => "dir-fsync-error-ignored",
             Bug::QueryGuardInverted => "query-guard-inverted",
+            Bug::SnapshotReadErrorCondemns => "snapshot-read-error-condemns",
         }
     }
 }

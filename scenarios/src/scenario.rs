@@ -38,6 +38,9 @@ pub enum Scenario {
     /// Metadata operations (create, rename, remove, directory fsync, list, …) fail with
     /// EIO: the service stops and recovers.
     MetadataEio,
+    /// Reads and writes fail with EIO (a read of a snapshot is tried again before the
+    /// snapshot counts as damaged); retention on: the service stops and recovers.
+    ReadWriteEio,
     /// Small segments, frequent snapshots, retention on, no tail cache: old segments are
     /// removed while every service must still recover.
     Retention,
@@ -67,7 +70,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario.
-    pub const ALL: [Scenario; 21] = [
+    pub const ALL: [Scenario; 22] = [
         Scenario::Differential,
         Scenario::Baseline,
         Scenario::Crash,
@@ -80,6 +83,7 @@ impl Scenario {
         Scenario::FsyncEio,
         Scenario::DiskFull,
         Scenario::MetadataEio,
+        Scenario::ReadWriteEio,
         Scenario::Retention,
         Scenario::Network,
         Scenario::Chaos,
@@ -115,6 +119,7 @@ impl Scenario {
             Scenario::FsyncEio => "fsync-eio",
             Scenario::DiskFull => "disk-full",
             Scenario::MetadataEio => "metadata-eio",
+            Scenario::ReadWriteEio => "read-write-eio",
             Scenario::Retention => "retention",
             Scenario::Network => "network",
             Scenario::Chaos => "chaos",
@@ -159,6 +164,10 @@ impl Scenario {
             Scenario::MetadataEio => {
                 "create, mkdir, rename, remove, rmdir, directory fsync, list, exists and len fail with EIO (no \
                  effect; a failed directory fsync leaves its entries pending); the service stops and recovers"
+            }
+            Scenario::ReadWriteEio => {
+                "reads and writes fail with EIO, recovery's reads of snapshots and logs included; 4 KiB \
+                 segments, snapshots every 60 entries, retention on; the service stops and recovers"
             }
             Scenario::Retention => {
                 "4 KiB segments, snapshots every 60 entries, retention on, no tail cache: old segments \
@@ -531,6 +540,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::ZeroLockUntracked => Scenario::Hostile,
         Bug::CleanStopTrusted => Scenario::Restart,
         Bug::DirFsyncErrorIgnored => Scenario::MetadataEio,
+        Bug::SnapshotReadErrorCondemns => Scenario::ReadWriteEio,
         _ => Scenario::Crash,
     }
 }

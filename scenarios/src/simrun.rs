@@ -58,6 +58,17 @@ pub fn world_config(scenario: Scenario, seed: u64, commands: usize, params: &Par
             cfg.faults.eio_metadata = 0.01;
             c.process_crash = 0.3;
         }
+        // Reads are most frequent in recovery (the log, the seal, snapshots) and in pulls
+        // served from disk: no tail cache, so that a pull reads too. Retention on, so that
+        // a snapshot wrongly given up may leave nothing to recover from.
+        Scenario::ReadWriteEio => {
+            cfg.faults.eio_read = 0.005;
+            cfg.faults.eio_write = 0.002;
+            cfg.storage.wal = WalConfig { segment_bytes: 4 << 10, tail_cache_bytes: 0 };
+            cfg.storage.snapshots = SnapshotPolicy::every(60, 0);
+            cfg.storage.retention = true;
+            c.process_crash = 0.3;
+        }
         Scenario::Retention => {
             cfg.storage.wal = WalConfig { segment_bytes: 4 << 10, tail_cache_bytes: 0 };
             cfg.storage.snapshots = SnapshotPolicy::every(60, 0);

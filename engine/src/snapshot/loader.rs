@@ -85,10 +85,30 @@ fn quarantine(fs: &dyn FileSystem, dir: &Path, damaged: &[String]) -> Result<(),
     Ok(())
 }
 
+/// Reads of a snapshot file that fail before it counts as unreadable.
+const READ_TRIES: usize = 3;
+
+/// Reads one file of a snapshot; `None` if it is missing or stays unreadable. An I/O error
+/// is read again first: a transient error must not condemn a valid snapshot (quarantined,
+/// it is never loaded again, and when retention has trimmed the log behind it the service
+/// cannot recover), while an unreadable sector stays unreadable.
+fn read_file(fs: &dyn FileSystem, path: &Path) -> Option<Vec<u8>> {
+    let tries =
+        if crate::bugs::planted(crate::bugs::Bug::SnapshotReadErrorCondemns) { 1 } else { READ_TRIES };
+    for _ in 0..tries {
+        match fs.read_all(path) {
+            Ok(data) => return Some(data),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(_) => {}
+        }
+    }
+    None
+}
+
 /// Reads and verifies one snapshot directory; `None` if anything is missing or wrong.
 fn verify(fs: &dyn FileSystem, dir: &Path, service: &str) -> Option<(Metadata, BTreeMap<String, Vec<u8>>)> {
-    let json = fs.read_all(&dir.join(METADATA)).ok()?;
-    let complete = fs.read_all(&dir.join(COMPLETE)).ok()?;
+    let json = read_file(fs, &dir.join(METADATA))?;
+    let complete = read_file(fs, &dir.join(COMPLETE))?;
     if String::from_utf8_lossy(&complete).trim() != format!("{:08x}", crc32fast::hash(&json)) {
         return None;
     }
@@ -101,7 +121,7 @@ fn verify(fs: &dyn FileSystem, dir: &Path, service: &str) -> Option<(Metadata, B
     }
     let mut files = BTreeMap::new();
     for f in &meta.files {
-        let data = fs.read_all(&dir.join(&f.name)).ok()?;
+        let data = read_file(fs, &dir.join(&f.name))?;
         if data.len() as u64 != f.size || crc32fast::hash(&data) != f.crc32 {
             return None;
         }

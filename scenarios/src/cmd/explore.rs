@@ -22,8 +22,8 @@ pub struct ExploreArgs {
     /// family: this pull or command): reproduces one failure.
     #[arg(long)]
     at: Option<u64>,
-    /// Explore only this family of crash state: crash-point, fsync-error, media, lost-reply,
-    /// failover or run.
+    /// Explore only this family of crash state: crash-point, fsync-error, io-error, media,
+    /// lost-reply, failover or run.
     #[arg(long)]
     family: Option<String>,
     /// Only these commands of the seeded workload, by index (e.g. `0,3,7`, or `none`): a shrunk workload.
@@ -148,7 +148,7 @@ fn config(args: &ExploreArgs) -> Result<exsim_scenarios::explore::ExploreConfig,
 fn summary(cfg: &exsim_scenarios::explore::ExploreConfig, report: &exsim_scenarios::explore::ExploreReport) {
     say!(
         "explored seed {}: {} commands, {} filesystem operations, {} crash points, {} crash states, \
-         {} fsync errors, {} media faults ({} detected), {} distinct disks recovered, {} recoveries crashed and redone, \
+         {} fsync errors, {} failed operations (io-error), {} media faults ({} detected), {} distinct disks recovered, {} recoveries crashed and redone, \
          {} replica replies lost, {} failovers, in {:.1} s",
         cfg.seed,
         report.commands,
@@ -156,6 +156,7 @@ fn summary(cfg: &exsim_scenarios::explore::ExploreConfig, report: &exsim_scenari
         report.crash_points,
         report.states,
         report.fsync_errors,
+        report.io_errors,
         report.media_faults,
         report.detected,
         report.distinct_disks,

@@ -10,6 +10,7 @@
 //! history.
 
 pub mod drive;
+pub mod errors;
 pub mod followers;
 pub mod oracle;
 pub mod served;
@@ -79,6 +80,9 @@ pub enum Family {
     CrashPoint,
     /// An fsync failing with EIO.
     FsyncError,
+    /// An operation failing with its kind's I/O error, in a run of its own that goes on
+    /// as the engine decides.
+    IoError,
     /// Media damage at rest after an acknowledgement.
     Media,
     /// The recorded run itself, without any crash.
@@ -110,9 +114,10 @@ impl Only {
 
 impl Family {
     /// Every family, in the order an exploration judges them.
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::CrashPoint,
         Family::FsyncError,
+        Family::IoError,
         Family::Media,
         Family::LostReply,
         Family::Failover,
@@ -124,6 +129,7 @@ impl Family {
         match self {
             Family::CrashPoint => "crash-point",
             Family::FsyncError => "fsync-error",
+            Family::IoError => "io-error",
             Family::Media => "media",
             Family::LostReply => "lost-reply",
             Family::Failover => "failover",
@@ -168,6 +174,8 @@ pub struct ExploreReport {
     pub recovery_crashes: u64,
     /// fsyncs explored as failing with EIO (each followed by a process restart).
     pub fsync_errors: u64,
+    /// Operations explored as failing with an I/O error, each in a run of its own.
+    pub io_errors: u64,
     /// Disks damaged at rest after a commit (one media fault each).
     pub media_faults: u64,
     /// Of those, the ones a service refused to open naming the damage (allowed).
@@ -216,6 +224,9 @@ enum State {
     /// A command was just acknowledged: the disk, to be damaged at rest in every targeted
     /// way, in every service's files.
     Acknowledged(Disk),
+    /// A command was just acknowledged: the disk, recovered with each operation of its
+    /// recovery failing in turn.
+    RecoveryErrors(Disk),
 }
 
 /// The media faults struck at rest after each commit: (target, kind, aim seed). Aimed at
@@ -268,6 +279,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
     let results: Mutex<BTreeMap<u64, AtK>> = Mutex::new(BTreeMap::new());
     let fsync_errors: Mutex<BTreeMap<u64, (String, Outcome)>> = Mutex::new(BTreeMap::new());
     let damage: Mutex<BTreeMap<u64, Vec<Damaged>>> = Mutex::new(BTreeMap::new());
+    let recovery_errors: Mutex<BTreeMap<u64, Vec<(String, Outcome)>>> = Mutex::new(BTreeMap::new());
     let recorded = std::thread::scope(|scope| {
         for _ in 0..cfg.jobs.max(1) {
             scope.spawn(|| {
@@ -287,6 +299,10 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
                         State::Acknowledged(disk) => {
                             let outcomes = ex.damaged(&disk);
                             damage.lock().unwrap_or_else(|e| e.into_inner()).insert(k, outcomes);
+                        }
+                        State::RecoveryErrors(disk) => {
+                            let outcomes = ex.recovery_errors(&disk);
+                            recovery_errors.lock().unwrap_or_else(|e| e.into_inner()).insert(k, outcomes);
                         }
                     }
                     tick(done.fetch_add(1, Ordering::SeqCst) + 1, seen.load(Ordering::SeqCst));
@@ -327,6 +343,10 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
                 seen.fetch_add(1, Ordering::SeqCst);
                 let _ = tx.send((k, State::Acknowledged(disk.snapshot_copy())));
             }
+            if wanted(k, Family::IoError) {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send((k, State::RecoveryErrors(disk.snapshot_copy())));
+            }
         };
         let recorded = drive::record(&ex.setup, Some(tap), &on_ack);
         drop(tx);
@@ -352,6 +372,10 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
             report.states_until_first_failure.get_or_insert(report.states);
             report.failures.push(f);
         }
+    }
+    ex.io_errors(&ops, &wanted, &mut report);
+    for (k, outcomes) in recovery_errors.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        ex.judge_recovery_errors(k, outcomes, &progress, &mut report);
     }
     for (k, outcomes) in damage.into_inner().unwrap_or_else(|e| e.into_inner()) {
         ex.judge_media(k, outcomes, &progress, &mut report);

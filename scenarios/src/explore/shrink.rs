@@ -1,6 +1,6 @@
 //! Shrinking an exploration's failure to a few commands and one crash state: ddmin over the
 //! workload's commands while a crash state of the same class (the same coverage cell, an
-//! fsync of the same cell failing, media damage after an acknowledgement, or the recorded
+//! fsync or any operation of the same cell failing, media damage after an acknowledgement, or the recorded
 //! run itself) still fails with the same kind of violation. A try explores only the crash
 //! states of that class, without nested recovery crashes unless the failure needed one,
 //! so it costs the recoveries at a handful of operations, not a whole exploration.
@@ -16,6 +16,8 @@ enum Class {
     Point(String),
     /// An fsync of this coverage cell failing with EIO.
     Fsync(String),
+    /// An operation of this coverage cell failing with its kind's I/O error.
+    Io(String),
     /// Media damage at rest after an acknowledgement.
     Media,
     /// The recorded run itself.
@@ -215,6 +217,7 @@ fn class_of(cfg: &ExploreConfig, failure: &ExploreFailure) -> Class {
     match failure.family {
         Family::CrashPoint => Class::Point(failure.cell.clone()),
         Family::FsyncError => Class::Fsync(cell(&ops(), failure.op, false).unwrap_or_default()),
+        Family::IoError => Class::Io(cell(&ops(), failure.op, false).unwrap_or_default()),
         Family::Media => Class::Media,
         Family::Run => Class::Run,
         Family::LostReply | Family::Failover => Class::Standby(failure.family),
@@ -236,6 +239,7 @@ fn focused(base: &ExploreConfig, keep: &[usize], class: &Class) -> Vec<ExploreFa
     let (ops_wanted, family) = match class {
         Class::Point(c) => (matching(c, &[false, true]), Family::CrashPoint),
         Class::Fsync(c) => (matching(c, &[false]), Family::FsyncError),
+        Class::Io(c) => (matching(c, &[false]), Family::IoError),
         Class::Media => (Some(progress.acked_at.iter().copied().collect()), Family::Media),
         Class::Run => (Some(BTreeSet::new()), Family::Run),
         Class::Standby(family) => (None, *family),
@@ -253,6 +257,7 @@ fn in_class(f: &ExploreFailure, class: &Class, ops: &[sim::fs::LoggedOp]) -> boo
     match class {
         Class::Point(c) => f.family == Family::CrashPoint && f.cell == *c,
         Class::Fsync(c) => f.family == Family::FsyncError && cell(ops, f.op, false).as_deref() == Some(c),
+        Class::Io(c) => f.family == Family::IoError && cell(ops, f.op, false).as_deref() == Some(c),
         Class::Media => f.family == Family::Media,
         Class::Run => f.family == Family::Run,
         Class::Standby(family) => f.family == *family,
