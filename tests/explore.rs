@@ -36,6 +36,7 @@ fn the_engine_survives_every_explored_crash_state() {
     assert!(r.ops > 200 && r.crash_points == 2 * r.ops, "{} ops, {} crash points", r.ops, r.crash_points);
     assert!(r.states > r.crash_points, "pending state resolved more than one way");
     assert!(r.fsync_errors > 0 && r.media_faults > 0 && r.recovery_crashes > 0, "{r:?}");
+    assert_eq!((r.io_errors, r.stops), (r.ops, 16), "every operation failed once, a stop after every command");
     // A pull after every command and a last one: each reply lost once; a failover after
     // every command.
     assert_eq!((r.lost_replies, r.failovers), (17, 16), "{r:?}");
@@ -110,30 +111,43 @@ fn planted_bugs_are_caught_by_the_rule_they_break() {
     assert!(wrong.is_empty(), "not caught, or caught by the wrong rule: {wrong:?}");
 }
 
-/// Errors the engine runs past are a class of their own: a directory fsync's error
-/// ignored, a snapshot's read error taken for damage. Only the io-error family finds them
-/// (each operation failing in a run that goes on as the engine decides, each operation of
-/// a recovery failing); the crash points and media damage, where nothing fails that the
-/// engine could run past, do not. The correct engine passes the same exploration.
+/// Errors the engine runs past, and states a service leaves on purpose, are classes of
+/// their own: a directory fsync's error ignored, a snapshot's read error taken for damage,
+/// a graceful stop's marker trusted after the next crash. Only the io-error family (each
+/// operation failing in a run that goes on as the engine decides, each operation of a
+/// recovery failing) and the stop family (a graceful stop after each command) find them;
+/// the crash points and media damage, where nothing fails that the engine could run past
+/// and nothing stops gracefully, do not. The correct engine passes the same exploration.
 #[test]
-fn errors_the_engine_runs_past_are_found_by_failing_each_operation() {
+fn errors_run_past_and_graceful_stops_are_found_by_their_own_families() {
     const { assert!(engine::bugs::AVAILABLE) };
     let family = |f| Some(Only { ops: None, family: Some(f) });
-    for (bug, seed, commands) in [(Bug::DirFsyncErrorIgnored, 0, 16), (Bug::SnapshotReadErrorCondemns, 2, 30)]
-    {
+    for (bug, seed, commands, own, kinds) in [
+        (Bug::DirFsyncErrorIgnored, 0, 16, Family::IoError, &["unrecoverable"][..]),
+        (Bug::SnapshotReadErrorCondemns, 2, 30, Family::IoError, &["unrecoverable"]),
+        (Bug::CleanStopTrusted, 0, 16, Family::Stop, &["history-broken", "unrecoverable", "lost-ack"]),
+    ] {
         let base = ExploreConfig { seed, depth: 0, ..config(commands, 0, Some(bug)) };
-        let io = run(&ExploreConfig { only: family(Family::IoError), ..base.clone() });
-        let first = io.failures.first().map(|f| (f.family, f.violation.kind()));
-        assert_eq!(first, Some((Family::IoError, "unrecoverable")), "{bug}: {:#?}", io.failures.first());
+        let found = run(&ExploreConfig { only: family(own), ..base.clone() });
+        let first = found.failures.first().map(|f| (f.family, f.violation.kind()));
+        assert!(
+            first.is_some_and(|(f, kind)| f == own && kinds.contains(&kind)),
+            "{bug}: {:#?}",
+            found.failures.first()
+        );
         for other in [Family::CrashPoint, Family::Media] {
             let r = run(&ExploreConfig { only: family(other), ..base.clone() });
             assert!(r.failures.is_empty(), "{bug} under {other:?}: {:#?}", r.failures.first());
         }
-        let clean = run(&ExploreConfig { planted: None, only: family(Family::IoError), ..base });
+        let clean = run(&ExploreConfig { planted: None, only: family(own), ..base });
         assert!(clean.failures.is_empty(), "{:#?}", clean.failures.first());
-        // Every operation failed once, and each acknowledged disk's recoveries failed too.
-        assert_eq!(clean.io_errors, clean.ops, "{clean:?}");
-        assert!(clean.states > 3 * clean.io_errors, "recoveries with a failing operation: {clean:?}");
+        if own == Family::IoError {
+            // Every operation failed once, and each acknowledged disk's recoveries too.
+            assert_eq!(clean.io_errors, clean.ops, "{clean:?}");
+            assert!(clean.states > 3 * clean.io_errors, "recoveries with a failing operation: {clean:?}");
+        } else {
+            assert_eq!(clean.stops, commands as u64, "a stop after every command: {clean:?}");
+        }
     }
 }
 

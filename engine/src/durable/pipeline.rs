@@ -203,6 +203,26 @@ impl DurablePipeline {
         Ok(sub.ack)
     }
 
+    /// A graceful stop of every service (each one's SIGTERM, as `crate::service` runs it):
+    /// everything flows through, then each takes a snapshot of what it committed. The
+    /// pipeline is done; open the directories again to go on.
+    pub fn stop(mut self, now_ms: u64) -> Result<(), DurableError> {
+        self.converge(now_ms)?;
+        self.ubs.snapshot(now_ms)?;
+        if crate::bugs::planted(crate::bugs::Bug::CleanStopTrusted) {
+            self.ubs.leave_clean_marker()?;
+        }
+        if self.me.caught_up() {
+            self.me.snapshot(now_ms)?;
+        }
+        self.settlement.checkpoint(now_ms)?;
+        if let Some(f) = &mut self.followers {
+            f.market_data.snapshot(now_ms)?;
+            f.audit.snapshot(now_ms)?;
+        }
+        Ok(())
+    }
+
     /// Runs the pull links until no service has anything left to pull, then takes any
     /// snapshots that are due.
     pub fn converge(&mut self, now_ms: u64) -> Result<(), DurableError> {

@@ -23,7 +23,7 @@ pub struct ExploreArgs {
     #[arg(long)]
     at: Option<u64>,
     /// Explore only this family of crash state: crash-point, fsync-error, io-error, media,
-    /// lost-reply, failover or run.
+    /// lost-reply, failover, stop or run.
     #[arg(long)]
     family: Option<String>,
     /// Only these commands of the seeded workload, by index (e.g. `0,3,7`, or `none`): a shrunk workload.
@@ -149,7 +149,7 @@ fn summary(cfg: &exsim_scenarios::explore::ExploreConfig, report: &exsim_scenari
     say!(
         "explored seed {}: {} commands, {} filesystem operations, {} crash points, {} crash states, \
          {} fsync errors, {} failed operations (io-error), {} media faults ({} detected), {} distinct disks recovered, {} recoveries crashed and redone, \
-         {} replica replies lost, {} failovers, in {:.1} s",
+         {} replica replies lost, {} failovers, {} graceful stops, in {:.1} s",
         cfg.seed,
         report.commands,
         report.ops,
@@ -163,6 +163,7 @@ fn summary(cfg: &exsim_scenarios::explore::ExploreConfig, report: &exsim_scenari
         report.recovery_crashes,
         report.lost_replies,
         report.failovers,
+        report.stops,
         report.wall_ms as f64 / 1e3
     );
     crate::put(&sim::coverage::table(&report.coverage));
@@ -248,6 +249,7 @@ fn place(f: &exsim_scenarios::explore::ExploreFailure) -> String {
     use exsim_scenarios::explore::Family;
     match f.family {
         Family::LostReply | Family::Failover => f.cell.clone(),
+        Family::Stop => format!("{}: {}", f.cell, f.resolution),
         _ => format!("operation {} {} ({}), {}", f.op, f.when, f.cell, f.resolution),
     }
 }

@@ -221,37 +221,64 @@ pub fn drive(
     disk: &Arc<Mutex<Disk>>,
     on_ack: &dyn Fn(u64, &Disk),
 ) -> (Progress, Result<(), DurableError>) {
+    drive_stopping(setup, disk, None, on_ack)
+}
+
+/// [`drive`], with a graceful stop of every service after the first `stop_after` commands
+/// (when given): their snapshots written, the services opened again on the same disk, and
+/// the rest of the workload submitted to them.
+pub fn drive_stopping(
+    setup: &Setup,
+    disk: &Arc<Mutex<Disk>>,
+    stop_after: Option<usize>,
+    on_ack: &dyn Fn(u64, &Disk),
+) -> (Progress, Result<(), DurableError>) {
     let mut progress = Progress::default();
-    let mut p = match setup.open(disk) {
-        Ok(p) => p,
-        Err(e) => return (progress, Err(e)),
-    };
     let served = Arc::new(Mutex::new(Served::default()));
+    let result = submit_all(setup, disk, &served, stop_after, &mut progress, on_ack);
+    progress.served = std::mem::take(&mut *served.lock().unwrap_or_else(|e| e.into_inner()));
+    (progress, result)
+}
+
+/// Opens the services on `disk`, the followers' commits recorded into `served`.
+fn open_observed(
+    setup: &Setup,
+    disk: &Arc<Mutex<Disk>>,
+    served: &Arc<Mutex<Served>>,
+) -> Result<DurablePipeline, DurableError> {
+    let mut p = setup.open(disk)?;
     let (sink, at) = (served.clone(), disk.clone());
     p.on_followers_commit(Box::new(move |f| {
         let marks = Marks::of_followers(f);
         sink.lock().unwrap_or_else(|e| e.into_inner()).record(ops(&at), marks);
     }));
-    let result = submit_all(setup, disk, &mut p, &mut progress, on_ack);
-    progress.served = std::mem::take(&mut *served.lock().unwrap_or_else(|e| e.into_inner()));
-    (progress, result)
+    Ok(p)
 }
 
-/// Submits every command, then lets the followers pull what the last ones made (so that
-/// their last commits are explored too).
+/// Submits every command (stopping and reopening the services after `stop_after` of them),
+/// then lets the followers pull what the last ones made (so that their last commits are
+/// explored too).
 fn submit_all(
     setup: &Setup,
     disk: &Arc<Mutex<Disk>>,
-    p: &mut DurablePipeline,
+    served: &Arc<Mutex<Served>>,
+    stop_after: Option<usize>,
     progress: &mut Progress,
     on_ack: &dyn Fn(u64, &Disk),
 ) -> Result<(), DurableError> {
+    let mut p = open_observed(setup, disk, served)?;
     for (i, command) in setup.commands.iter().enumerate() {
         progress.started_at.push(ops(disk));
         p.submit(*command, i as u64)?;
         progress.acked_at.push(ops(disk));
-        let d = disk.lock().unwrap_or_else(|e| e.into_inner());
-        on_ack(d.ops(), &d);
+        {
+            let d = disk.lock().unwrap_or_else(|e| e.into_inner());
+            on_ack(d.ops(), &d);
+        }
+        if stop_after == Some(i + 1) {
+            p.stop(i as u64)?;
+            p = open_observed(setup, disk, served)?;
+        }
     }
     p.converge(0)
 }

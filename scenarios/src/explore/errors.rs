@@ -79,31 +79,33 @@ pub fn run(setup: &Setup, at: IoErrorAt) -> Option<Vec<ErrorState>> {
         Err(e) => format!("the run stopped ({e})"),
     };
     let acks = after.into_inner().unwrap_or_else(|e| e.into_inner());
-    let labelled = acks
-        .into_iter()
-        .map(|(ops, d)| {
-            (format!("the run went on; crashed after its acknowledgement at operation {ops}"), ops, d)
-        })
-        .chain(std::iter::once((ended, end.ops(), end.snapshot_copy())));
     let mut states = Vec::new();
-    for (what, ops, d) in labelled {
-        let known = progress.known(ops, ops + 1);
-        for power in [false, true] {
-            let mut crashed = d.snapshot_copy();
-            crashed.clear_pins();
-            if power {
-                crashed.power_fail_scripted(&|_| Fate::Lose);
-            }
-            crashed.revive();
-            let how = if power { "power failure, pending lost" } else { "process restart" };
-            states.push(ErrorState { label: format!("{what}, {how}"), disk: crashed, known });
-        }
+    for (ops, d) in acks {
+        let what = format!("the run went on; crashed after its acknowledgement at operation {ops}");
+        crashed_both_ways(&what, ops, &d, &progress, &mut states);
     }
+    crashed_both_ways(&ended, end.ops(), &end, &progress, &mut states);
     Some(states)
 }
 
+/// `d` (after `ops` operations of a run that made `progress`) crashed as a process crash
+/// (pending kept) and as a power failure (pending lost), each revived, into `out`.
+pub fn crashed_both_ways(what: &str, ops: u64, d: &Disk, progress: &Progress, out: &mut Vec<ErrorState>) {
+    let known = progress.known(ops, ops + 1);
+    for power in [false, true] {
+        let mut crashed = d.snapshot_copy();
+        crashed.clear_pins();
+        if power {
+            crashed.power_fail_scripted(&|_| Fate::Lose);
+        }
+        crashed.revive();
+        let how = if power { "power failure, pending lost" } else { "process restart" };
+        out.push(ErrorState { label: format!("{what}, {how}"), disk: crashed, known });
+    }
+}
+
 /// A verdict: the recovery crash that exposed it (if one did) and the violation.
-type Verdict = Option<(Option<String>, Violation)>;
+pub(super) type Verdict = Option<(Option<String>, Violation)>;
 
 impl Explorer<'_> {
     /// Every operation of the recorded run `ops` that can fail, failing in a run of its own
@@ -118,42 +120,65 @@ impl Explorer<'_> {
             .filter(|k| wanted(*k, Family::IoError))
             .filter_map(|k| pinned(ops, k).map(|at| (k, at)))
             .collect();
-        let next = AtomicU64::new(0);
-        let judged: Mutex<BTreeMap<u64, Vec<(String, Verdict)>>> = Mutex::new(BTreeMap::new());
-        std::thread::scope(|scope| {
-            for _ in 0..self.cfg.jobs.max(1) {
-                scope.spawn(|| {
-                    engine::bugs::plant(self.cfg.planted);
-                    while let Some((k, at)) = ks.get(next.fetch_add(1, Ordering::SeqCst) as usize) {
-                        let Some(states) = run(&self.setup, *at) else { continue };
-                        let verdicts = states
-                            .into_iter()
-                            .map(|s| (s.label, self.verdict(&self.outcome(s.disk, 0, false), &s.known)))
-                            .collect();
-                        judged.lock().unwrap_or_else(|e| e.into_inner()).insert(*k, verdicts);
-                    }
-                });
-            }
-        });
-        for (k, verdicts) in judged.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        let judged = self.judge_runs(&ks, &|(_, at)| run(&self.setup, at).map(Ok));
+        for ((k, _), verdicts) in judged {
             report.io_errors += 1;
             let logged = &ops[k as usize - 1];
             let cell = format!("{} {} (EIO)", logged.kind.name(), logged.path.display());
             for (label, verdict) in verdicts {
-                self.count(k, &cell, label, verdict, report);
+                self.count(Family::IoError, k, &cell, label, verdict, report);
             }
         }
     }
 
-    /// One judged state of the family: counted, and a failure when it has a verdict.
-    fn count(&self, k: u64, cell: &str, resolution: String, verdict: Verdict, report: &mut ExploreReport) {
+    /// Runs `make(item)` for every item on `jobs` threads and judges the states each run
+    /// gives (a run that fails by itself is one failing state): verdicts by item, in order.
+    /// `None` from `make`: nothing to judge.
+    pub(super) fn judge_runs<K: Ord + Copy + Sync + Send>(
+        &self,
+        items: &[K],
+        make: &(dyn Fn(K) -> Option<Result<Vec<ErrorState>, Violation>> + Sync),
+    ) -> BTreeMap<K, Vec<(String, Verdict)>> {
+        let next = AtomicU64::new(0);
+        let judged = Mutex::new(BTreeMap::new());
+        std::thread::scope(|scope| {
+            for _ in 0..self.cfg.jobs.max(1) {
+                scope.spawn(|| {
+                    engine::bugs::plant(self.cfg.planted);
+                    while let Some(item) = items.get(next.fetch_add(1, Ordering::SeqCst) as usize) {
+                        let verdicts: Vec<(String, Verdict)> = match make(*item) {
+                            None => continue,
+                            Some(Err(v)) => vec![("the run itself failed".to_string(), Some((None, v)))],
+                            Some(Ok(states)) => states
+                                .into_iter()
+                                .map(|s| (s.label, self.verdict(&self.outcome(s.disk, 0, false), &s.known)))
+                                .collect(),
+                        };
+                        judged.lock().unwrap_or_else(|e| e.into_inner()).insert(*item, verdicts);
+                    }
+                });
+            }
+        });
+        judged.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One judged state of `family`: counted, and a failure when it has a verdict.
+    pub(super) fn count(
+        &self,
+        family: Family,
+        k: u64,
+        cell: &str,
+        resolution: String,
+        verdict: Verdict,
+        report: &mut ExploreReport,
+    ) {
         report.states += 1;
         let Some((recovery_crash, violation)) = verdict else { return };
         report.states_until_first_failure.get_or_insert(report.states);
         report.failures.push(ExploreFailure {
-            family: Family::IoError,
+            family,
             op: k,
-            when: "fails",
+            when: if family == Family::IoError { "fails" } else { "in a run" },
             cell: cell.to_string(),
             resolution,
             recovery_crash,
@@ -227,7 +252,7 @@ impl Explorer<'_> {
         let cell = format!("a recovery of the disk acknowledged at operation {k}");
         for (label, o) in outcomes {
             let verdict = self.verdict(&o, &known);
-            self.count(k, &cell, label, verdict, report);
+            self.count(Family::IoError, k, &cell, label, verdict, report);
         }
     }
 }

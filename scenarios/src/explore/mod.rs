@@ -17,6 +17,7 @@ pub mod served;
 pub mod shrink;
 pub mod standby;
 pub mod states;
+pub mod stops;
 
 use crate::checker::Violation;
 use drive::{Known, Progress, Setup};
@@ -91,6 +92,8 @@ pub enum Family {
     LostReply,
     /// A run with the hot standby, promoted after one command.
     Failover,
+    /// A run with a graceful stop of every service after one command.
+    Stop,
 }
 
 impl Only {
@@ -114,13 +117,14 @@ impl Only {
 
 impl Family {
     /// Every family, in the order an exploration judges them.
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 8] = [
         Family::CrashPoint,
         Family::FsyncError,
         Family::IoError,
         Family::Media,
         Family::LostReply,
         Family::Failover,
+        Family::Stop,
         Family::Run,
     ];
 
@@ -133,6 +137,7 @@ impl Family {
             Family::Media => "media",
             Family::LostReply => "lost-reply",
             Family::Failover => "failover",
+            Family::Stop => "stop",
             Family::Run => "run",
         }
     }
@@ -184,6 +189,8 @@ pub struct ExploreReport {
     pub lost_replies: u64,
     /// Runs with a failover to the hot standby, one per command.
     pub failovers: u64,
+    /// Runs with a graceful stop of every service, one per command.
+    pub stops: u64,
     /// Crash states judged before the first failure (in operation order), if any failed.
     pub states_until_first_failure: Option<u64>,
     /// Crash points per coverage cell.
@@ -384,6 +391,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
     // A recorded run that fails by itself fails every run with the standby the same way.
     if workload.is_ok() {
         ex.standby(&mut report);
+        ex.stops(&wanted, &mut report);
     }
     if let Err(e) = workload {
         // Judged last: every crash state before the failure was explored first.

@@ -22,7 +22,8 @@ enum Class {
     Media,
     /// The recorded run itself.
     Run,
-    /// A run with the hot standby and a fault of this family (a lost reply, a failover).
+    /// A run of its own with a fault of this family (the standby's lost reply or failover,
+    /// a graceful stop).
     Standby(Family),
 }
 
@@ -220,7 +221,7 @@ fn class_of(cfg: &ExploreConfig, failure: &ExploreFailure) -> Class {
         Family::IoError => Class::Io(cell(&ops(), failure.op, false).unwrap_or_default()),
         Family::Media => Class::Media,
         Family::Run => Class::Run,
-        Family::LostReply | Family::Failover => Class::Standby(failure.family),
+        Family::LostReply | Family::Failover | Family::Stop => Class::Standby(failure.family),
     }
 }
 
