@@ -146,7 +146,14 @@ impl Explorer<'_> {
                 scope.spawn(|| {
                     engine::bugs::plant(self.cfg.planted);
                     while let Some(item) = items.get(next.fetch_add(1, Ordering::SeqCst) as usize) {
-                        let verdicts: Vec<(String, Verdict)> = match make(*item) {
+                        // A run that panics (an engine assertion) is a finding, not the
+                        // explorer's end.
+                        let made = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| make(*item)))
+                            .unwrap_or_else(|panic| {
+                                let message = engine::service::panic_message(&*panic);
+                                Some(Err(Violation::Panic { message }))
+                            });
+                        let verdicts: Vec<(String, Verdict)> = match made {
                             None => continue,
                             Some(Err(v)) => vec![("the run itself failed".to_string(), Some((None, v)))],
                             Some(Ok(states)) => states
