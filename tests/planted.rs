@@ -73,6 +73,8 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         // A valid snapshot quarantined for a transient read error: the recovery loads an
         // older one than the newest valid, or none is left that the log continues.
         Bug::SnapshotReadErrorCondemns => &["recovery-mismatch", "unrecoverable", "service-error"],
+        // Every state is right; only the snapshots taken, held to the policy, are not.
+        Bug::SnapshotsNeverTaken => &["policy-broken"],
     }
 }
 

@@ -84,11 +84,14 @@ pub enum Bug {
     /// transient EIO quarantines a valid snapshot for good, and when retention has trimmed
     /// the log behind it the service can never recover.
     SnapshotReadErrorCondemns,
+    /// UBSCore never takes the snapshots its policy asks for (a graceful stop still takes
+    /// its own): every recovery replays the whole log, and every state is right.
+    SnapshotsNeverTaken,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 26] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -114,6 +117,7 @@ impl Bug {
         Bug::DirFsyncErrorIgnored,
         Bug::QueryGuardInverted,
         Bug::SnapshotReadErrorCondemns,
+        Bug::SnapshotsNeverTaken,
     ];
 
     /// Kebab-case name.
@@ -144,6 +148,7 @@ impl Bug {
             Bug::DirFsyncErrorIgnored => "dir-fsync-error-ignored",
             Bug::QueryGuardInverted => "query-guard-inverted",
             Bug::SnapshotReadErrorCondemns => "snapshot-read-error-condemns",
+            Bug::SnapshotsNeverTaken => "snapshots-never-taken",
         }
     }
 }

@@ -541,6 +541,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::CleanStopTrusted => Scenario::Restart,
         Bug::DirFsyncErrorIgnored => Scenario::MetadataEio,
         Bug::SnapshotReadErrorCondemns => Scenario::ReadWriteEio,
+        Bug::SnapshotsNeverTaken => Scenario::SnapshotCrash,
         _ => Scenario::Crash,
     }
 }

@@ -225,6 +225,9 @@ impl DurableUbs {
 
     /// Takes a snapshot if the policy says it is due at `now_ms`.
     pub fn maybe_snapshot(&mut self, now_ms: u64) -> Result<bool, DurableError> {
+        if crate::bugs::planted(crate::bugs::Bug::SnapshotsNeverTaken) {
+            return Ok(false);
+        }
         if !self.config.snapshots.due(self.since_snapshot, now_ms.saturating_sub(self.last_snapshot_ms)) {
             return Ok(false);
         }

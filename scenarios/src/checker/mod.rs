@@ -12,6 +12,8 @@ mod invariants;
 #[cfg(madsim)]
 pub mod market_data;
 #[cfg(madsim)]
+pub mod policy;
+#[cfg(madsim)]
 pub mod recovery;
 pub mod replica;
 mod view;

@@ -120,6 +120,14 @@ pub enum Violation {
         /// The query and what came back.
         detail: String,
     },
+    /// A service did not follow its storage policy: it took far fewer or far more
+    /// snapshots than its interval asks for the entries it logged.
+    PolicyBroken {
+        /// The service.
+        service: String,
+        /// What it did against what the policy allows.
+        detail: String,
+    },
     /// The run went over its wall-clock limit and was cancelled.
     Timeout {
         /// Which budget, and how far the run got.
@@ -198,6 +206,7 @@ impl Violation {
             Violation::ServiceError { .. } => "service-error",
             Violation::Liveness { .. } => "liveness",
             Violation::QueryRefused { .. } => "query-refused",
+            Violation::PolicyBroken { .. } => "policy-broken",
             Violation::Timeout { .. } => "timeout",
             Violation::Unrecoverable { .. } => "unrecoverable",
             Violation::Panic { .. } => "panic",
@@ -268,6 +277,7 @@ impl fmt::Display for Violation {
             }
             Violation::ServiceError { service, error } => write!(f, "{service}: {error}"),
             Violation::Liveness { detail } | Violation::QueryRefused { detail } => f.write_str(detail),
+            Violation::PolicyBroken { service, detail } => write!(f, "{service}: {detail}"),
             Violation::Timeout { detail } => f.write_str(detail),
             Violation::Unrecoverable { error } => write!(f, "recovery failed: {error}"),
             Violation::Panic { message } => write!(f, "panicked: {message}"),

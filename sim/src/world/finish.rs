@@ -183,6 +183,7 @@ impl World {
             trace: trace.all_lines(),
             recoveries: std::mem::take(&mut *lock(&shared.recoveries)),
             op_counts,
+            storage: self.cfg.storage,
             plan,
             replica: self.cfg.replica.then(|| ReplicaSeen {
                 promoted: self.promoted(),

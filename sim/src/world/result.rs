@@ -116,6 +116,9 @@ pub struct WorldResult {
     pub recoveries: Vec<RecoveryRecord>,
     /// Each service's operations by (kind, phase) until the final recovery.
     pub op_counts: OpCounts,
+    /// The storage settings every service ran with: the policy the checker holds the
+    /// snapshots they took to.
+    pub storage: engine::durable::DurableConfig,
     /// The plan the world executed: its rates and the events that happened before the
     /// faults stopped. Replaying it (`WorldConfig::plan`) repeats the run.
     pub plan: FaultPlan,
