@@ -7,7 +7,7 @@ error wording) or a class of bug the harness cannot see: read each one.
 Needs `cargo install cargo-mutants`. Usage (from the repository's root):
     python3 xtask/scripts/mutants.py [--sample N] [--seed S] [--out DIR]
 Writes DIR/results.tsv (index, verdict, seconds, mutant; verdicts: caught-sweep, caught-explore,
-caught-differential, SURVIVED, unviable, error-RC) and DIR/N.log for every mutant not SURVIVED. Checks first that the
+caught-differential, caught-unit, SURVIVED, unviable, error-RC) and DIR/N.log for every mutant not SURVIVED. Checks first that the
 unmutated tree passes.
 """
 import argparse, json, os, random, signal, subprocess, sys, time
@@ -32,6 +32,9 @@ CHECKS = [
     # The in-memory pipeline beside the model: not among the sweep's defaults, and the only
     # run of the pipeline the benchmarks use.
     ('caught-differential', '{bin} sweep --scenarios differential --count 3 --jobs 1 --fail-fast'),
+    # Last, for what no run reaches (values past any run's length: a sequence number above
+    # 65,535): the engine's own unit tests, in release to share the build.
+    ('caught-unit', 'cargo test --release -q -p exsim-engine --lib'),
 ]
 
 
@@ -53,7 +56,8 @@ def verdict_of(checks, binary, cwd, env):
     (a usage error, a panic, a timeout) is an error, not a catch."""
     for name, cmd in checks:
         rc, log = run(cmd.format(bin=binary), cwd, env, 900)
-        if rc == 1:
+        # exsim exits 1 on a finding; cargo test exits 101 when a test fails.
+        if rc == 1 or (name == 'caught-unit' and rc == 101):
             return name, log
         if rc != 0:
             return f'error-{rc}', log
