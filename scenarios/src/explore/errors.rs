@@ -92,15 +92,8 @@ pub fn run(setup: &Setup, at: IoErrorAt) -> Option<Vec<ErrorState>> {
 /// (pending kept) and as a power failure (pending lost), each revived, into `out`.
 pub fn crashed_both_ways(what: &str, ops: u64, d: &Disk, progress: &Progress, out: &mut Vec<ErrorState>) {
     let known = progress.known(ops, ops + 1);
-    for power in [false, true] {
-        let mut crashed = d.snapshot_copy();
-        crashed.clear_pins();
-        if power {
-            crashed.power_fail_scripted(&|_| Fate::Lose);
-        }
-        crashed.revive();
-        let how = if power { "power failure, pending lost" } else { "process restart" };
-        out.push(ErrorState { label: format!("{what}, {how}"), disk: crashed, known });
+    for (how, disk) in both_ways(d) {
+        out.push(ErrorState { label: format!("{what}, {how}"), disk, known });
     }
 }
 
@@ -220,27 +213,19 @@ impl Explorer<'_> {
             );
             match self.oracle.recover_despite_error(&self.setup, &failing) {
                 Ok((h, marks)) => {
-                    out.push((format!("{what}; the recovery went on"), recovered(Ok(h), marks)))
+                    out.push((format!("{what}; the recovery went on"), Outcome::unnested(Ok(h), marks)))
                 }
                 Err(Violation::Unrecoverable { .. }) => {
                     let left = failing.lock().unwrap_or_else(|e| e.into_inner()).snapshot_copy();
-                    for power in [false, true] {
-                        let mut again = left.snapshot_copy();
-                        again.clear_pins();
-                        if power {
-                            again.power_fail_scripted(&|_| Fate::Lose);
-                        }
-                        again.revive();
-                        let how = if power { "power failure, pending lost" } else { "process restart" };
-                        out.push((
-                            format!("{what}; the recovery stopped; {how}"),
-                            self.outcome(again, 0, false),
-                        ));
+                    for (how, again) in both_ways(&left) {
+                        let what = format!("{what}; the recovery stopped; {how}");
+                        out.push((what, self.outcome(again, 0, false)));
                     }
                 }
-                Err(v) => {
-                    out.push((format!("{what}; the recovery failed"), recovered(Err(v), Default::default())))
-                }
+                Err(v) => out.push((
+                    format!("{what}; the recovery failed"),
+                    Outcome::unnested(Err(v), Default::default()),
+                )),
             }
         }
         out
@@ -264,17 +249,18 @@ impl Explorer<'_> {
     }
 }
 
-/// An outcome of a recovery judged without nested crashes.
-fn recovered(recovered: Result<usize, Violation>, marks: super::served::Marks) -> Outcome {
-    Outcome {
-        recovered,
-        marks,
-        nested_marks: Default::default(),
-        nested: None,
-        nested_states: 0,
-        cells: BTreeMap::new(),
-        nested_least: None,
-    }
+/// `d` restarted both ways: as a process (pending kept) and after a power failure (pending
+/// lost), each revived and disarmed.
+fn both_ways(d: &Disk) -> [(&'static str, Disk); 2] {
+    [false, true].map(|power| {
+        let mut crashed = d.snapshot_copy();
+        crashed.clear_pins();
+        if power {
+            crashed.power_fail_scripted(&|_| Fate::Lose);
+        }
+        crashed.revive();
+        (if power { "power failure, pending lost" } else { "process restart" }, crashed)
+    })
 }
 
 #[cfg(test)]

@@ -222,6 +222,21 @@ struct Outcome {
     nested_least: Option<(String, usize)>,
 }
 
+impl Outcome {
+    /// A recovery's outcome before (or without) crashes inside it.
+    fn unnested(recovered: Result<usize, Violation>, marks: Marks) -> Outcome {
+        Outcome {
+            recovered,
+            marks,
+            nested_marks: Default::default(),
+            nested: None,
+            nested_states: 0,
+            cells: BTreeMap::new(),
+            nested_least: None,
+        }
+    }
+}
+
 /// What the run hands the explorer at each operation.
 enum State {
     /// The disk just after the operation took effect.
@@ -657,15 +672,7 @@ impl Explorer<'_> {
                 Err(v) => (Err(v), Marks::default()),
             }
         });
-        let mut o = Outcome {
-            recovered,
-            marks,
-            nested_marks: Default::default(),
-            nested: None,
-            nested_states: 0,
-            cells: BTreeMap::new(),
-            nested_least: None,
-        };
+        let mut o = Outcome::unnested(recovered, marks);
         if depth > 0 {
             if let Ok(h) = o.recovered {
                 self.crash_recoveries(&disk, h, depth, &mut o);
