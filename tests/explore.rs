@@ -130,7 +130,7 @@ fn errors_run_past_and_graceful_stops_are_found_by_their_own_families() {
     let family = |f| Some(Only { ops: None, family: Some(f) });
     for (bug, seed, commands, own, kinds) in [
         (Bug::DirFsyncErrorIgnored, 0, 16, Family::IoError, &["unrecoverable"][..]),
-        (Bug::SnapshotReadErrorCondemns, 2, 30, Family::IoError, &["unrecoverable"]),
+        (Bug::SnapshotReadErrorCondemns, 0, 16, Family::IoError, &["recovery-mismatch", "unrecoverable"]),
         (Bug::CleanStopTrusted, 0, 16, Family::Stop, &["history-broken", "unrecoverable", "lost-ack"]),
     ] {
         let base = ExploreConfig { seed, depth: 0, ..config(commands, 0, Some(bug)) };

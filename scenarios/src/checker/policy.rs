@@ -14,8 +14,8 @@ use sim::world::{FinalState, WorldResult};
 /// this is a trigger that does not fire, not bad luck.
 const SLOWEST: u64 = 4;
 
-/// Snapshots UBSCore and the matching engine completed (renamed into place, as the
-/// simulator saw it) against what their interval allows for the entries their logs hold
+/// Snapshots UBSCore and the matching engine took (renames into place attempted, as the
+/// simulator counted them: one cut short forces a restart, which widens the bounds) against what their interval allows for the entries their logs hold
 /// at the end (as recovered and judged against the model).
 pub fn check_snapshots(result: &WorldResult, f: &FinalState) -> Result<(), Violation> {
     let policy = result.storage.snapshots;
@@ -23,7 +23,7 @@ pub fn check_snapshots(result: &WorldResult, f: &FinalState) -> Result<(), Viola
         return Ok(());
     }
     let mut logs = vec![(Service::Ubscore, f.ubs.wal().next_seq() - 1)];
-    // A promoted replica's engine ran on another disk for part of the run.
+    // With a replica, the matching engine may be promoted onto another disk part-way.
     if result.replica.is_none() {
         logs.push((Service::Matching, f.me.wal().next_seq() - 1));
     }
@@ -58,8 +58,8 @@ struct Bounds {
 
 impl Bounds {
     /// For `logged` entries at one snapshot every `every_entries` (or `every_ms`): at least
-    /// one per [`SLOWEST`] intervals, less one per restart (a snapshot cut short, a counter
-    /// started again); at most one per interval and one per `every_ms`, plus two per
+    /// one per [`SLOWEST`] intervals, less one per restart and one more (a snapshot cut
+    /// short, a counter started again, the stretch since the last); at most one per interval and one per `every_ms`, plus two per
     /// restart or stop (a snapshot taken again after a crash rolled its rename back, a
     /// damaged one renamed aside, a stop's own).
     fn of(

@@ -97,6 +97,9 @@ pub fn crashed_both_ways(what: &str, ops: u64, d: &Disk, progress: &Progress, ou
     }
 }
 
+/// How a recovery error's failure names its state (its operation is the acknowledgement's).
+pub const RECOVERY_CELL: &str = "a recovery of the disk acknowledged at operation";
+
 /// A verdict: the recovery crash that exposed it (if one did) and the violation.
 pub(super) type Verdict = Option<(Option<String>, Violation)>;
 
@@ -119,7 +122,7 @@ impl Explorer<'_> {
             let logged = &ops[k as usize - 1];
             let cell = format!("{} {} (EIO)", logged.kind.name(), logged.path.display());
             for (label, verdict) in verdicts {
-                self.count(Family::IoError, k, &cell, label, verdict, report);
+                self.count(Family::IoError, k, "fails", &cell, label, verdict, report);
             }
         }
     }
@@ -163,10 +166,12 @@ impl Explorer<'_> {
     }
 
     /// One judged state of `family`: counted, and a failure when it has a verdict.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn count(
         &self,
         family: Family,
         k: u64,
+        when: &'static str,
         cell: &str,
         resolution: String,
         verdict: Verdict,
@@ -178,7 +183,7 @@ impl Explorer<'_> {
         report.failures.push(ExploreFailure {
             family,
             op: k,
-            when: if family == Family::IoError { "fails" } else { "in a run" },
+            when,
             cell: cell.to_string(),
             resolution,
             recovery_crash,
@@ -193,7 +198,8 @@ impl Explorer<'_> {
     pub(super) fn recovery_errors(&self, disk: &Disk) -> Vec<(String, Outcome)> {
         let clean = Arc::new(Mutex::new(disk.snapshot_copy()));
         clean.lock().unwrap_or_else(|e| e.into_inner()).record_ops();
-        let _ = self.oracle.recover_marked(&self.setup, &clean);
+        // The engine's recovery alone (recover, catch up): not the oracle's reads after it.
+        let _ = self.setup.open(&clean);
         let log = clean.lock().unwrap_or_else(|e| e.into_inner()).op_log().to_vec();
         let base = disk.lifetime_ops().clone();
         let mut out = Vec::new();
@@ -211,7 +217,7 @@ impl Explorer<'_> {
                 op.kind.name(),
                 op.path.display()
             );
-            match self.oracle.recover_despite_error(&self.setup, &failing) {
+            match self.oracle.recover_marked(&self.setup, &failing) {
                 Ok((h, marks)) => {
                     out.push((format!("{what}; the recovery went on"), Outcome::unnested(Ok(h), marks)))
                 }
@@ -241,10 +247,10 @@ impl Explorer<'_> {
         report: &mut ExploreReport,
     ) {
         let known = progress.known(k, k + 1);
-        let cell = format!("a recovery of the disk acknowledged at operation {k}");
+        let cell = format!("{RECOVERY_CELL} {k}");
         for (label, o) in outcomes {
             let verdict = self.verdict(&o, &known);
-            self.count(Family::IoError, k, &cell, label, verdict, report);
+            self.count(Family::IoError, k, "acknowledged, then recovered", &cell, label, verdict, report);
         }
     }
 }

@@ -88,18 +88,7 @@ impl Oracle {
         setup: &Setup,
         disk: &Arc<Mutex<Disk>>,
     ) -> Result<(usize, Marks), Violation> {
-        self.recover_or_detect(setup, disk, Snapshot::Newest).map_err(|(v, _)| v)
-    }
-
-    /// [`Oracle::recover_marked`] for a recovery that meets an I/O error: a snapshot it
-    /// cannot read is as good as damaged, so it may load an older one (or none) and replay
-    /// more of the log; everything else is judged the same.
-    pub fn recover_despite_error(
-        &self,
-        setup: &Setup,
-        disk: &Arc<Mutex<Disk>>,
-    ) -> Result<(usize, Marks), Violation> {
-        self.recover_or_detect(setup, disk, Snapshot::NoNewer).map_err(|(v, _)| v)
+        self.recover_or_detect(setup, disk).map_err(|(v, _)| v)
     }
 
     /// Like [`Oracle::recover_marked`] on a disk damaged at rest: a service that refuses to
@@ -109,7 +98,7 @@ impl Oracle {
         setup: &Setup,
         disk: &Arc<Mutex<Disk>>,
     ) -> Result<Option<(usize, Marks)>, Violation> {
-        match self.recover_or_detect(setup, disk, Snapshot::Newest) {
+        match self.recover_or_detect(setup, disk) {
             Ok(recovered) => Ok(Some(recovered)),
             Err((_, true)) => Ok(None),
             Err((v, false)) if v.is_data_loss_or_change() => {
@@ -124,7 +113,6 @@ impl Oracle {
         &self,
         setup: &Setup,
         disk: &Arc<Mutex<Disk>>,
-        snapshot: Snapshot,
     ) -> Result<(usize, Marks), (Violation, bool)> {
         let expected: Vec<Option<u64>> = SERVICES
             .iter()
@@ -165,8 +153,7 @@ impl Oracle {
                 return Err((Violation::Unrecoverable { error: e.to_string() }, named));
             }
         }
-        let h =
-            self.judge_open(&p, &info, &expected, snapshot, recovered.as_ref()).map_err(|v| (v, false))?;
+        let h = self.judge_open(&p, &info, &expected, recovered.as_ref()).map_err(|v| (v, false))?;
         Ok((h, marks))
     }
 
@@ -176,15 +163,13 @@ impl Oracle {
         p: &DurablePipeline,
         info: &PipelineRecovery,
         expected: &[Option<u64>],
-        snapshot: Snapshot,
         recovered: Option<&followers::Recovered>,
     ) -> Result<usize, Violation> {
         let mut loaded =
             vec![info.ubscore.snapshot_seq, info.matching.snapshot_seq, info.settlement.snapshot_seq];
         loaded.extend(info.followers.iter().flatten().map(|f| f.snapshot_seq));
         for ((service, want), got) in SERVICES.iter().zip(expected).zip(&loaded) {
-            let older = snapshot == Snapshot::NoNewer && got.is_none_or(|g| want.is_some_and(|w| g < w));
-            if got != want && !older {
+            if got != want {
                 return Err(Violation::RecoveryMismatch {
                     service: sim::fs::service_of(&service_dir(service)),
                     recovery: 0,
@@ -214,15 +199,6 @@ impl Oracle {
         }
         Ok(n)
     }
-}
-
-/// Which snapshot a recovery must load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Snapshot {
-    /// The newest that verifies on the disk (judged by the simulator).
-    Newest,
-    /// That one or an older one (or none): the recovery met an I/O error.
-    NoNewer,
 }
 
 /// UBSCore's kept log must be the model's history from its first kept command on: every

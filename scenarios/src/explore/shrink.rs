@@ -18,6 +18,8 @@ enum Class {
     Fsync(String),
     /// An operation of this coverage cell failing with its kind's I/O error.
     Io(String),
+    /// A recovery after an acknowledgement with one of its operations failing.
+    RecoveryIo,
     /// Media damage at rest after an acknowledgement.
     Media,
     /// The recorded run itself.
@@ -218,6 +220,7 @@ fn class_of(cfg: &ExploreConfig, failure: &ExploreFailure) -> Class {
     match failure.family {
         Family::CrashPoint => Class::Point(failure.cell.clone()),
         Family::FsyncError => Class::Fsync(cell(&ops(), failure.op, false).unwrap_or_default()),
+        Family::IoError if failure.cell.starts_with(super::errors::RECOVERY_CELL) => Class::RecoveryIo,
         Family::IoError => Class::Io(cell(&ops(), failure.op, false).unwrap_or_default()),
         Family::Media => Class::Media,
         Family::Run => Class::Run,
@@ -241,6 +244,7 @@ fn focused(base: &ExploreConfig, keep: &[usize], class: &Class) -> Vec<ExploreFa
         Class::Point(c) => (matching(c, &[false, true]), Family::CrashPoint),
         Class::Fsync(c) => (matching(c, &[false]), Family::FsyncError),
         Class::Io(c) => (matching(c, &[false]), Family::IoError),
+        Class::RecoveryIo => (Some(progress.acked_at.iter().copied().collect()), Family::IoError),
         Class::Media => (Some(progress.acked_at.iter().copied().collect()), Family::Media),
         Class::Run => (Some(BTreeSet::new()), Family::Run),
         Class::Standby(family) => (None, *family),
@@ -258,7 +262,12 @@ fn in_class(f: &ExploreFailure, class: &Class, ops: &[sim::fs::LoggedOp]) -> boo
     match class {
         Class::Point(c) => f.family == Family::CrashPoint && f.cell == *c,
         Class::Fsync(c) => f.family == Family::FsyncError && cell(ops, f.op, false).as_deref() == Some(c),
-        Class::Io(c) => f.family == Family::IoError && cell(ops, f.op, false).as_deref() == Some(c),
+        Class::Io(c) => {
+            f.family == Family::IoError
+                && !f.cell.starts_with(super::errors::RECOVERY_CELL)
+                && cell(ops, f.op, false).as_deref() == Some(c)
+        }
+        Class::RecoveryIo => f.family == Family::IoError && f.cell.starts_with(super::errors::RECOVERY_CELL),
         Class::Media => f.family == Family::Media,
         Class::Run => f.family == Family::Run,
         Class::Standby(family) => f.family == *family,

@@ -49,7 +49,7 @@ impl Explorer<'_> {
             report.stops += 1;
             let cell = format!("a graceful stop after command {i}");
             for (label, verdict) in verdicts {
-                self.count(Family::Stop, i, &cell, label, verdict, report);
+                self.count(Family::Stop, i, "in a run", &cell, label, verdict, report);
             }
         }
     }
