@@ -199,7 +199,8 @@ impl Explorer<'_> {
         let clean = Arc::new(Mutex::new(disk.snapshot_copy()));
         clean.lock().unwrap_or_else(|e| e.into_inner()).record_ops();
         // The engine's recovery alone (recover, catch up): not the oracle's reads after it.
-        let _ = self.setup.open(&clean);
+        // A recovery that panics here is judged where the oracle recovers the same disk.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.setup.open(&clean)));
         let log = clean.lock().unwrap_or_else(|e| e.into_inner()).op_log().to_vec();
         let base = disk.lifetime_ops().clone();
         let mut out = Vec::new();
