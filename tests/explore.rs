@@ -157,6 +157,35 @@ fn errors_run_past_and_graceful_stops_are_found_by_their_own_families() {
     }
 }
 
+/// Two oracles that no recovered state shows: the followers' answers to queries (a market
+/// data that refuses every query at its durable watermark holds exactly the right state),
+/// and the pace of the recorded run's snapshots (a trigger that never fires leaves every
+/// state right). Each bug is caught by its own rule, and only there: the crash points find
+/// nothing wrong with the run whose snapshots never came.
+#[test]
+fn queries_and_the_snapshot_pace_are_judged() {
+    const { assert!(engine::bugs::AVAILABLE) };
+    let family = |f| Some(Only { ops: None, family: Some(f) });
+    let base = ExploreConfig { depth: 0, ..config(16, 0, None) };
+    let refused = run(&ExploreConfig {
+        only: family(Family::CrashPoint),
+        planted: Some(Bug::QueryGuardInverted),
+        ..base.clone()
+    });
+    let first = refused.failures.first().map(|f| f.violation.kind());
+    assert_eq!(first, Some("query-refused"), "{:#?}", refused.failures.first());
+    // Snapshots every 2 entries: 16 commands log enough to owe some.
+    let storage = Storage { snapshot_every: Some(2), ..Storage::default() };
+    let never = ExploreConfig { planted: Some(Bug::SnapshotsNeverTaken), storage, ..base.clone() };
+    let paced = run(&ExploreConfig { only: family(Family::Run), ..never.clone() });
+    let first = paced.failures.first().map(|f| (f.family, f.violation.kind()));
+    assert_eq!(first, Some((Family::Run, "policy-broken")), "{:#?}", paced.failures.first());
+    let crashed = run(&ExploreConfig { only: family(Family::CrashPoint), ..never });
+    assert!(crashed.failures.is_empty(), "{:#?}", crashed.failures.first());
+    let clean = run(&ExploreConfig { only: family(Family::Run), storage, ..base });
+    assert!(clean.failures.is_empty(), "{:#?}", clean.failures.first());
+}
+
 /// Market data and the trail are explored too: each of their bugs is caught by its rule
 /// (their recoveries judged against the checker's own derivations, the trail against the
 /// ledger beside it, the followers' floors in the matching engine's retention).

@@ -26,23 +26,30 @@ impl Books {
 
     /// Answers a query from what is durable.
     fn answer(&self, request: Request) -> Response {
-        let audit = self.audit.inner();
-        if audit.last_event_id() != self.audit.durable_event_id() && request != Request::Status {
-            return Response::Error("the audit trail holds events after its durable watermark".into());
+        answer(&self.ledger, &self.audit, request)
+    }
+}
+
+/// Answers a query to Settlement's audit trail from what is durable (`ledger`: the ledger
+/// beside it, for the status). Public so that a harness can ask a recovered trail what a
+/// client would, without a network.
+pub fn answer(ledger: &DurableSettlement, audit: &DurableAudit, request: Request) -> Response {
+    let trail = audit.inner();
+    if trail.last_event_id() != audit.durable_event_id() && request != Request::Status {
+        return Response::Error("the audit trail holds events after its durable watermark".into());
+    }
+    match request {
+        Request::Status => {
+            let (event_id, trade_id) = (audit.durable_event_id(), ledger.durable_trade_id());
+            Response::Status(Status { ubs_seq: 0, event_id, trade_id })
         }
-        match request {
-            Request::Status => {
-                let (event_id, trade_id) = (self.audit.durable_event_id(), self.ledger.durable_trade_id());
-                Response::Status(Status { ubs_seq: 0, event_id, trade_id })
-            }
-            Request::AuditOrder { order_id } => {
-                Response::Audit { as_of: audit.last_event_id(), order: audit.order(order_id).cloned() }
-            }
-            Request::AuditUser { user } => {
-                Response::Orders { as_of: audit.last_event_id(), ids: audit.orders_of(user) }
-            }
-            other => Response::Error(format!("settlement does not serve {other:?}")),
+        Request::AuditOrder { order_id } => {
+            Response::Audit { as_of: trail.last_event_id(), order: trail.order(order_id).cloned() }
         }
+        Request::AuditUser { user } => {
+            Response::Orders { as_of: trail.last_event_id(), ids: trail.orders_of(user) }
+        }
+        other => Response::Error(format!("settlement does not serve {other:?}")),
     }
 }
 

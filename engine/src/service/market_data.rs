@@ -70,8 +70,9 @@ async fn market_data(env: NodeEnv, listen: SocketAddr, config: MdConfig) -> Resu
 
 /// Answers a query from what is durable. Pulled events are committed in the same step as
 /// they are applied, so memory runs ahead of the watermark only after a failed commit,
-/// which stops the node: until it has, queries are refused.
-fn answer(s: &DurableMarketData, request: Request) -> Response {
+/// which stops the node: until it has, queries are refused. Public so that a harness can
+/// ask a recovered market data what a client would, without a network.
+pub fn answer(s: &DurableMarketData, request: Request) -> Response {
     let durable = s.durable_event_id();
     let md = s.inner();
     let ahead = md.last_event_id() != durable;

@@ -47,6 +47,23 @@ pub fn check_snapshots(result: &WorldResult, f: &FinalState) -> Result<(), Viola
     Ok(())
 }
 
+/// What is wrong with `taken` snapshots for `logged` entries under `policy` in a life of
+/// `restarts` restarts, `stops` graceful stops and `ms` simulated milliseconds, if anything
+/// (the bounds of [`check_snapshots`], for judges of other runs: explore's).
+pub fn judge_pace(
+    policy: engine::durable::SnapshotPolicy,
+    logged: u64,
+    restarts: u64,
+    stops: u64,
+    ms: u64,
+    taken: u64,
+) -> Option<String> {
+    if policy.every_entries == 0 {
+        return None;
+    }
+    Bounds::of(policy, logged, restarts, stops, ms).judge(taken)
+}
+
 /// The snapshots a service may have completed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Bounds {

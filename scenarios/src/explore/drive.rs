@@ -288,14 +288,22 @@ fn ops(disk: &Arc<Mutex<Disk>>) -> u64 {
     disk.lock().unwrap_or_else(|e| e.into_inner()).ops()
 }
 
+/// What the one run of an exploration did.
+pub struct Recorded {
+    /// Every filesystem operation, in order.
+    pub ops: Vec<LoggedOp>,
+    /// When each command was submitted and acknowledged, and what the followers served.
+    pub progress: Progress,
+    /// How the workload ended.
+    pub result: Result<(), DurableError>,
+    /// The disk it left, every service alive (its pending state unresolved).
+    pub disk: Disk,
+}
+
 /// The one run of an exploration: records every operation and the workload's progress,
 /// and hands `tap` the disk after every operation (the crash state "just after k"). A run
 /// that fails without any crash (a bug no crash is needed for) still returns what it did.
-pub fn record(
-    setup: &Setup,
-    tap: Option<sim::fs::Tap>,
-    on_ack: &dyn Fn(u64, &Disk),
-) -> (Vec<LoggedOp>, Progress, Result<(), DurableError>) {
+pub fn record(setup: &Setup, tap: Option<sim::fs::Tap>, on_ack: &dyn Fn(u64, &Disk)) -> Recorded {
     let disk = setup.disk();
     {
         let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,7 +313,7 @@ pub fn record(
     let (progress, result) = drive(setup, &disk, on_ack);
     let mut d = disk.lock().unwrap_or_else(|e| e.into_inner());
     d.set_tap(None);
-    (d.op_log().to_vec(), progress, result)
+    Recorded { ops: d.op_log().to_vec(), progress, result, disk: d.snapshot_copy() }
 }
 
 /// Every service's directory under [`root`], in the order of the pipeline's recoveries.

@@ -3,8 +3,10 @@
 //! what its recovery found, before any catching up, must equal the derivation at the event
 //! it recovered to (never beyond the history recovered beside it), and the trail must not
 //! speak of a trade beyond the ledger recovered beside it; once caught up, both must equal
-//! the derivation at the end of the history the crash left.
+//! the derivation at the end of the history the crash left. Both are asked every query
+//! each time, and their answers held to the same derivation ([`super::queries`]).
 
+use super::queries::{Answers, Queries};
 use crate::checker::{Violation, audit, market_data};
 use crate::model::Model;
 use engine::audit::AuditState;
@@ -18,16 +20,19 @@ pub struct Recovered {
     trail: AuditState,
     /// The last trade of the ledger recovered beside the trail.
     ledger_trade_id: TradeId,
+    /// What they answered, as recovered.
+    answers: Answers,
 }
 
 impl Recovered {
-    /// The followers of a pipeline just recovered (`None`: it runs none).
-    pub fn of(p: &DurablePipeline) -> Option<Recovered> {
+    /// The followers of a pipeline just recovered, asked `queries` (`None`: it runs none).
+    pub fn of(p: &DurablePipeline, queries: &Queries) -> Option<Recovered> {
         let f = p.followers.as_ref()?;
         Some(Recovered {
             md: f.market_data.inner().state().clone(),
             trail: f.audit.inner().state().clone(),
             ledger_trade_id: p.settlement.settlement().last_trade_id(),
+            answers: Answers::ask(queries, p)?,
         })
     }
 
@@ -45,13 +50,16 @@ type Difference = (String, String, String);
 pub struct Truth {
     md: Vec<MdState>,
     trail: Vec<AuditState>,
+    /// What the followers are asked.
+    pub queries: Queries,
 }
 
 impl Truth {
     /// Derives both from the model of the whole workload (every shorter history's event
     /// log is a prefix of its log).
-    pub fn new(model: &Model, config: MdConfig) -> Truth {
-        Truth { md: market_data::derive_all(model, config), trail: audit::derive_all(model) }
+    /// `queries`: what the followers are asked.
+    pub fn new(model: &Model, config: MdConfig, queries: Queries) -> Truth {
+        Truth { md: market_data::derive_all(model, config), trail: audit::derive_all(model), queries }
     }
 
     /// Judges the followers as their recoveries found them, beside a recovered history
@@ -81,7 +89,10 @@ impl Truth {
                 actual,
             });
         }
-        audit::ahead_of_ledger(Some(0), &recovered.trail, recovered.ledger_trade_id).map_or(Ok(()), Err)
+        audit::ahead_of_ledger(Some(0), &recovered.trail, recovered.ledger_trade_id).map_or(Ok(()), Err)?;
+        // Both states equal the derivations at their events: their answers must too.
+        recovered.answers.judge_market_data(&self.md[md_at as usize], Some(0))?;
+        recovered.answers.judge_trail(&self.trail[trail_at as usize], Some(0))
     }
 
     /// Judges the followers of `p`, caught up, once the history makes `events` events.
@@ -98,12 +109,14 @@ impl Truth {
                 actual,
             });
         }
-        match at(&self.trail, f.audit.inner().state(), events, events, trail_difference) {
-            Some((field, expected, actual)) => {
-                Err(Violation::AuditDiverged { recovery: None, at: events, field, expected, actual })
-            }
-            None => Ok(()),
+        if let Some((field, expected, actual)) =
+            at(&self.trail, f.audit.inner().state(), events, events, trail_difference)
+        {
+            return Err(Violation::AuditDiverged { recovery: None, at: events, field, expected, actual });
         }
+        let Some(answers) = Answers::ask(&self.queries, p) else { return Ok(()) };
+        answers.judge_market_data(&self.md[events as usize], None)?;
+        answers.judge_trail(&self.trail[events as usize], None)
     }
 }
 

@@ -13,6 +13,8 @@ pub mod drive;
 pub mod errors;
 pub mod followers;
 pub mod oracle;
+pub mod pace;
+pub mod queries;
 pub mod served;
 pub mod shrink;
 pub mod standby;
@@ -374,7 +376,7 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
         drop(tx);
         recorded
     });
-    let (ops, progress, workload) = recorded;
+    let drive::Recorded { ops, progress, result: workload, disk: left } = recorded;
     let mut report = ExploreReport {
         commands: ex.setup.commands.len(),
         ops: ops.len() as u64,
@@ -407,6 +409,9 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
     if workload.is_ok() {
         ex.standby(&mut report);
         ex.stops(&wanted, &mut report);
+    }
+    if workload.is_ok() && Only::wants(cfg.only.as_ref(), 0, Family::Run) {
+        ex.pace(&ops, &left, &mut report);
     }
     if let Err(e) = workload {
         // Judged last: every crash state before the failure was explored first.
@@ -499,6 +504,23 @@ impl Explorer<'_> {
                     violation,
                 });
             }
+        }
+    }
+
+    /// The recorded run's snapshots against their policy ([`pace`]), judged as one state.
+    fn pace(&self, ops: &[LoggedOp], left: &Disk, report: &mut ExploreReport) {
+        report.states += 1;
+        if let Err(violation) = pace::check(&self.setup, ops, left) {
+            report.states_until_first_failure.get_or_insert(report.states);
+            report.failures.push(ExploreFailure {
+                family: Family::Run,
+                op: report.ops,
+                when: "without a crash",
+                cell: "the recorded run's snapshots".into(),
+                resolution: "the snapshots taken, against the entries logged".into(),
+                recovery_crash: None,
+                violation,
+            });
         }
     }
 

@@ -42,7 +42,8 @@ impl Oracle {
             logged.push(model.history().len());
         }
         let full = &models[models.len() - 1];
-        let followers = setup.config.followers.map(|f| followers::Truth::new(full, f.md));
+        let queries = || super::queries::Queries::of(&setup.markets, &setup.commands, super::drive::USERS);
+        let followers = setup.config.followers.map(|f| followers::Truth::new(full, f.md, queries()));
         Oracle { models, logged, followers }
     }
 
@@ -125,7 +126,7 @@ impl Oracle {
             let fs = Arc::new(sim::fs::NodeFs::detached(disk.clone()));
             let (mut p, info) =
                 DurablePipeline::recover(fs, &super::drive::root(), setup.markets.clone(), setup.config, 0)?;
-            let recovered = followers::Recovered::of(&p);
+            let recovered = self.followers.as_ref().and_then(|t| followers::Recovered::of(&p, &t.queries));
             let marks = recovered.as_ref().map_or(Marks::default(), followers::Recovered::marks);
             p.converge(0)?;
             Ok::<_, DurableError>((p, info, recovered, marks))

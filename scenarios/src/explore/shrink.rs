@@ -216,7 +216,7 @@ impl Search<'_> {
 
 /// The class of `failure`'s crash state, read from the operation log of the run that found it.
 fn class_of(cfg: &ExploreConfig, failure: &ExploreFailure) -> Class {
-    let ops = || drive::record(&setup_of(cfg, cfg.keep.as_deref()), None, &|_, _| {}).0;
+    let ops = || drive::record(&setup_of(cfg, cfg.keep.as_deref()), None, &|_, _| {}).ops;
     match failure.family {
         Family::CrashPoint => Class::Point(failure.cell.clone()),
         Family::FsyncError => Class::Fsync(cell(&ops(), failure.op, false).unwrap_or_default()),
@@ -235,7 +235,7 @@ fn setup_of(cfg: &ExploreConfig, keep: Option<&[usize]>) -> Setup {
 
 /// The failures, with only the commands at `keep`, of the crash states of `class`.
 fn focused(base: &ExploreConfig, keep: &[usize], class: &Class) -> Vec<ExploreFailure> {
-    let (ops, progress, _) = drive::record(&setup_of(base, Some(keep)), None, &|_, _| {});
+    let drive::Recorded { ops, progress, .. } = drive::record(&setup_of(base, Some(keep)), None, &|_, _| {});
     let matching = |want: &str, timings: &[bool]| -> Option<BTreeSet<u64>> {
         let at = |op: &u64| timings.iter().any(|before| cell(&ops, *op, *before).as_deref() == Some(want));
         Some((1..=ops.len() as u64).filter(at).collect())
