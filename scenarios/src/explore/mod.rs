@@ -410,7 +410,9 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
         ex.standby(&mut report);
         ex.stops(&wanted, &mut report);
     }
-    if workload.is_ok() && Only::wants(cfg.only.as_ref(), 0, Family::Run) {
+    // Like the recorded run's own failure, judged whatever operations are explored.
+    let run_wanted = cfg.only.as_ref().is_none_or(|o| o.family.is_none_or(|f| f == Family::Run));
+    if workload.is_ok() && run_wanted {
         ex.pace(&ops, &left, &mut report);
     }
     if let Err(e) = workload {
