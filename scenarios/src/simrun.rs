@@ -207,9 +207,15 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     if r.gen_bool(1.0 / 3.0) {
         cfg.chaos.graceful_stop = r.gen_range(0.1..0.7);
     }
-    // Metadata EIO in a third of the runs, drawn last of all.
+    // Metadata EIO in a third of the runs.
     if r.gen_bool(1.0 / 3.0) {
         cfg.faults.eio_metadata = r.gen_range(0.001..0.02);
+    }
+    // Read and write EIO in a third of the runs, drawn last of all: recoveries' reads of
+    // logs and snapshots fail too, so a service must stop, read again or fall back.
+    if r.gen_bool(1.0 / 3.0) {
+        cfg.faults.eio_read = r.gen_range(0.0005..0.008);
+        cfg.faults.eio_write = r.gen_range(0.0002..0.003);
     }
 }
 
@@ -367,6 +373,29 @@ mod tests {
             Scenario::ALL.into_iter().filter(|s| ![Scenario::MetadataEio, Scenario::Swarm].contains(s))
         {
             assert_eq!(eio(scenario, 3), 0.0, "{scenario}");
+        }
+    }
+
+    /// Read and write EIO come in `read-write-eio` and in about a third of swarm's worlds,
+    /// drawn after everything else, so that every other draw of a seed stays what it was.
+    #[test]
+    fn read_and_write_errors_come_in_read_write_eio_and_some_swarm_worlds() {
+        let params = Params::default();
+        let rates = |s, seed| {
+            let f = world_config(s, seed, 200, &params).faults;
+            (f.eio_read, f.eio_write)
+        };
+        assert!(rates(Scenario::ReadWriteEio, 0).0 > 0.0);
+        let drawn: Vec<u64> = (0..300).filter(|&seed| rates(Scenario::Swarm, seed).0 > 0.0).collect();
+        assert!((60..=140).contains(&drawn.len()), "{} of 300 swarm worlds have read errors", drawn.len());
+        assert!(drawn.iter().all(|&seed| rates(Scenario::Swarm, seed).1 > 0.0), "write errors with them");
+        let metadata = |seed| world_config(Scenario::Swarm, seed, 200, &params).faults.eio_metadata;
+        assert!(drawn.iter().any(|&seed| metadata(seed) > 0.0), "independent of metadata errors");
+        assert!(drawn.iter().any(|&seed| metadata(seed) == 0.0), "independent of metadata errors");
+        for scenario in
+            Scenario::ALL.into_iter().filter(|s| ![Scenario::ReadWriteEio, Scenario::Swarm].contains(s))
+        {
+            assert_eq!(rates(scenario, 3), (0.0, 0.0), "{scenario}");
         }
     }
 }
