@@ -214,8 +214,8 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     // Read and write EIO in a third of the runs, drawn last of all: recoveries' reads of
     // logs and snapshots fail too, so a service must stop, read again or fall back.
     if r.gen_bool(1.0 / 3.0) {
-        cfg.faults.eio_read = r.gen_range(0.0005..0.008);
-        cfg.faults.eio_write = r.gen_range(0.0002..0.003);
+        cfg.faults.eio_read = r.gen_range(0.0002..0.003);
+        cfg.faults.eio_write = r.gen_range(0.0001..0.0015);
     }
 }
 
