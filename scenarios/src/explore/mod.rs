@@ -11,6 +11,7 @@
 
 pub mod drive;
 pub mod errors;
+mod fanout;
 pub mod followers;
 pub mod oracle;
 pub mod pace;
@@ -29,7 +30,6 @@ use served::Marks;
 use sim::fs::{Disk, Fate, LoggedOp, Media};
 use sim::media::Target;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What to explore.
@@ -239,20 +239,6 @@ impl Outcome {
     }
 }
 
-/// What the run hands the explorer at each operation.
-enum State {
-    /// The disk just after the operation took effect.
-    After(Disk),
-    /// The operation is an fsync of the named file: the disk as if it had failed with EIO.
-    FsyncFailed(String, Disk),
-    /// A command was just acknowledged: the disk, to be damaged at rest in every targeted
-    /// way, in every service's files.
-    Acknowledged(Disk),
-    /// A command was just acknowledged: the disk, recovered with each operation of its
-    /// recovery failing in turn.
-    RecoveryErrors(Disk),
-}
-
 /// The media faults struck at rest after each commit: (target, kind, aim seed). Aimed at
 /// the last group (a lost or flipped commit), at record headers and payloads, at segment
 /// headers and at snapshot files.
@@ -296,150 +282,16 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
     // Shared with the disk's tap, which must own what it holds.
     let only = Arc::new(cfg.only.clone());
     let wanted = move |k: u64, family: Family| Only::wants(only.as_ref().as_ref(), k, family);
-    // The disk after every operation flows from the one run to the workers.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, State)>(cfg.jobs.max(1) * 4);
-    let rx = Mutex::new(rx);
-    let (seen, done) = (Arc::new(AtomicU64::new(0)), AtomicU64::new(0));
-    let results: Mutex<BTreeMap<u64, AtK>> = Mutex::new(BTreeMap::new());
-    let fsync_errors: Mutex<BTreeMap<u64, (String, Outcome)>> = Mutex::new(BTreeMap::new());
-    let damage: Mutex<BTreeMap<u64, Vec<Damaged>>> = Mutex::new(BTreeMap::new());
-    let recovery_errors: Mutex<BTreeMap<u64, Vec<(String, Outcome)>>> = Mutex::new(BTreeMap::new());
-    let recorded = std::thread::scope(|scope| {
-        for _ in 0..cfg.jobs.max(1) {
-            scope.spawn(|| {
-                engine::bugs::plant(cfg.planted);
-                loop {
-                    let next = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-                    let Ok((k, state)) = next else { break };
-                    match state {
-                        State::After(disk) => {
-                            let at = ex.at_k(disk);
-                            results.lock().unwrap_or_else(|e| e.into_inner()).insert(k, at);
-                        }
-                        State::FsyncFailed(path, disk) => {
-                            let outcome = ex.after_fsync_error(disk);
-                            fsync_errors.lock().unwrap_or_else(|e| e.into_inner()).insert(k, (path, outcome));
-                        }
-                        State::Acknowledged(disk) => {
-                            let outcomes = ex.damaged(&disk);
-                            damage.lock().unwrap_or_else(|e| e.into_inner()).insert(k, outcomes);
-                        }
-                        State::RecoveryErrors(disk) => {
-                            let outcomes = ex.recovery_errors(&disk);
-                            recovery_errors.lock().unwrap_or_else(|e| e.into_inner()).insert(k, outcomes);
-                        }
-                    }
-                    tick(done.fetch_add(1, Ordering::SeqCst) + 1, seen.load(Ordering::SeqCst));
-                }
-            });
-        }
-        if wanted(0, Family::CrashPoint) {
-            seen.fetch_add(1, Ordering::SeqCst);
-            let _ = tx.send((
-                0,
-                State::After(ex.setup.disk().lock().unwrap_or_else(|e| e.into_inner()).snapshot_copy()),
-            ));
-        }
-        let sender = Mutex::new(tx.clone());
-        let seen_by_tap = seen.clone();
-        // The disk before the current operation: where an fsync that fails starts from.
-        let previous: Mutex<Option<Disk>> = Mutex::new(None);
-        let wanted_by_tap = wanted.clone();
-        let tap = sim::fs::Tap(Arc::new(move |k: u64, disk: &Disk| {
-            let copy = disk.snapshot_copy();
-            let before = previous.lock().unwrap_or_else(|e| e.into_inner()).replace(copy.clone());
-            let send = |item| {
-                seen_by_tap.fetch_add(1, Ordering::SeqCst);
-                let _ = sender.lock().unwrap_or_else(|e| e.into_inner()).send((k, item));
-            };
-            if let (Some(last), Some(mut failed)) = (disk.op_log().last(), before) {
-                if last.kind == sim::fs::OpKind::Fsync && wanted_by_tap(k, Family::FsyncError) {
-                    failed.fail_fsync(&last.path);
-                    send(State::FsyncFailed(last.path.display().to_string(), failed));
-                }
-            }
-            if wanted_by_tap(k, Family::CrashPoint) {
-                send(State::After(copy));
-            }
-        }));
-        let on_ack = |k: u64, disk: &Disk| {
-            if wanted(k, Family::Media) {
-                seen.fetch_add(1, Ordering::SeqCst);
-                let _ = tx.send((k, State::Acknowledged(disk.snapshot_copy())));
-            }
-            if wanted(k, Family::IoError) {
-                seen.fetch_add(1, Ordering::SeqCst);
-                let _ = tx.send((k, State::RecoveryErrors(disk.snapshot_copy())));
-            }
-        };
-        let recorded = drive::record(&ex.setup, Some(tap), &on_ack);
-        drop(tx);
-        recorded
-    });
-    let drive::Recorded { ops, progress, result: workload, disk: left } = recorded;
+    let (recorded, recovered) = fanout::record_and_recover(&ex, wanted.clone(), tick);
     let mut report = ExploreReport {
         commands: ex.setup.commands.len(),
-        ops: ops.len() as u64,
+        ops: recorded.ops.len() as u64,
         ..ExploreReport::default()
     };
-    for (k, at) in results.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        let failures = ex.judge(k, &at, &ops, &progress, &mut report);
-        if report.states_until_first_failure.is_none() && !failures.is_empty() {
-            report.states_until_first_failure = Some(report.states);
-        }
-        report.failures.extend(failures);
-    }
-    for (k, (path, outcome)) in fsync_errors.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        report.fsync_errors += 1;
-        report.states += 1;
-        if let Some(f) = ex.judge_fsync_error(k, &path, &outcome, &progress) {
-            report.states_until_first_failure.get_or_insert(report.states);
-            report.failures.push(f);
-        }
-    }
-    ex.io_errors(&ops, &wanted, &mut report);
-    for (k, outcomes) in recovery_errors.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        ex.judge_recovery_errors(k, outcomes, &progress, &mut report);
-    }
-    for (k, outcomes) in damage.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        ex.judge_media(k, outcomes, &progress, &mut report);
-    }
+    ex.judge_recovered(recovered, &recorded, &wanted, &mut report);
     report.failures.sort_by_key(|f| f.op);
-    // A recorded run that fails by itself fails every run with the standby the same way.
-    if workload.is_ok() {
-        ex.standby(&mut report);
-        ex.stops(&wanted, &mut report);
-    }
-    // Like the recorded run's own failure, judged whatever operations are explored.
-    let run_wanted = cfg.only.as_ref().is_none_or(|o| o.family.is_none_or(|f| f == Family::Run));
-    if workload.is_ok() && run_wanted {
-        ex.pace(&ops, &left, &mut report);
-    }
-    if let Err(e) = workload {
-        // Judged last: every crash state before the failure was explored first.
-        report.states_until_first_failure.get_or_insert(report.states);
-        report.failures.push(ExploreFailure {
-            family: Family::Run,
-            op: report.ops,
-            when: "without a crash",
-            cell: "the recorded run itself".into(),
-            resolution: format!(
-                "command #{} of the workload failed",
-                progress.started_at.len().saturating_sub(1)
-            ),
-            recovery_crash: None,
-            violation: Violation::ServiceError { service: "pipeline".into(), error: e.to_string() },
-        });
-    }
-    let cache = ex.cache.into_inner().unwrap_or_else(|e| e.into_inner());
-    report.distinct_disks =
-        cache.keys().map(|(fp, _)| *fp).collect::<std::collections::BTreeSet<_>>().len() as u64;
-    report.recovery_crashes = cache.values().map(|o| o.nested_states).sum();
-    for o in cache.values() {
-        for (c, n) in &o.cells {
-            *report.coverage.entry(c.clone()).or_default() += n;
-        }
-    }
+    ex.judge_after_states(&recorded, &wanted, &mut report);
+    ex.count_disks(&mut report);
     report.wall_ms = started.elapsed().as_millis() as u64;
     report
 }
@@ -451,6 +303,90 @@ fn cell(ops: &[LoggedOp], op: u64, before: bool) -> Option<String> {
 }
 
 impl Explorer<'_> {
+    /// Judges what the workers recovered, family by family in their order (crash points,
+    /// fsync errors, failing operations, recoveries with one, media damage), and runs and
+    /// judges the failing operations' own runs in their place.
+    fn judge_recovered(
+        &self,
+        recovered: fanout::Recovered,
+        recorded: &drive::Recorded,
+        wanted: &(dyn Fn(u64, Family) -> bool + Sync),
+        report: &mut ExploreReport,
+    ) {
+        let (ops, progress) = (&recorded.ops, &recorded.progress);
+        for (k, at) in recovered.after {
+            let failures = self.judge(k, &at, ops, progress, report);
+            if report.states_until_first_failure.is_none() && !failures.is_empty() {
+                report.states_until_first_failure = Some(report.states);
+            }
+            report.failures.extend(failures);
+        }
+        for (k, (path, outcome)) in recovered.fsync_errors {
+            report.fsync_errors += 1;
+            report.states += 1;
+            if let Some(f) = self.judge_fsync_error(k, &path, &outcome, progress) {
+                report.states_until_first_failure.get_or_insert(report.states);
+                report.failures.push(f);
+            }
+        }
+        self.io_errors(ops, wanted, report);
+        for (k, outcomes) in recovered.recovery_errors {
+            self.judge_recovery_errors(k, outcomes, progress, report);
+        }
+        for (k, outcomes) in recovered.damage {
+            self.judge_media(k, outcomes, progress, report);
+        }
+    }
+
+    /// The runs judged after every crash state: the standby's, the graceful stops', the
+    /// recorded run's snapshots and, last, the recorded run itself.
+    fn judge_after_states(
+        &self,
+        recorded: &drive::Recorded,
+        wanted: &(dyn Fn(u64, Family) -> bool + Sync),
+        report: &mut ExploreReport,
+    ) {
+        // A recorded run that fails by itself fails every run with the standby the same way.
+        if recorded.result.is_ok() {
+            self.standby(report);
+            self.stops(wanted, report);
+        }
+        // Like the recorded run's own failure, judged whatever operations are explored.
+        let run_wanted = self.cfg.only.as_ref().is_none_or(|o| o.family.is_none_or(|f| f == Family::Run));
+        if recorded.result.is_ok() && run_wanted {
+            self.pace(&recorded.ops, &recorded.disk, report);
+        }
+        if let Err(e) = &recorded.result {
+            // Judged last: every crash state before the failure was explored first.
+            report.states_until_first_failure.get_or_insert(report.states);
+            report.failures.push(ExploreFailure {
+                family: Family::Run,
+                op: report.ops,
+                when: "without a crash",
+                cell: "the recorded run itself".into(),
+                resolution: format!(
+                    "command #{} of the workload failed",
+                    recorded.progress.started_at.len().saturating_sub(1)
+                ),
+                recovery_crash: None,
+                violation: Violation::ServiceError { service: "pipeline".into(), error: e.to_string() },
+            });
+        }
+    }
+
+    /// Counts the distinct disks recovered, the recoveries crashed inside them and their
+    /// coverage cells, from the cache of outcomes.
+    fn count_disks(&self, report: &mut ExploreReport) {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        report.distinct_disks = cache.keys().map(|(fp, _)| *fp).collect::<BTreeSet<_>>().len() as u64;
+        report.recovery_crashes = cache.values().map(|o| o.nested_states).sum();
+        for o in cache.values() {
+            for (c, n) in &o.cells {
+                *report.coverage.entry(c.clone()).or_default() += n;
+            }
+        }
+    }
+
     /// The workload again with the hot standby: without a fault, then every pull's reply
     /// lost once, a failover after every command; judged after the crash states (they are
     /// counted after them).
