@@ -207,12 +207,16 @@ fn swarm(seed: u64, cfg: &mut WorldConfig) {
     if r.gen_bool(1.0 / 3.0) {
         cfg.chaos.graceful_stop = r.gen_range(0.1..0.7);
     }
-    // Metadata EIO in a third of the runs.
+    io_errors(&mut r, cfg);
+}
+
+/// Swarm's I/O errors, drawn after everything else: metadata EIO in a third of the runs,
+/// then read and write EIO in a third (recoveries' reads of logs and snapshots fail too,
+/// so a service must stop, read again or fall back).
+fn io_errors(r: &mut rand_chacha::ChaCha8Rng, cfg: &mut WorldConfig) {
     if r.gen_bool(1.0 / 3.0) {
         cfg.faults.eio_metadata = r.gen_range(0.001..0.02);
     }
-    // Read and write EIO in a third of the runs, drawn last of all: recoveries' reads of
-    // logs and snapshots fail too, so a service must stop, read again or fall back.
     if r.gen_bool(1.0 / 3.0) {
         cfg.faults.eio_read = r.gen_range(0.0002..0.003);
         cfg.faults.eio_write = r.gen_range(0.0001..0.0015);

@@ -12,7 +12,7 @@ use crate::model::Model;
 use engine::audit::AuditState;
 use engine::durable::DurablePipeline;
 use engine::market_data::{MdConfig, MdState};
-use engine::{EventId, TradeId};
+use engine::{Command, EventId, Markets, TradeId};
 
 /// What the followers' recoveries found, before they pulled anything.
 pub struct Recovered {
@@ -57,9 +57,12 @@ pub struct Truth {
 impl Truth {
     /// Derives both from the model of the whole workload (every shorter history's event
     /// log is a prefix of its log).
-    /// `queries`: what the followers are asked.
-    pub fn new(model: &Model, config: MdConfig, queries: Queries) -> Truth {
-        Truth { md: market_data::derive_all(model, config), trail: audit::derive_all(model), queries }
+    /// The followers are asked every query `markets` and `commands` allow.
+    pub fn new(model: &Model, config: MdConfig, markets: &Markets, commands: &[Command]) -> Truth {
+        let md = market_data::derive_all(model, config);
+        // The derivation starts with the state before any event: it is never empty.
+        let queries = md.last().map(|end| Queries::of(markets, commands, end)).unwrap_or_default();
+        Truth { md, trail: audit::derive_all(model), queries }
     }
 
     /// Judges the followers as their recoveries found them, beside a recovered history
@@ -90,9 +93,13 @@ impl Truth {
             });
         }
         audit::ahead_of_ledger(Some(0), &recovered.trail, recovered.ledger_trade_id).map_or(Ok(()), Err)?;
-        // Both states equal the derivations at their events: their answers must too.
-        recovered.answers.judge_market_data(&self.md[md_at as usize], Some(0))?;
-        recovered.answers.judge_trail(&self.trail[trail_at as usize], Some(0))
+        // Both states equal the derivations at their events (`at` above found both): their
+        // answers must too.
+        if let (Some(md), Some(trail)) = (self.md.get(md_at as usize), self.trail.get(trail_at as usize)) {
+            recovered.answers.judge_market_data(md, Some(0))?;
+            recovered.answers.judge_trail(trail, Some(0))?;
+        }
+        Ok(())
     }
 
     /// Judges the followers of `p`, caught up, once the history makes `events` events.
@@ -114,9 +121,13 @@ impl Truth {
         {
             return Err(Violation::AuditDiverged { recovery: None, at: events, field, expected, actual });
         }
-        let Some(answers) = Answers::ask(&self.queries, p) else { return Ok(()) };
-        answers.judge_market_data(&self.md[events as usize], None)?;
-        answers.judge_trail(&self.trail[events as usize], None)
+        let (Some(answers), Some(md), Some(trail)) =
+            (Answers::ask(&self.queries, p), self.md.get(events as usize), self.trail.get(events as usize))
+        else {
+            return Ok(());
+        };
+        answers.judge_market_data(md, None)?;
+        answers.judge_trail(trail, None)
     }
 }
 

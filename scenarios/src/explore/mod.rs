@@ -354,7 +354,7 @@ impl Explorer<'_> {
         // Like the recorded run's own failure, judged whatever operations are explored.
         let run_wanted = self.cfg.only.as_ref().is_none_or(|o| o.family.is_none_or(|f| f == Family::Run));
         if recorded.result.is_ok() && run_wanted {
-            self.pace(&recorded.ops, &recorded.disk, report);
+            self.pace(recorded, report);
         }
         if let Err(e) = &recorded.result {
             // Judged last: every crash state before the failure was explored first.
@@ -446,9 +446,9 @@ impl Explorer<'_> {
     }
 
     /// The recorded run's snapshots against their policy ([`pace`]), judged as one state.
-    fn pace(&self, ops: &[LoggedOp], left: &Disk, report: &mut ExploreReport) {
+    fn pace(&self, recorded: &drive::Recorded, report: &mut ExploreReport) {
         report.states += 1;
-        if let Err(violation) = pace::check(&self.setup, ops, left) {
+        if let Err(violation) = pace::check(&self.setup, &recorded.ops, &recorded.progress, &recorded.disk) {
             report.states_until_first_failure.get_or_insert(report.states);
             report.failures.push(ExploreFailure {
                 family: Family::Run,

@@ -42,8 +42,10 @@ impl Oracle {
             logged.push(model.history().len());
         }
         let full = &models[models.len() - 1];
-        let queries = || super::queries::Queries::of(&setup.markets, &setup.commands, super::drive::USERS);
-        let followers = setup.config.followers.map(|f| followers::Truth::new(full, f.md, queries()));
+        let followers = setup
+            .config
+            .followers
+            .map(|f| followers::Truth::new(full, f.md, &setup.markets, &setup.commands));
         Oracle { models, logged, followers }
     }
 

@@ -1,13 +1,14 @@
 //! The followers' query paths, asked of every recovered state. Market data and the audit
 //! trail answer clients from what is durable; the world asks them a few queries a round,
 //! explore asks every query its workload allows (each symbol's top and its L2 book now and
-//! half-way, every tick and the second half of them, every order's trail, every user's
-//! orders, the status) of each follower just after its recovery and again once caught up,
+//! as of an event half-way, every tick and three after a trade half-way, every order's
+//! trail, every user's orders, market data's status) of each follower just after its
+//! recovery and again once caught up,
 //! through the services' own answer functions, and holds each answer to the checker's
 //! derivation at the event the follower is at. A follower that was just recovered or has
 //! just committed holds nothing beyond its durable watermark, so a refusal is a violation
 //! too: a follower that serves nothing would otherwise pass. Queries read state the
-//! comparison of whole states never sees (market data's per-symbol levels, the trail's
+//! comparison of whole states never sees (market data's per-symbol tops, the trail's
 //! index by user), so an index a recovery forgets to rebuild is found here.
 
 use crate::checker::Violation;
@@ -16,6 +17,7 @@ use engine::durable::DurablePipeline;
 use engine::market_data::{MdState, Top};
 use engine::service::{Request, Response};
 use engine::{Command, EventId, Markets, UserId};
+use std::collections::BTreeSet;
 
 /// The queries asked of each follower.
 #[derive(Clone, Debug, Default)]
@@ -25,21 +27,22 @@ pub struct Queries {
 }
 
 impl Queries {
-    /// Every query the workload allows: its markets' symbols, its orders, its `users`.
-    pub fn of(markets: &Markets, commands: &[Command], users: UserId) -> Queries {
+    /// Every query the workload allows: its markets' symbols, its orders and users, and
+    /// half-way points of `end`, the market data its whole workload makes.
+    pub fn of(markets: &Markets, commands: &[Command], end: &MdState) -> Queries {
         let mut market_data = vec![
             Request::Status,
             Request::Ticks { after: 0, max: u32::MAX },
-            // The second half of the ticks: `after` must skip exactly the first ones.
-            Request::Ticks { after: commands.len() as u64 / 2, max: 3 },
+            // Ticks after a trade half-way: `after` must skip exactly the trades up to it.
+            Request::Ticks { after: end.last_trade_id / 2, max: 3 },
         ];
         for symbol in markets.symbols().map(|s| s.id) {
             market_data.push(Request::Top { symbol });
             market_data.push(Request::Book { symbol, as_of: EventId::MAX });
-            market_data.push(Request::Book { symbol, as_of: commands.len() as u64 });
+            market_data.push(Request::Book { symbol, as_of: end.last_event_id / 2 });
         }
         let mut trail = vec![Request::Status];
-        let orders: std::collections::BTreeSet<_> = commands
+        let orders: BTreeSet<_> = commands
             .iter()
             .filter_map(|c| match c {
                 Command::Place(o) => Some(o.order_id),
@@ -47,7 +50,9 @@ impl Queries {
             })
             .collect();
         trail.extend(orders.into_iter().map(|order_id| Request::AuditOrder { order_id }));
-        trail.extend((0..users).map(|user| Request::AuditUser { user }));
+        // Every user a command names, hostile strangers included.
+        let users: BTreeSet<UserId> = commands.iter().map(Command::user).collect();
+        trail.extend(users.into_iter().map(|user| Request::AuditUser { user }));
         Queries { market_data, trail }
     }
 }

@@ -22,8 +22,8 @@ enum Class {
     RecoveryIo,
     /// Media damage at rest after an acknowledgement.
     Media,
-    /// The recorded run itself.
-    Run,
+    /// The recorded run, judged as this cell (itself, or its snapshots' pace).
+    Run(String),
     /// A run of its own with a fault of this family (the standby's lost reply or failover,
     /// a graceful stop).
     Standby(Family),
@@ -223,7 +223,7 @@ fn class_of(cfg: &ExploreConfig, failure: &ExploreFailure) -> Class {
         Family::IoError if failure.cell.starts_with(super::errors::RECOVERY_CELL) => Class::RecoveryIo,
         Family::IoError => Class::Io(cell(&ops(), failure.op, false).unwrap_or_default()),
         Family::Media => Class::Media,
-        Family::Run => Class::Run,
+        Family::Run => Class::Run(failure.cell.clone()),
         Family::LostReply | Family::Failover | Family::Stop => Class::Standby(failure.family),
     }
 }
@@ -246,7 +246,7 @@ fn focused(base: &ExploreConfig, keep: &[usize], class: &Class) -> Vec<ExploreFa
         Class::Io(c) => (matching(c, &[false]), Family::IoError),
         Class::RecoveryIo => (Some(progress.acked_at.iter().copied().collect()), Family::IoError),
         Class::Media => (Some(progress.acked_at.iter().copied().collect()), Family::Media),
-        Class::Run => (Some(BTreeSet::new()), Family::Run),
+        Class::Run(_) => (Some(BTreeSet::new()), Family::Run),
         Class::Standby(family) => (None, *family),
     };
     let only = Only { ops: ops_wanted, family: Some(family) };
@@ -269,7 +269,8 @@ fn in_class(f: &ExploreFailure, class: &Class, ops: &[sim::fs::LoggedOp]) -> boo
         }
         Class::RecoveryIo => f.family == Family::IoError && f.cell.starts_with(super::errors::RECOVERY_CELL),
         Class::Media => f.family == Family::Media,
-        Class::Run => f.family == Family::Run,
+        // The recorded run's snapshots and its own failure are two classes of one family.
+        Class::Run(cell) => f.family == Family::Run && f.cell == *cell,
         Class::Standby(family) => f.family == *family,
     }
 }
