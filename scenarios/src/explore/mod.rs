@@ -296,6 +296,21 @@ pub fn explore(cfg: &ExploreConfig, tick: &(dyn Fn(u64, u64) + Sync)) -> Explore
     report
 }
 
+/// Records a failure of the recorded run (`cell`: itself, or its snapshots) as the state
+/// judged last.
+fn run_failure(report: &mut ExploreReport, cell: &str, resolution: String, violation: Violation) {
+    report.states_until_first_failure.get_or_insert(report.states);
+    report.failures.push(ExploreFailure {
+        family: Family::Run,
+        op: report.ops,
+        when: "without a crash",
+        cell: cell.into(),
+        resolution,
+        recovery_crash: None,
+        violation,
+    });
+}
+
 /// The coverage cell of a crash at operation `op` (1-based).
 fn cell(ops: &[LoggedOp], op: u64, before: bool) -> Option<String> {
     let logged = ops.get(op.checked_sub(1)? as usize)?;
@@ -358,19 +373,12 @@ impl Explorer<'_> {
         }
         if let Err(e) = &recorded.result {
             // Judged last: every crash state before the failure was explored first.
-            report.states_until_first_failure.get_or_insert(report.states);
-            report.failures.push(ExploreFailure {
-                family: Family::Run,
-                op: report.ops,
-                when: "without a crash",
-                cell: "the recorded run itself".into(),
-                resolution: format!(
-                    "command #{} of the workload failed",
-                    recorded.progress.started_at.len().saturating_sub(1)
-                ),
-                recovery_crash: None,
-                violation: Violation::ServiceError { service: "pipeline".into(), error: e.to_string() },
-            });
+            let what = format!(
+                "command #{} of the workload failed",
+                recorded.progress.started_at.len().saturating_sub(1)
+            );
+            let violation = Violation::ServiceError { service: "pipeline".into(), error: e.to_string() };
+            run_failure(report, "the recorded run itself", what, violation);
         }
     }
 
@@ -449,16 +457,8 @@ impl Explorer<'_> {
     fn pace(&self, recorded: &drive::Recorded, report: &mut ExploreReport) {
         report.states += 1;
         if let Err(violation) = pace::check(&self.setup, &recorded.ops, &recorded.progress, &recorded.disk) {
-            report.states_until_first_failure.get_or_insert(report.states);
-            report.failures.push(ExploreFailure {
-                family: Family::Run,
-                op: report.ops,
-                when: "without a crash",
-                cell: "the recorded run's snapshots".into(),
-                resolution: "the snapshots taken, against the entries logged".into(),
-                recovery_crash: None,
-                violation,
-            });
+            let what = "the snapshots taken, against the entries logged".to_string();
+            run_failure(report, "the recorded run's snapshots", what, violation);
         }
     }
 

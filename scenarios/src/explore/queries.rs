@@ -80,38 +80,47 @@ impl Answers {
     /// Holds market data's answers to `truth`, the derivation at the event it is at.
     pub fn judge_market_data(&self, truth: &MdState, recovery: Option<usize>) -> Result<(), Violation> {
         let at = truth.last_event_id;
-        for (request, got) in &self.market_data {
-            let want = market_data_answer(truth, request);
-            if let Some(v) = differs("market data", request, &want, got) {
-                return Err(v.unwrap_or_else(|(field, expected, actual)| Violation::MarketDataDiverged {
-                    recovery,
-                    at,
-                    field,
-                    expected,
-                    actual,
-                }));
-            }
-        }
-        Ok(())
+        judge(
+            "market data",
+            &self.market_data,
+            |r| Some(market_data_answer(truth, r)),
+            |(field, expected, actual)| Violation::MarketDataDiverged {
+                recovery,
+                at,
+                field,
+                expected,
+                actual,
+            },
+        )
     }
 
     /// Holds the trail's answers to `truth`, the derivation at the event it is at.
     pub fn judge_trail(&self, truth: &AuditState, recovery: Option<usize>) -> Result<(), Violation> {
         let at = truth.last_event_id;
-        for (request, got) in &self.trail {
-            let Some(want) = trail_answer(truth, request) else { continue };
-            if let Some(v) = differs("the audit trail", request, &want, got) {
-                return Err(v.unwrap_or_else(|(field, expected, actual)| Violation::AuditDiverged {
-                    recovery,
-                    at,
-                    field,
-                    expected,
-                    actual,
-                }));
-            }
-        }
-        Ok(())
+        judge(
+            "the audit trail",
+            &self.trail,
+            |r| trail_answer(truth, r),
+            |(field, expected, actual)| Violation::AuditDiverged { recovery, at, field, expected, actual },
+        )
     }
+}
+
+/// The first of `who`'s answers that is not what `owed` says (`None`: not judged): a
+/// refusal, or a wrong answer named by `diverged`.
+fn judge(
+    who: &str,
+    answers: &[(Request, Response)],
+    owed: impl Fn(&Request) -> Option<Response>,
+    diverged: impl Fn((String, String, String)) -> Violation,
+) -> Result<(), Violation> {
+    for (request, got) in answers {
+        let Some(want) = owed(request) else { continue };
+        if let Some(v) = differs(who, request, &want, got) {
+            return Err(v.unwrap_or_else(&diverged));
+        }
+    }
+    Ok(())
 }
 
 /// A refusal (`Ok`) or a wrong answer (`Err`: field, expected, actual), if `got` is not `want`.
