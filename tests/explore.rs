@@ -186,6 +186,25 @@ fn queries_and_the_snapshot_pace_are_judged() {
     assert!(clean.failures.is_empty(), "{:#?}", clean.failures.first());
 }
 
+/// The files the recorded run leaves are judged too: a writer that never prunes its
+/// snapshots and a WAL that never closes a full segment keep every state right (nothing a
+/// recovery finds is wrong) and fill the disk. Each is caught by the hygiene rules in the
+/// run family; the correct engine passes them at the same settings.
+#[test]
+fn snapshots_never_pruned_and_segments_never_rotated_leak_disk() {
+    const { assert!(engine::bugs::AVAILABLE) };
+    let only_run = Some(Only { ops: None, family: Some(Family::Run) });
+    let storage = Storage { segment_bytes: Some(128), ..Storage::default() };
+    let base = ExploreConfig { depth: 0, only: only_run, storage, ..config(16, 0, None) };
+    for bug in [Bug::SnapshotsNeverPruned, Bug::SegmentsNeverRotated] {
+        let r = run(&ExploreConfig { planted: Some(bug), ..base.clone() });
+        let first = r.failures.first().map(|f| (f.family, f.violation.kind()));
+        assert_eq!(first, Some((Family::Run, "disk-leak")), "{bug}: {:#?}", r.failures.first());
+    }
+    let clean = run(&base);
+    assert!(clean.failures.is_empty(), "{:#?}", clean.failures.first());
+}
+
 /// Market data and the trail are explored too: each of their bugs is caught by its rule
 /// (their recoveries judged against the checker's own derivations, the trail against the
 /// ledger beside it, the followers' floors in the matching engine's retention).

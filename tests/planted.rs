@@ -75,6 +75,8 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::SnapshotReadErrorCondemns => &["recovery-mismatch", "unrecoverable", "service-error"],
         // Every state is right; only the snapshots taken, held to the policy, are not.
         Bug::SnapshotsNeverTaken => &["policy-broken"],
+        // Every state is right; only the files left on the disk are too many or too big.
+        Bug::SnapshotsNeverPruned | Bug::SegmentsNeverRotated => &["disk-leak"],
     }
 }
 

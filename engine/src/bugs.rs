@@ -87,11 +87,17 @@ pub enum Bug {
     /// UBSCore never takes the snapshots its policy asks for (a graceful stop still takes
     /// its own): every recovery replays the whole log, and every state is right.
     SnapshotsNeverTaken,
+    /// The snapshot writer never removes old snapshots: every state is right, and the
+    /// snapshot directory grows without bound.
+    SnapshotsNeverPruned,
+    /// The WAL never closes a full segment: every entry goes to the segment its life
+    /// started, which grows without bound and which retention may never remove.
+    SegmentsNeverRotated,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 26] = [
+    pub const ALL: [Bug; 28] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -118,6 +124,8 @@ impl Bug {
         Bug::QueryGuardInverted,
         Bug::SnapshotReadErrorCondemns,
         Bug::SnapshotsNeverTaken,
+        Bug::SnapshotsNeverPruned,
+        Bug::SegmentsNeverRotated,
     ];
 
     /// Kebab-case name.
@@ -149,6 +157,8 @@ impl Bug {
             Bug::QueryGuardInverted => "query-guard-inverted",
             Bug::SnapshotReadErrorCondemns => "snapshot-read-error-condemns",
             Bug::SnapshotsNeverTaken => "snapshots-never-taken",
+            Bug::SnapshotsNeverPruned => "snapshots-never-pruned",
+            Bug::SegmentsNeverRotated => "segments-never-rotated",
         }
     }
 }

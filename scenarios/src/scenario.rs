@@ -541,7 +541,8 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::CleanStopTrusted => Scenario::Restart,
         Bug::DirFsyncErrorIgnored => Scenario::MetadataEio,
         Bug::SnapshotReadErrorCondemns => Scenario::ReadWriteEio,
-        Bug::SnapshotsNeverTaken => Scenario::SnapshotCrash,
+        Bug::SnapshotsNeverTaken | Bug::SnapshotsNeverPruned => Scenario::SnapshotCrash,
+        Bug::SegmentsNeverRotated => Scenario::Retention,
         _ => Scenario::Crash,
     }
 }

@@ -622,3 +622,22 @@ fn drawn_power_failure_fates_are_recorded_by_stable_names_and_replay_when_named(
     assert_eq!(kept_fs.read_all(p("/d/wal-0001.log")).unwrap(), all);
     assert!(kept_fs.exists(p("/d/wal-0002.log")).unwrap());
 }
+
+/// The disk's record for the hygiene rules outlives the files: the furthest offset each
+/// file was appended at stays after the file is removed, and every removed directory is
+/// listed, while writes at an offset are not appends.
+#[test]
+fn appends_and_removed_directories_are_recorded_past_removal() {
+    let fs = disk(FaultConfig::perfect(), 1);
+    fs.create_dir_all(p("/d/snap")).unwrap();
+    fs.create_new(p("/d/seg")).unwrap();
+    fs.append(p("/d/seg"), &[1; 100]).unwrap();
+    fs.append(p("/d/seg"), &[2; 50]).unwrap();
+    fs.write_at(p("/d/seg"), 4000, &[3; 10]).unwrap();
+    fs.remove_file(p("/d/seg")).unwrap();
+    fs.remove_dir_all(p("/d/snap")).unwrap();
+    let d = fs.disk().lock().unwrap();
+    assert_eq!(d.furthest_appends(p("/d")), vec![(p("/d/seg").to_path_buf(), 100)]);
+    assert_eq!(d.removed_dirs(p("/d")), vec![p("/d/snap").to_path_buf()]);
+    assert!(d.files_under(p("/d")).is_empty());
+}

@@ -444,7 +444,8 @@ impl Wal {
             self.tail.push(seq, kind, payload);
         }
         self.durable_seq = self.next_seq - 1;
-        if self.current_len >= self.config.segment_bytes {
+        let full = self.current_len >= self.config.segment_bytes;
+        if full && !crate::bugs::planted(crate::bugs::Bug::SegmentsNeverRotated) {
             self.rotate()?;
         }
         Ok(self.durable_seq)

@@ -3,7 +3,7 @@
 //! and the final state.
 
 use super::recovery::RecoveryPoints;
-use super::{Violation, archive, audit, final_state, history, market_data, policy, replica};
+use super::{Violation, archive, audit, final_state, history, hygiene, market_data, policy, replica};
 use crate::model::Model;
 use engine::durable::UbsEntry;
 use engine::{Markets, UbsRecord};
@@ -75,6 +75,7 @@ fn judge_all(result: &WorldResult, markets: &Markets) -> Result<(), Violation> {
         audit::check_complete(&result.recoveries, &model)?;
     }
     policy::check_snapshots(result, f)?;
+    hygiene::check(result)?;
     match &result.replica {
         Some(seen) if !seen.promoted => replica::check_state(seen.last_state.as_ref(), &model),
         _ => Ok(()),

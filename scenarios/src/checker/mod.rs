@@ -8,6 +8,8 @@ pub mod archive;
 pub mod audit;
 pub mod final_state;
 pub mod history;
+#[cfg(madsim)]
+pub mod hygiene;
 mod invariants;
 #[cfg(madsim)]
 pub mod market_data;

@@ -128,6 +128,14 @@ pub enum Violation {
         /// What it did against what the policy allows.
         detail: String,
     },
+    /// A storage leaks disk: it keeps more snapshots than it may, or appends to a WAL
+    /// segment past its size (so retention can never remove it).
+    DiskLeak {
+        /// The storage (a service's, or the audit trail's).
+        storage: String,
+        /// The file or directory, and what it holds against what the settings allow.
+        detail: String,
+    },
     /// The run went over its wall-clock limit and was cancelled.
     Timeout {
         /// Which budget, and how far the run got.
@@ -207,6 +215,7 @@ impl Violation {
             Violation::Liveness { .. } => "liveness",
             Violation::QueryRefused { .. } => "query-refused",
             Violation::PolicyBroken { .. } => "policy-broken",
+            Violation::DiskLeak { .. } => "disk-leak",
             Violation::Timeout { .. } => "timeout",
             Violation::Unrecoverable { .. } => "unrecoverable",
             Violation::Panic { .. } => "panic",
@@ -278,6 +287,7 @@ impl fmt::Display for Violation {
             Violation::ServiceError { service, error } => write!(f, "{service}: {error}"),
             Violation::Liveness { detail } | Violation::QueryRefused { detail } => f.write_str(detail),
             Violation::PolicyBroken { service, detail } => write!(f, "{service}: {detail}"),
+            Violation::DiskLeak { storage, detail } => write!(f, "{storage}: {detail}"),
             Violation::Timeout { detail } => f.write_str(detail),
             Violation::Unrecoverable { error } => write!(f, "recovery failed: {error}"),
             Violation::Panic { message } => write!(f, "panicked: {message}"),

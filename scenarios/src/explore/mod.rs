@@ -453,12 +453,16 @@ impl Explorer<'_> {
         }
     }
 
-    /// The recorded run's snapshots against their policy ([`pace`]), judged as one state.
+    /// The recorded run's snapshots against their policy ([`pace`]) and the files it left
+    /// against the hygiene rules ([`pace::hygiene`]), judged as one state.
     fn pace(&self, recorded: &drive::Recorded, report: &mut ExploreReport) {
         report.states += 1;
         if let Err(violation) = pace::check(&self.setup, &recorded.ops, &recorded.progress, &recorded.disk) {
             let what = "the snapshots taken, against the entries logged".to_string();
             run_failure(report, "the recorded run's snapshots", what, violation);
+        } else if let Err(violation) = pace::hygiene(&self.setup, &recorded.disk) {
+            let what = "the files left, against the storage settings".to_string();
+            run_failure(report, "the recorded run's files", what, violation);
         }
     }
 

@@ -7,7 +7,7 @@
 //! no snapshot is ever taken: only this check sees a trigger that never fires.
 
 use super::drive::{Progress, SERVICES, Setup, service_dir};
-use crate::checker::{Violation, policy};
+use crate::checker::{Violation, hygiene, policy};
 use engine::durable::DurableConfig;
 use sim::fs::{Disk, LoggedOp, OpKind, Phase};
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,30 @@ pub fn check(setup: &Setup, ops: &[LoggedOp], progress: &Progress, disk: &Disk) 
             let service = sim::fs::service_of(&service_dir(service));
             return Err(Violation::PolicyBroken { service, detail });
         }
+    }
+    Ok(())
+}
+
+/// The files the recorded run left on `disk`, each storage's against its settings
+/// ([`crate::checker::hygiene`]: snapshots pruned, segments rotated).
+pub fn hygiene(setup: &Setup, disk: &Disk) -> Result<(), Violation> {
+    let mut configs = vec![setup.config.ubscore, setup.config.matching, setup.config.settlement];
+    if let Some(c) = &setup.config.followers {
+        configs.extend([c.market_data, c.audit]);
+    }
+    for (service, config) in SERVICES.iter().zip(configs) {
+        let dir = service_dir(service);
+        // Settlement's directory holds the audit trail's: each is judged by its own settings.
+        let nested = |p: &std::path::Path| {
+            SERVICES.iter().any(|other| {
+                other != service && other.starts_with(service) && p.starts_with(service_dir(other))
+            })
+        };
+        let present = disk.files_under(&dir).into_iter().filter(|p| !nested(p)).collect();
+        let appends = disk.furthest_appends(&dir).into_iter().filter(|(p, _)| !nested(p)).collect();
+        let removed_dirs = disk.removed_dirs(&dir).into_iter().filter(|p| !nested(p)).collect();
+        let files = sim::world::FilesSeen { present, appends, removed_dirs };
+        hygiene::judge(&files, &config)?;
     }
     Ok(())
 }

@@ -246,6 +246,13 @@ pub struct Disk {
     lookups: RefCell<BTreeMap<OsString, Ino>>,
     /// Power-failure fates named by pinned crash points, and those the last one drew.
     fates: FateBook,
+    /// The furthest offset an append to each path started at, removed files included (the
+    /// simulator's record, for the checker's hygiene rules: a WAL segment past its size
+    /// takes no more entries).
+    furthest_appends: BTreeMap<PathBuf, u64>,
+    /// Every directory removed, in order (the simulator's record: a snapshot directory from
+    /// which no snapshot was ever removed was never pruned).
+    removed_dirs: Vec<PathBuf>,
 }
 
 /// Power-failure fates as data (see `fates.rs`).
@@ -381,6 +388,8 @@ impl Disk {
             archive_clock: 0,
             lookups: RefCell::default(),
             fates: FateBook::default(),
+            furthest_appends: BTreeMap::new(),
+            removed_dirs: Vec::new(),
         }
     }
 
@@ -518,6 +527,8 @@ impl Disk {
             op_log: None,
             tap: None,
             fates: self.fates.clone(),
+            furthest_appends: self.furthest_appends.clone(),
+            removed_dirs: self.removed_dirs.clone(),
         }
     }
 
@@ -717,6 +728,30 @@ impl Disk {
         }
         out.sort();
         out
+    }
+
+    /// Every file under `dir` ever appended to (removed ones too) with the furthest offset an
+    /// append to it started at, sorted by path.
+    pub fn furthest_appends(&self, dir: &Path) -> Vec<(PathBuf, u64)> {
+        self.furthest_appends
+            .iter()
+            .filter(|(p, _)| p.starts_with(dir))
+            .map(|(p, at)| (p.clone(), *at))
+            .collect()
+    }
+
+    /// Every directory under `dir` removed so far, in order.
+    pub fn removed_dirs(&self, dir: &Path) -> Vec<PathBuf> {
+        self.removed_dirs.iter().filter(|p| p.starts_with(dir)).cloned().collect()
+    }
+
+    fn note_append(&mut self, path: &Path, offset: u64) {
+        match self.furthest_appends.get_mut(path) {
+            Some(at) => *at = (*at).max(offset),
+            None => {
+                self.furthest_appends.insert(path.to_path_buf(), offset);
+            }
+        }
     }
 
     /// Operations performed so far.
@@ -946,7 +981,12 @@ impl Disk {
         let capacity = self.config.capacity;
         let used = if capacity == u64::MAX { 0 } else { self.used() };
         let f = self.file_mut(path)?;
+        let append = offset.is_none();
         let offset = offset.unwrap_or(f.current.len() as u64);
+        if append {
+            self.note_append(path, offset);
+        }
+        let f = self.file_mut(path)?;
         let grow = (offset + data.len() as u64).saturating_sub(f.current.len() as u64);
         if used.saturating_add(grow) > capacity {
             self.faults.push(Fault::NoSpace { path: path.to_path_buf() });
@@ -1134,6 +1174,9 @@ impl Disk {
         let d = self.dir_mut(parent);
         d.current.remove(&name);
         d.pending.push(EntryOp::Unlink(name));
+        if dir {
+            self.removed_dirs.push(path.to_path_buf());
+        }
         Ok(())
     }
 

@@ -3,8 +3,8 @@
 
 use super::services::{damaged_media, names_damage};
 use super::{
-    FinalState, MarketDataSeen, Problem, ReplicaSeen, STOPPED_ITSELF, World, WorldResult, data_dir, lock,
-    state_digest,
+    FilesSeen, FinalState, MarketDataSeen, Problem, ReplicaSeen, STOPPED_ITSELF, World, WorldResult,
+    data_dir, lock, state_digest,
 };
 use crate::fs::{Death, Fault, NodeFs};
 use crate::plan::{FaultPlan, Service};
@@ -174,6 +174,7 @@ impl World {
             acked: acked.into_iter().map(|(_, c, a)| (c, a)).collect(),
             problems: std::mem::take(&mut *lock(&shared.errors)),
             segments_removed: self.segments_removed(),
+            files: self.files_seen(),
             corruption_detected: std::mem::take(&mut *lock(&shared.detected)),
             sent: self.cfg.commands.clone(),
             final_state,
@@ -339,6 +340,22 @@ impl World {
             self.partitions
         ));
         (faults, crash_points)
+    }
+
+    /// Every file of each service (by the disk it ran on) and the furthest offset an
+    /// append to it started at.
+    fn files_seen(&self) -> BTreeMap<String, FilesSeen> {
+        let files = |s: &Service| {
+            let disk = self.simfs.disk(self.nodes[s]);
+            let disk = lock(&disk);
+            let dir = data_dir(*s);
+            FilesSeen {
+                present: disk.files_under(&dir),
+                appends: disk.furthest_appends(&dir),
+                removed_dirs: disk.removed_dirs(&dir),
+            }
+        };
+        self.services().iter().map(|s| (s.name().to_string(), files(s))).collect()
     }
 
     /// WAL segments made durable once and gone at the end, all services.

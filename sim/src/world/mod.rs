@@ -19,8 +19,8 @@ mod services;
 mod thin;
 
 pub use result::{
-    Answered, FinalState, MarketDataSeen, Problem, RecoveryRecord, ReplicaSeen, Served, WorldResult,
-    state_digest,
+    Answered, FilesSeen, FinalState, MarketDataSeen, Problem, RecoveryRecord, ReplicaSeen, Served,
+    WorldResult, state_digest,
 };
 pub use services::names_damage;
 pub use thin::{TableDigest, thin};

@@ -7,6 +7,7 @@ use engine::durable::{DurableMarketData, DurableMatching, DurableSettlement, Dur
 use engine::service::Recovered;
 use engine::{Ack, Command};
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Something the world itself saw go wrong.
@@ -72,6 +73,18 @@ pub struct RecoveryRecord {
     pub thinned: Option<super::TableDigest>,
 }
 
+/// What the simulator saw of one disk's files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilesSeen {
+    /// Every file after the final recovery, sorted.
+    pub present: Vec<PathBuf>,
+    /// Every file ever appended to (removed ones too) and the furthest offset an append to
+    /// it started at.
+    pub appends: Vec<(PathBuf, u64)>,
+    /// Every directory removed during the run, in order.
+    pub removed_dirs: Vec<PathBuf>,
+}
+
 /// What happened in a run.
 pub struct WorldResult {
     /// The trace hash (equal for equal seeds, code and parameters); it covers the state
@@ -109,6 +122,9 @@ pub struct WorldResult {
     pub trace: Option<Vec<String>>,
     /// WAL segments that retention removed (made durable once, gone at the end), all services.
     pub segments_removed: u64,
+    /// Each service's files, by the disk it ran on: the checker's hygiene rules (snapshots
+    /// pruned, segments rotated) judge them.
+    pub files: BTreeMap<String, FilesSeen>,
     /// Under media faults: services that refused to go on because their data is damaged,
     /// with the error naming the damage. The run ends at the first one.
     pub corruption_detected: Vec<(String, String)>,
