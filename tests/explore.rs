@@ -208,6 +208,27 @@ fn snapshots_never_pruned_and_segments_never_rotated_leak_disk() {
     assert!(clean.failures.is_empty(), "{:#?}", clean.failures.first());
 }
 
+/// A write that fails part-way leaves the pages it copied before the error in the cache
+/// (SimFs: every whole page before the write's last). Only an append that crosses a page
+/// boundary leaves any, so the log must outgrow a page: 120 commands, 64 KiB segments, no
+/// snapshot to rotate them. A WAL that retries the failed append writes the whole group
+/// after those pages, and the next recovery finds acknowledged entries behind a torn
+/// record; the correct engine, which gives up, passes the same operations.
+#[test]
+fn a_retried_append_after_a_partial_write_is_caught_by_the_io_error_family() {
+    const { assert!(engine::bugs::AVAILABLE) };
+    let storage = Storage { segment_bytes: Some(64 << 10), snapshot_every: Some(100_000), pull_every: None };
+    // The operations around the first append that crosses a page boundary at seed 0.
+    let only = Some(Only { ops: Some((500..=620).collect()), family: Some(Family::IoError) });
+    let base = ExploreConfig { depth: 0, storage, only, ..config(120, 0, None) };
+    let r = run(&ExploreConfig { planted: Some(Bug::FailedAppendRetried), ..base.clone() });
+    let first = r.failures.first().map(|f| (f.family, f.violation.kind()));
+    assert_eq!(first, Some((Family::IoError, "unrecoverable")), "{:#?}", r.failures.first());
+    let clean = run(&base);
+    assert!(clean.failures.is_empty(), "{:#?}", clean.failures.first());
+    assert!(clean.io_errors > 100, "{clean:?}");
+}
+
 /// Market data and the trail are explored too: each of their bugs is caught by its rule
 /// (their recoveries judged against the checker's own derivations, the trail against the
 /// ledger beside it, the followers' floors in the matching engine's retention).

@@ -77,6 +77,9 @@ fn catches(bug: Bug) -> &'static [&'static str] {
         Bug::SnapshotsNeverTaken => &["policy-broken"],
         // Every state is right; only the files left on the disk are too many or too big.
         Bug::SnapshotsNeverPruned | Bug::SegmentsNeverRotated => &["disk-leak"],
+        // The retried group follows the pages the failed write left: the log holds a torn
+        // record or a repeated sequence number before acknowledged entries.
+        Bug::FailedAppendRetried => &["service-error", "unrecoverable", "lost-ack", "history-broken"],
     }
 }
 
@@ -84,7 +87,12 @@ fn catches(bug: Bug) -> &'static [&'static str] {
 fn every_planted_bug_is_caught_by_the_rule_it_breaks() {
     const { assert!(engine::bugs::AVAILABLE, "the tests build the engine with the planted-bugs feature") };
     let mut wrong = Vec::new();
-    for bug in Bug::ALL {
+    // A retried append shows only after a write that failed part-way, and only an append
+    // that crosses a page boundary fails part-way: at 300 commands no run of a few hundred
+    // seeds has one. Explore aims at it (`tests/explore.rs`,
+    // `a_retried_append_after_a_partial_write_is_caught_by_the_io_error_family`);
+    // `exsim planted` hunts it at 2,000 commands.
+    for bug in Bug::ALL.into_iter().filter(|b| *b != Bug::FailedAppendRetried) {
         let (seeds, violation) = scenario::hunt(bug, 300, 300);
         let text = violation.as_ref().map_or("NOT CAUGHT".to_string(), |v| v.to_string());
         eprintln!("{bug}: {seeds} seeds: {}", text.lines().next().unwrap_or(""));

@@ -93,11 +93,15 @@ pub enum Bug {
     /// The WAL never closes a full segment: every entry goes to the segment its life
     /// started, which grows without bound and which retention may never remove.
     SegmentsNeverRotated,
+    /// The WAL retries a group commit's append that failed, once, instead of giving up: a
+    /// write that failed part-way left its first pages in the file, and the retry appends
+    /// the whole group after them.
+    FailedAppendRetried,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 28] = [
+    pub const ALL: [Bug; 29] = [
         Bug::SkipFsync,
         Bug::ApplyBeforeWal,
         Bug::NonAtomicLatest,
@@ -126,6 +130,7 @@ impl Bug {
         Bug::SnapshotsNeverTaken,
         Bug::SnapshotsNeverPruned,
         Bug::SegmentsNeverRotated,
+        Bug::FailedAppendRetried,
     ];
 
     /// Kebab-case name.
@@ -159,6 +164,7 @@ impl Bug {
             Bug::SnapshotsNeverTaken => "snapshots-never-taken",
             Bug::SnapshotsNeverPruned => "snapshots-never-pruned",
             Bug::SegmentsNeverRotated => "segments-never-rotated",
+            Bug::FailedAppendRetried => "failed-append-retried",
         }
     }
 }

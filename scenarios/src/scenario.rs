@@ -540,7 +540,7 @@ pub fn hunting_ground(bug: engine::bugs::Bug) -> Scenario {
         Bug::ZeroLockUntracked => Scenario::Hostile,
         Bug::CleanStopTrusted => Scenario::Restart,
         Bug::DirFsyncErrorIgnored => Scenario::MetadataEio,
-        Bug::SnapshotReadErrorCondemns => Scenario::ReadWriteEio,
+        Bug::SnapshotReadErrorCondemns | Bug::FailedAppendRetried => Scenario::ReadWriteEio,
         Bug::SnapshotsNeverTaken | Bug::SnapshotsNeverPruned => Scenario::SnapshotCrash,
         Bug::SegmentsNeverRotated => Scenario::Retention,
         _ => Scenario::Crash,

@@ -453,7 +453,13 @@ impl Wal {
 
     /// Appends `bytes` to `path` and fsyncs.
     fn write_durably(&self, path: &Path, bytes: &[u8]) -> Result<(), WalError> {
-        self.fs.append(path, bytes).map_err(io("write", path))?;
+        let appended = match self.fs.append(path, bytes) {
+            Err(_) if crate::bugs::planted(crate::bugs::Bug::FailedAppendRetried) => {
+                self.fs.append(path, bytes)
+            }
+            appended => appended,
+        };
+        appended.map_err(io("write", path))?;
         if crate::bugs::planted(crate::bugs::Bug::SkipFsync) {
             return Ok(());
         }

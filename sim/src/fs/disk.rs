@@ -19,6 +19,8 @@ use std::path::{Component, Path, PathBuf};
 
 /// Sector size of torn writes.
 pub const SECTOR: u64 = 512;
+/// Page size of the page cache: a failing buffered write stops at a page boundary.
+pub const PAGE: u64 = 4096;
 
 type Ino = u64;
 const ROOT: Ino = 0;
@@ -976,6 +978,7 @@ impl Disk {
         }
         if self.fails(self.config.eio_write, IoFailure::WriteEio) {
             self.faults.push(Fault::WriteEio { path: path.to_path_buf() });
+            self.copy_pages_before_failing(path, offset, data);
             return Err(eio("write", path));
         }
         let capacity = self.config.capacity;
@@ -995,6 +998,11 @@ impl Disk {
                 format!("simfs: ENOSPC writing {}", path.display()),
             ));
         }
+        self.cache_write(path, offset, data)
+    }
+
+    /// `data` at `offset` in the page cache, pending until an fsync.
+    fn cache_write(&mut self, path: &Path, offset: u64, data: &[u8]) -> io::Result<()> {
         let f = self.file_mut(path)?;
         apply_write(&mut f.current, offset, data);
         f.pending.push(Pending::Write { offset, data: data.to_vec() });
@@ -1003,6 +1011,32 @@ impl Disk {
         let whole = offset.div_ceil(SECTOR)..end / SECTOR;
         f.bad_sectors.retain(|s| !whole.contains(s));
         Ok(())
+    }
+
+    /// A buffered write copies into the page cache page by page, and an error (a page it
+    /// could not read in first, say) stops it at a page boundary: the pages copied before
+    /// it stay in the cache, as a short write's would, while the call returns EIO. A write
+    /// that spans a page boundary leaves every whole page before its last; one inside a
+    /// page leaves nothing.
+    fn copy_pages_before_failing(&mut self, path: &Path, offset: Option<u64>, data: &[u8]) {
+        let Ok(f) = self.file_mut(path) else { return };
+        let start = offset.unwrap_or(f.current.len() as u64);
+        let end = start + data.len() as u64;
+        let last_page = (end.saturating_sub(1) / PAGE) * PAGE;
+        if data.is_empty() || last_page <= start {
+            return;
+        }
+        let written = (last_page - start) as usize;
+        if offset.is_none() {
+            self.note_append(path, start);
+        }
+        if self.cache_write(path, start, &data[..written]).is_ok() {
+            self.faults.push(Fault::PartialWrite {
+                path: path.to_path_buf(),
+                offset: start,
+                written: written as u64,
+            });
+        }
     }
 
     /// Reads up to `len` bytes at `offset` (`None`: the whole file).

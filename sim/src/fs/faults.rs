@@ -99,6 +99,9 @@ pub enum Fault {
     ReadEio { path: PathBuf },
     /// A write failed with EIO.
     WriteEio { path: PathBuf },
+    /// The write that failed with EIO before it had copied the pages before its last into
+    /// the cache: those `written` bytes at `offset` stayed (pending, like any write).
+    PartialWrite { path: PathBuf, offset: u64, written: u64 },
     /// An fsync failed with EIO and dropped the file's pending writes.
     FsyncEio { path: PathBuf, dropped: u64 },
     /// A write failed with ENOSPC.
@@ -171,6 +174,7 @@ impl Fault {
             Fault::EntryRolledBack { .. } => "entry_rolled_back",
             Fault::ReadEio { .. } => "read_eio",
             Fault::WriteEio { .. } => "write_eio",
+            Fault::PartialWrite { .. } => "partial_write",
             Fault::FsyncEio { .. } => "fsync_eio",
             Fault::NoSpace { .. } => "enospc",
             Fault::MetadataEio { .. } => "metadata_eio",
