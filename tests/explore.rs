@@ -95,7 +95,7 @@ fn planted_bugs_are_caught_by_the_rule_they_break() {
     const { assert!(engine::bugs::AVAILABLE) };
     let mut wrong = Vec::new();
     // Each in the family that reaches it (every family together costs minutes in a debug
-    // build; `.ci/run` explores one of them in every family, in release).
+    // build; the correct engine is explored in every family above).
     for (bug, family) in [
         (Bug::ApplyBeforeWal, Family::CrashPoint),
         (Bug::TrustCacheOnReopen, Family::FsyncError),

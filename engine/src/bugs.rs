@@ -90,8 +90,9 @@ pub enum Bug {
     /// The snapshot writer never removes old snapshots: every state is right, and the
     /// snapshot directory grows without bound.
     SnapshotsNeverPruned,
-    /// The WAL never closes a full segment: every entry goes to the segment its life
-    /// started, which grows without bound and which retention may never remove.
+    /// The WAL never closes a full segment after a group commit: entries go to the current
+    /// segment until a snapshot rotates it, so a segment grows with the entries between
+    /// snapshots, past its size.
     SegmentsNeverRotated,
     /// The WAL retries a group commit's append that failed, once, instead of giving up: a
     /// write that failed part-way left its first pages in the file, and the retry appends

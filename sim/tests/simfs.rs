@@ -624,20 +624,48 @@ fn drawn_power_failure_fates_are_recorded_by_stable_names_and_replay_when_named(
 }
 
 /// The disk's record for the hygiene rules outlives the files: the furthest offset each
-/// file was appended at stays after the file is removed, and every removed directory is
-/// listed, while writes at an offset are not appends.
+/// file was appended at stays after the file is removed (writes at an offset are not
+/// appends), and a snapshot's pruning is interrupted by an error or a death between its
+/// rename into place and the directory fsync after a removal, not after it.
 #[test]
-fn appends_and_removed_directories_are_recorded_past_removal() {
+fn appends_and_interrupted_prunings_are_recorded() {
     let fs = disk(FaultConfig::perfect(), 1);
-    fs.create_dir_all(p("/d/snap")).unwrap();
+    fs.create_dir_all(p("/d/snapshots/.tmp-1")).unwrap();
     fs.create_new(p("/d/seg")).unwrap();
     fs.append(p("/d/seg"), &[1; 100]).unwrap();
     fs.append(p("/d/seg"), &[2; 50]).unwrap();
     fs.write_at(p("/d/seg"), 4000, &[3; 10]).unwrap();
     fs.remove_file(p("/d/seg")).unwrap();
-    fs.remove_dir_all(p("/d/snap")).unwrap();
-    let d = fs.disk().lock().unwrap();
+    // A snapshot put in place, pruned (a removal, then the directory fsync): complete.
+    fs.rename(p("/d/snapshots/.tmp-1"), p("/d/snapshots/snapshot-1")).unwrap();
+    fs.create_dir_all(p("/d/snapshots/snapshot-0")).unwrap();
+    fs.remove_dir_all(p("/d/snapshots/snapshot-0")).unwrap();
+    fs.sync_dir(p("/d/snapshots")).unwrap();
+    // The next one put in place, and the node dies before its pruning.
+    fs.create_dir_all(p("/d/snapshots/.tmp-2")).unwrap();
+    fs.rename(p("/d/snapshots/.tmp-2"), p("/d/snapshots/snapshot-2")).unwrap();
+    fs.sync_dir(p("/d/snapshots")).unwrap();
+    let mut d = fs.disk().lock().unwrap();
+    assert_eq!(d.prunes_interrupted(p("/d")), vec![]);
+    d.kill();
     assert_eq!(d.furthest_appends(p("/d")), vec![(p("/d/seg").to_path_buf(), 100)]);
-    assert_eq!(d.removed_dirs(p("/d")), vec![p("/d/snap").to_path_buf()]);
-    assert!(d.files_under(p("/d")).is_empty());
+    assert_eq!(d.prunes_interrupted(p("/d")), vec![(p("/d/snapshots").to_path_buf(), 1)]);
+}
+
+/// A write that fails with EIO keeps the whole pages it copied before its last (pending,
+/// lost at a power failure like any write); one inside a page keeps nothing.
+#[test]
+fn a_failed_write_keeps_the_whole_pages_before_its_last() {
+    let fs = disk(FaultConfig { eio_write: 1.0, lose_write: 1.0, ..FaultConfig::perfect() }, 1);
+    fs.create_dir_all(p("/d")).unwrap();
+    fs.create_new(p("/d/f")).unwrap();
+    fs.sync_dir(p("/d")).unwrap();
+    assert!(fs.append(p("/d/f"), &[1; 100]).is_err(), "inside one page");
+    assert_eq!(fs.len(p("/d/f")).unwrap(), 0);
+    assert!(fs.append(p("/d/f"), &[2; 9000]).is_err(), "across two page boundaries");
+    assert_eq!(fs.read_all(p("/d/f")).unwrap(), vec![2; 8192], "the two whole pages stay");
+    let partial = faults(&fs).iter().any(|f| matches!(f, Fault::PartialWrite { written: 8192, .. }));
+    assert!(partial, "{:?}", faults(&fs));
+    power_fail(&fs);
+    assert_eq!(fs.len(p("/d/f")).unwrap(), 0, "pending, and this power failure loses every pending write");
 }

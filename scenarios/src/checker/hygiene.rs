@@ -3,11 +3,12 @@
 //! the disk (and with no closed segment, retention has nothing it may remove). Nothing
 //! else sees it, so the rules are their own.
 //!
-//! - **Snapshots pruned:** a snapshot directory that holds more than `keep_snapshots + 1`
-//!   complete snapshots must have had some removed. One more than kept is a crash between a
-//!   snapshot's rename and the pruning after it; more are prunings that failed one after
-//!   another (an I/O error, a crash), each leaving one, until one succeeds. A storage that
-//!   never removed a snapshot and holds more than one extra does not prune.
+//! - **Snapshots pruned:** a `snapshots` directory holds at most `keep_snapshots + 1 + I`
+//!   complete snapshots, where `I` counts the prunings an I/O error or a death interrupted
+//!   (SimFs's record: between a snapshot's rename into place and its pruning made durable).
+//!   One more than kept is a crash between a rename and the pruning after it, and each
+//!   interrupted pruning may leave one more; a writer that never prunes leaves one per
+//!   snapshot, interrupted or not.
 //! - **Segments rotated:** no append to a WAL segment starts at or past the segment size (a
 //!   group commit that fills a segment closes it; each life starts a new one). Tiny sizes
 //!   get [`HEADER_ROOM`]: a segment's header alone may fill one.
@@ -44,15 +45,15 @@ pub fn judge(files: &FilesSeen, storage: &DurableConfig) -> Result<(), Violation
             });
         }
     }
-    let most = storage.keep_snapshots + 1;
     for (dir, snapshots) in snapshots_by_dir(&files.present) {
-        let pruned = files.removed_dirs.iter().any(|d| d.parent() == Some(&dir) && is_snapshot(d));
-        if snapshots.len() > most && !pruned {
+        let interrupted = files.prunes_interrupted.iter().find(|(d, _)| *d == dir).map_or(0, |(_, n)| *n);
+        let most = storage.keep_snapshots as u64 + 1 + interrupted;
+        if snapshots.len() as u64 > most {
             let names: Vec<&str> = snapshots.iter().map(String::as_str).collect();
             return Err(Violation::DiskLeak {
                 storage: storage_of(&dir),
                 detail: format!(
-                    "{} holds {} complete snapshots ({}) and none was ever removed: at most {most} for {} kept",
+                    "{} holds {} complete snapshots ({}): at most {most} for {} kept and {interrupted} prunings interrupted",
                     dir.display(),
                     snapshots.len(),
                     names.join(", "),
@@ -129,7 +130,7 @@ mod tests {
         FilesSeen {
             present: files.iter().map(|(p, _)| p.clone()).collect(),
             appends: files,
-            removed_dirs: vec![],
+            prunes_interrupted: vec![],
         }
     }
 
@@ -137,7 +138,7 @@ mod tests {
         FilesSeen {
             appends: files.iter().map(|p| (p.clone(), 0)).collect(),
             present: files,
-            removed_dirs: vec![],
+            prunes_interrupted: vec![],
         }
     }
 
@@ -159,7 +160,7 @@ mod tests {
     }
 
     #[test]
-    fn two_more_snapshots_than_kept_and_none_ever_removed_is_a_leak() {
+    fn snapshots_beyond_the_kept_the_crash_and_the_interrupted_prunings_are_a_leak() {
         let dir = "/data/settlement/audit/snapshots";
         let mut files: Vec<_> = (1..=3).map(|s| snapshot(dir, s)).collect();
         files.push(PathBuf::from(format!("{dir}/snapshot-00000000000000000003/metadata.json")));
@@ -167,11 +168,17 @@ mod tests {
         files.push(PathBuf::from(format!("{dir}/damaged-snapshot-00000000000000000005/state.bin")));
         assert_eq!(judge(&present(files.clone()), &storage(1024, 2)), Ok(()), "3 complete for 2 kept");
         files.push(snapshot(dir, 6));
-        let err = judge(&present(files), &storage(1024, 2)).expect_err("4 complete for 2 kept");
+        let err = judge(&present(files.clone()), &storage(1024, 2)).expect_err("4 complete for 2 kept");
         assert_eq!(err.kind(), "disk-leak");
         assert!(
             err.to_string().contains("audit: /data/settlement/audit/snapshots holds 4 complete"),
             "{err}"
         );
+        // Each pruning an error or a death interrupted may leave one more, in its directory.
+        let mut failed = present(files);
+        failed.prunes_interrupted = vec![(PathBuf::from("/data/settlement/snapshots"), 1)];
+        assert!(judge(&failed, &storage(1024, 2)).is_err(), "another directory's interruption");
+        failed.prunes_interrupted.push((PathBuf::from(dir), 1));
+        assert_eq!(judge(&failed, &storage(1024, 2)), Ok(()));
     }
 }

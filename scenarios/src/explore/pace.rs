@@ -54,8 +54,9 @@ pub fn hygiene(setup: &Setup, disk: &Disk) -> Result<(), Violation> {
         };
         let present = disk.files_under(&dir).into_iter().filter(|p| !nested(p)).collect();
         let appends = disk.furthest_appends(&dir).into_iter().filter(|(p, _)| !nested(p)).collect();
-        let removed_dirs = disk.removed_dirs(&dir).into_iter().filter(|p| !nested(p)).collect();
-        let files = sim::world::FilesSeen { present, appends, removed_dirs };
+        let prunes_interrupted =
+            disk.prunes_interrupted(&dir).into_iter().filter(|(p, _)| !nested(p)).collect();
+        let files = sim::world::FilesSeen { present, appends, prunes_interrupted };
         hygiene::judge(&files, &config)?;
     }
     Ok(())

@@ -252,9 +252,8 @@ pub struct Disk {
     /// simulator's record, for the checker's hygiene rules: a WAL segment past its size
     /// takes no more entries).
     furthest_appends: BTreeMap<PathBuf, u64>,
-    /// Every directory removed, in order (the simulator's record: a snapshot directory from
-    /// which no snapshot was ever removed was never pruned).
-    removed_dirs: Vec<PathBuf>,
+    /// Snapshot pruning cycles, open and interrupted (see `prunes.rs`).
+    prunes: super::prunes::PruneBook,
 }
 
 /// Power-failure fates as data (see `fates.rs`).
@@ -391,7 +390,7 @@ impl Disk {
             lookups: RefCell::default(),
             fates: FateBook::default(),
             furthest_appends: BTreeMap::new(),
-            removed_dirs: Vec::new(),
+            prunes: Default::default(),
         }
     }
 
@@ -458,6 +457,7 @@ impl Disk {
             return false;
         }
         self.io_errors.extend(here);
+        self.prunes.interrupt();
         true
     }
 
@@ -498,7 +498,8 @@ impl Disk {
 
     /// A copy for an explorer: the same files, pending state and random stream, without
     /// the original's observer, operation log, fault record and durable archive (which
-    /// grow with every operation and would make copying each state quadratic).
+    /// grow with every operation and would make copying each state quadratic). The hygiene
+    /// records (one entry per file appended to, one per snapshot directory) are copied.
     pub fn snapshot_copy(&self) -> Disk {
         Disk {
             nodes: self.nodes.clone(),
@@ -530,7 +531,7 @@ impl Disk {
             tap: None,
             fates: self.fates.clone(),
             furthest_appends: self.furthest_appends.clone(),
-            removed_dirs: self.removed_dirs.clone(),
+            prunes: self.prunes.clone(),
         }
     }
 
@@ -581,6 +582,7 @@ impl Disk {
             return None;
         }
         self.resolved = true;
+        self.prunes.interrupt();
         let death = std::mem::take(&mut self.next_death);
         match death {
             Death::PowerFailure => match self.fates.next.take() {
@@ -742,9 +744,10 @@ impl Disk {
             .collect()
     }
 
-    /// Every directory under `dir` removed so far, in order.
-    pub fn removed_dirs(&self, dir: &Path) -> Vec<PathBuf> {
-        self.removed_dirs.iter().filter(|p| p.starts_with(dir)).cloned().collect()
+    /// Per snapshot directory under `dir`, the prunings an I/O error or a death
+    /// interrupted (between a snapshot's rename into place and its pruning made durable).
+    pub fn prunes_interrupted(&self, dir: &Path) -> Vec<(PathBuf, u64)> {
+        self.prunes.interrupted(dir)
     }
 
     fn note_append(&mut self, path: &Path, offset: u64) {
@@ -842,6 +845,7 @@ impl Disk {
     }
 
     fn die(&mut self, c: CrashPoint, kind: OpKind, path: &Path, phase: Phase, nth_of_kind: u64) {
+        self.prunes.interrupt();
         self.dead = true;
         self.crashed_now = true;
         self.crash = None;
@@ -1013,8 +1017,8 @@ impl Disk {
         Ok(())
     }
 
-    /// A buffered write copies into the page cache page by page, and an error (a page it
-    /// could not read in first, say) stops it at a page boundary: the pages copied before
+    /// A buffered write copies into the page cache page by page, and an error on the way (a
+    /// page it had to read in before overwriting part of it, say) stops it at a page boundary: the pages copied before
     /// it stay in the cache, as a short write's would, while the call returns EIO. A write
     /// that spans a page boundary leaves every whole page before its last; one inside a
     /// page leaves nothing.
@@ -1167,6 +1171,7 @@ impl Disk {
         for op in std::mem::take(&mut d.pending) {
             apply_entry(&mut d.durable, &op);
         }
+        self.prunes.synced_dir(path);
         Ok(())
     }
 
@@ -1195,6 +1200,7 @@ impl Disk {
             d.current.insert(to_name.clone(), ino);
             d.pending.push(EntryOp::Link(to_name, ino));
         }
+        self.prunes.renamed(from, to);
         Ok(())
     }
 
@@ -1209,7 +1215,7 @@ impl Disk {
         d.current.remove(&name);
         d.pending.push(EntryOp::Unlink(name));
         if dir {
-            self.removed_dirs.push(path.to_path_buf());
+            self.prunes.removed_dir(path);
         }
         Ok(())
     }

@@ -16,7 +16,8 @@ pub struct FaultConfig {
     pub persist_entry_op: f64,
     /// Probability that a read fails with EIO.
     pub eio_read: f64,
-    /// Probability that a write fails with EIO (no effect).
+    /// Probability that a write fails with EIO (keeping the whole pages it copied before
+    /// its last, if any: `Disk::write`).
     pub eio_write: f64,
     /// Probability that an fsync fails with EIO: the file's pending writes are dropped
     /// and a later fsync returns Ok (fsyncgate).

@@ -6,6 +6,7 @@ mod fates;
 mod faults;
 mod node_fs;
 mod phase;
+mod prunes;
 mod resolution;
 
 pub use disk::{

@@ -352,7 +352,7 @@ impl World {
             FilesSeen {
                 present: disk.files_under(&dir),
                 appends: disk.furthest_appends(&dir),
-                removed_dirs: disk.removed_dirs(&dir),
+                prunes_interrupted: disk.prunes_interrupted(&dir),
             }
         };
         self.services().iter().map(|s| (s.name().to_string(), files(s))).collect()

@@ -81,8 +81,8 @@ pub struct FilesSeen {
     /// Every file ever appended to (removed ones too) and the furthest offset an append to
     /// it started at.
     pub appends: Vec<(PathBuf, u64)>,
-    /// Every directory removed during the run, in order.
-    pub removed_dirs: Vec<PathBuf>,
+    /// Per snapshot directory, the prunings an I/O error or a death interrupted.
+    pub prunes_interrupted: Vec<(PathBuf, u64)>,
 }
 
 /// What happened in a run.
