@@ -36,7 +36,7 @@ pub fn judge(files: &FilesSeen, storage: &DurableConfig) -> Result<(), Violation
     for (path, furthest) in &files.appends {
         if is_segment(path) && *furthest >= limit {
             return Err(Violation::DiskLeak {
-                storage: storage_of(path),
+                storage: sim::fs::service_of(path),
                 detail: format!(
                     "{} took an append at offset {furthest}, at or past the segment size {limit}: \
                      a full segment is closed by the commit that fills it",
@@ -51,7 +51,7 @@ pub fn judge(files: &FilesSeen, storage: &DurableConfig) -> Result<(), Violation
         if snapshots.len() as u64 > most {
             let names: Vec<&str> = snapshots.iter().map(String::as_str).collect();
             return Err(Violation::DiskLeak {
-                storage: storage_of(&dir),
+                storage: sim::fs::service_of(&dir),
                 detail: format!(
                     "{} holds {} complete snapshots ({}): at most {most} for {} kept and {interrupted} prunings interrupted",
                     dir.display(),
@@ -94,17 +94,6 @@ fn is_snapshot(path: &Path) -> bool {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let digits = name.strip_prefix("snapshot-").filter(|d| d.len() == 20);
     digits.is_some_and(|d| d.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// The storage a path belongs to, as the coverage map names them (`/data/settlement/audit/…`
-/// is the audit trail).
-fn storage_of(path: &Path) -> String {
-    let mut parts = path.iter().skip(2).filter_map(|p| p.to_str());
-    match (parts.next(), parts.next()) {
-        (Some("settlement"), Some("audit")) => "audit".into(),
-        (Some(service), _) => service.into(),
-        _ => path.display().to_string(),
-    }
 }
 
 #[cfg(test)]
